@@ -1,0 +1,5 @@
+"""`python -m sicsrec ...` runs the command-line interface."""
+
+from sicsrec.cli import main
+
+raise SystemExit(main())

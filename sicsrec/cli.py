@@ -1,0 +1,222 @@
+"""Command-line interface: one subcommand per pipeline stage, each a thin call into the library.
+
+    python -m sicsrec prepare   --data PATH        load, validate (report), split, extract features
+    python -m sicsrec train     --data PATH --model sicsrec --out DIR
+    python -m sicsrec evaluate  --checkpoint DIR --data PATH
+    python -m sicsrec compare   --data PATH --out DIR          SICSRec vs baselines, results.json
+    python -m sicsrec recommend --checkpoint DIR --history ID,ID --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+
+log = logging.getLogger("sicsrec")
+
+# Spec decision number -> (config section, field) whose False reproduces the reference code.
+REFERENCE_SWITCHES = {
+    5: ("model_cfg", "chain_mix_decoder"),
+    6: ("model_cfg", "lora_both_sublayers"),
+    7: ("train", "remove_false_negatives"),
+    8: ("model_cfg", "normalized_item_scoring"),
+}
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="demo", help="dataset folder, or 'demo' (embedded MovieLens) [demo]")
+    g.add_argument("--format", default="auto", choices=["auto", "csv", "recbole", "ninerec", "movielens"])
+    g.add_argument("--images", default=None, help="folder of <item_id>.jpg covers/posters (turns the image branch on)")
+    g.add_argument("--min-user-interactions", type=int, default=5)
+    g.add_argument("--min-item-interactions", type=int, default=0)
+    g.add_argument("--max-len", type=int, default=50, help="history length L [50]")
+    g.add_argument("--window-stride", type=int, default=25, help="window advance for sequences longer than L [25]")
+    f = p.add_argument_group("content features")
+    f.add_argument("--text-encoder", default="minilm")
+    f.add_argument("--image-encoder", default="efficientnet-lite0")
+    f.add_argument("--no-images", action="store_true", help="ignore images even when the dataset has them")
+    f.add_argument("--features", default="raw", choices=["raw", "aligned"], help="raw encoder features or stage-A aligned ones")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    d, t = ModelConfig(), TrainConfig()
+    g = p.add_argument_group("model and training (defaults = the spec)")
+    g.add_argument("--hidden", type=int, default=d.hidden)
+    g.add_argument("--layers", type=int, default=d.layers)
+    g.add_argument("--heads", type=int, default=d.heads)
+    g.add_argument("--dropout", type=float, default=d.dropout)
+    g.add_argument("--lora-rank", type=int, default=d.lora_rank)
+    g.add_argument("--lr", type=float, default=t.lr)
+    g.add_argument("--batch-size", type=int, default=t.batch_size, help="prediction targets per batch")
+    g.add_argument("--max-epochs", type=int, default=t.max_epochs)
+    g.add_argument("--patience", type=int, default=t.patience)
+    g.add_argument("--alpha", type=float, default=t.alpha, help="weight of the content-aware contrastive loss")
+    g.add_argument("--reg-lambda", type=float, default=t.reg_lambda)
+    g.add_argument("--seed", type=int, default=t.seed)
+    a = p.add_argument_group("ablations and reference behaviour")
+    a.add_argument("--no-content-encoder", action="store_true")
+    a.add_argument("--no-mix-decoder", action="store_true")
+    a.add_argument("--no-cl", action="store_true", help="drop L_CL")
+    a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
+    a.add_argument("--reference", default="", help="comma list of spec decisions (5,6,7,8) to run as the authors' code did")
+
+
+def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
+    """Build the RunConfig from parsed arguments (unset training flags keep the spec's defaults)."""
+    data = DataConfig(args.data, args.format, args.images, args.min_user_interactions, args.min_item_interactions,
+                      args.max_len, args.window_stride)
+    feats = FeatureConfig(args.text_encoder, None if args.no_images else args.image_encoder,
+                          False if args.no_images else None, args.features)
+    cfg = RunConfig(model, data, feats, ModelConfig(max_len=args.max_len), TrainConfig(device=args.device, threads=args.threads))
+    if hasattr(args, "hidden"):
+        m, t = cfg.model_cfg, cfg.train
+        m.hidden, m.ffn, m.layers, m.heads, m.dropout, m.attn_dropout = args.hidden, args.hidden, args.layers, args.heads, args.dropout, args.dropout
+        m.lora_rank = args.lora_rank
+        m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
+        t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
+        t.alpha, t.reg_lambda, t.seed = args.alpha, args.reg_lambda, args.seed
+        t.use_cl_loss, t.two_step = not args.no_cl, not args.one_step
+        for num in filter(None, (s.strip() for s in args.reference.split(","))):
+            if not num.isdigit() or int(num) not in REFERENCE_SWITCHES:
+                raise SystemExit(f"--reference: unknown decision {num!r}; switchable: {sorted(REFERENCE_SWITCHES)}")
+            section, name = REFERENCE_SWITCHES[int(num)]
+            setattr(getattr(cfg, section), name, False)
+    return cfg
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from sicsrec.pipeline import prepare
+
+    cfg = run_config(args)
+    prep = prepare(cfg.data, None if args.no_features else cfg.features, args.device)
+    print(prep.dataset.report.to_text())
+    print("split: " + ", ".join(f"{k}={v:,}" for k, v in prep.split.counts().items()))
+    if prep.features_meta:
+        print("features: " + json.dumps(prep.features_meta, default=str)[:2000])
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from sicsrec.eval.compare import markdown_table, run_compare
+
+    models = tuple(m.strip() for m in args.models.split(","))
+    results = run_compare(run_config(args), args.out, models)
+    print(f"\n{results['dataset']}: {', '.join(f'{k}={v:,}' for k, v in results['split'].items())}\n")
+    print(markdown_table(results))
+    print(f"\nwrote {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sicsrec.eval.compare import markdown_table, run_compare
+
+    models = ("sasrec", "sicsrec") if args.model == "sicsrec" and not args.one_step else (args.model,)
+    results = run_compare(run_config(args, args.model), args.out, models)
+    print(markdown_table(results))
+    print(f"checkpoint: {Path(args.out) / 'checkpoints' / args.model}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sicsrec.config import DataConfig
+    from sicsrec.eval.evaluate import evaluate_model
+    from sicsrec.pipeline import load_data
+    from sicsrec.data.split import build_split
+    from sicsrec.serve import Recommender
+
+    rec = Recommender.load(args.checkpoint)
+    run = rec.config.get("run", {})
+    data = DataConfig(**{**run.get("data", {}), **({"path": args.data} if args.data else {})})
+    split = build_split(load_data(data), data.max_len, data.window_stride)
+    if [str(x) for x in split.item_ids] != rec.item_ids:
+        print("error: the checkpoint's item catalogue differs from this dataset's split", file=sys.stderr)
+        return 2
+    out = {s: evaluate_model(rec.model, getattr(split, s)) for s in ("valid", "test")}
+    print(json.dumps({"checkpoint": str(args.checkpoint), "model": rec.name, **out}, indent=2))
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from sicsrec.serve import Recommender
+
+    rec = Recommender.load(args.checkpoint)
+    history = [h for h in args.history.split(",") if h.strip()]
+    res = rec.recommend(history, args.k, exclude_history=not args.keep_history)
+    if res.message:
+        print(res.message, file=sys.stderr)
+    if args.json:
+        print(json.dumps(rec.to_json(res), ensure_ascii=False, indent=2))
+    else:
+        for i, it in enumerate(res.items, 1):
+            print(f"{i:2d}. {it['title'][:60]:60s} {it['score']:+.4f}  (behavior {it['behavior']:+.3f}, "
+                  f"content {it['content']:+.3f}, mixed {it['mixed']:+.3f}, bias {it['bias']:+.3f})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="load + validate a dataset, print the report and split, cache features")
+    _data_args(s)
+    s.add_argument("--no-features", action="store_true", help="skip content feature extraction")
+    s.set_defaults(fn=cmd_prepare)
+
+    s = sub.add_parser("train", help="train one model (sicsrec: step 1 SASRec, then step 2) and save its checkpoint")
+    _data_args(s)
+    _train_args(s)
+    s.add_argument("--model", default="sicsrec", choices=["sasrec", "content", "sicsrec"])
+    s.add_argument("--out", required=True, help="run folder (checkpoints/<model>/, results.json)")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("compare", help="train SASRec, ContentSeq and SICSRec on one split; print the table")
+    _data_args(s)
+    _train_args(s)
+    s.add_argument("--out", required=True)
+    s.add_argument("--models", default="sasrec,content,sicsrec")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("recommend", help="score a new click history with a checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--keep-history", action="store_true", help="allow already-watched items")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_recommend)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sicsrec.checkpoint import CheckpointError
+    from sicsrec.data.schema import DataError
+    from sicsrec.utils import setup_logging
+
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
+    try:
+        return args.fn(args)
+    except (DataError, CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "build_parser", "run_config"]

@@ -1,0 +1,130 @@
+"""Typed configs with the spec's defaults (SICSREC_SPEC.md), saved beside every checkpoint as JSON.
+
+Each of the spec's nine "decisions" that changes numbers is a boolean switch here: True is this
+project's fix, False reproduces the authors' reference code for comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass
+class DataConfig:
+    """Which dataset and how it is split (leave-one-out, histories cut to `max_len`)."""
+
+    path: str = ""
+    format: str = "auto"
+    images: str | None = None
+    min_user_interactions: int = 5
+    min_item_interactions: int = 0
+    max_len: int = 50
+    # Sequences longer than max_len+1 are cut into windows advancing by this many targets, so each
+    # target keeps between max_len - stride and max_len items of context (1 = RecBole's exact expansion).
+    window_stride: int = 25
+
+
+@dataclass
+class FeatureConfig:
+    """Content features read by the content branch (stage A writes 'aligned' ones to the same cache)."""
+
+    text_encoder: str = "minilm"
+    image_encoder: str | None = "efficientnet-lite0"
+    use_images: bool | None = None  # None: on when the dataset has images
+    source: str = "raw"  # "raw" or "aligned"
+
+
+@dataclass
+class ModelConfig:
+    """Stage B architecture (spec: d 256, 2 layers, 2 heads, FFN 256, dropout 0.5, L 50)."""
+
+    hidden: int = 256
+    layers: int = 2
+    heads: int = 2
+    ffn: int = 256
+    dropout: float = 0.5
+    attn_dropout: float = 0.5
+    max_len: int = 50
+    lora_rank: int = 4
+    temperature: float = 0.05
+    # Decision 5: chain the mix decoder's layers (False: every layer gets the original query).
+    chain_mix_decoder: bool = True
+    # Decision 6: adapters after attention AND after FFN train (False: only after attention).
+    lora_both_sublayers: bool = True
+    # Decision 8: score normalize(E)/tau at inference as in training (False: raw E at inference).
+    normalized_item_scoring: bool = True
+    # Ablation switches (all True = the full SICSRec).
+    use_content_encoder: bool = True
+    use_mix_decoder: bool = True
+    # Set by step 2: the ID Transformer carries low-rank adapters (needed to rebuild a checkpoint).
+    id_adapters: bool = False
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation for both steps (spec: Adam 1e-3, batch 1024, early stop on valid HR@10, patience 10)."""
+
+    lr: float = 1e-3
+    batch_size: int = 1024  # prediction targets per batch (RecBole's prefix samples)
+    max_epochs: int = 200
+    patience: int = 10
+    alpha: float = 0.2  # weight of L_CL
+    reg_lambda: float = 0.01
+    weight_decay: float = 0.0
+    seed: int = 2025
+    device: str = "auto"
+    eval_batch_size: int = 2048
+    logits_chunk: int = 4096  # rows of the full-softmax computed at once (bounds memory)
+    # Decision 7: drop same-target false negatives from the L_CL denominator (False: logit set to 0).
+    remove_false_negatives: bool = True
+    use_cl_loss: bool = True
+    # Two-step training: step 2 starts from a frozen step-1 ID encoder (False: one-step ablation).
+    two_step: bool = True
+    threads: int | None = None
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run."""
+
+    model: str = "sicsrec"
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model_cfg: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        return cls(
+            model=d.get("model", "sicsrec"),
+            data=_build(DataConfig, d.get("data", {})),
+            features=_build(FeatureConfig, d.get("features", {})),
+            model_cfg=_build(ModelConfig, d.get("model_cfg", {})),
+            train=_build(TrainConfig, d.get("train", {})),
+        )
+
+
+def _build(cls: type[T], d: dict[str, Any]) -> T:
+    """Build a dataclass from a dict, ignoring unknown keys so older configs still load."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    return _build(ModelConfig, d)
+
+
+def save_json(obj: Any, path: str | Path) -> None:
+    """Write JSON atomically (temp file + rename), so an interrupted save never leaves half a file."""
+    from sicsrec.utils import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,52 @@
+"""Full-ranking evaluation, the same code for every model (and for the popularity baseline)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from sicsrec.data.split import EvalSet, Split
+from sicsrec.eval.metrics import metrics_from_ranks, target_ranks
+from sicsrec.model.base import SeqRecModel
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def rank_all(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Ranks of every query's target among all N items, scored in batches of `batch_size` users."""
+    ranks = []
+    for s in range(0, data.targets.numel(), batch_size):
+        lengths = data.lengths[s : s + batch_size]
+        hist = data.history[s : s + batch_size, : int(lengths.max())].to(device)  # trim to the longest
+        scores = score_fn(hist, lengths.to(device))  # (b, N+1)
+        ranks.append(target_ranks(scores, data.targets[s : s + batch_size].to(device)).cpu())
+    return torch.cat(ranks)
+
+
+def evaluate_model(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> dict[str, float]:
+    """HR/NDCG@5/10 of a model on one EvalSet; runs in eval mode and restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            return metrics_from_ranks(rank_all(model.score, data, batch_size, device))
+    finally:
+        model.train(was_training)
+
+
+def popularity_scores(split: Split) -> ScoreFn:
+    """Score every item by its interaction count in the training parts (the 'does it learn' floor)."""
+    pop = split.item_counts.double().clone()
+    pop[0] = float("-inf")
+
+    def score(hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return pop.to(hist.device).expand(hist.shape[0], -1)
+
+    return score
+
+
+def evaluate_popularity(split: Split) -> dict[str, dict[str, float]]:
+    fn = popularity_scores(split)
+    return {name: metrics_from_ranks(rank_all(fn, getattr(split, name))) for name in ("valid", "test")}

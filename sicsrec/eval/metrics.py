@@ -1,0 +1,27 @@
+"""HR@k and NDCG@k from full-ranking scores (one relevant item per query)."""
+
+from __future__ import annotations
+
+import torch
+
+KS = (5, 10)
+METRICS = tuple(f"{m}@{k}" for m in ("hr", "ndcg") for k in KS)
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each target among all items: the number of items scored strictly higher."""
+    t = scores.gather(1, targets[:, None])  # (B, 1)
+    return (scores > t).sum(dim=1)
+
+
+def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """HR@k = P(rank < k); NDCG@k = mean(1/log2(rank + 2) if rank < k)."""
+    ranks = ranks.double()
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"hr@{k}"] = float(hit.double().mean())
+    for k in ks:
+        hit = ranks < k
+        out[f"ndcg@{k}"] = float(torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks)).mean())
+    return out

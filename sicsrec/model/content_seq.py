@@ -1,0 +1,81 @@
+"""Content-only sequence model (the reference's Content_SeqEncoder): items are represented only by
+their content vector c_i, the baseline in the UniSRec/MISSRec family."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sicsrec.config import ModelConfig
+from sicsrec.model.base import ItemTables, SeqOutput, SeqRecModel
+from sicsrec.model.layers import SequenceEncoder, init_weights
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Sequential:
+    """Spec's projection: Linear(in, in/2), ReLU, Linear(in/2, d)."""
+    return nn.Sequential(nn.Linear(d_in, d_in // 2), nn.ReLU(), nn.Linear(d_in // 2, d_out))
+
+
+class ContentItems(nn.Module):
+    """c_i = normalize(MLP_t(T_i) + m_i · MLP_v(V_i)); T and V start from the cached features and train.
+
+    Text-only datasets have no image branch at all (not a zero-fed one); items missing an image in a
+    dataset with images have mask m_i = 0.
+    """
+
+    def __init__(self, n_items: int, hidden: int, text_dim: int, image_dim: int | None) -> None:
+        super().__init__()
+        self.text = nn.Embedding(n_items + 1, text_dim, padding_idx=0)
+        self.mlp_t = _mlp(text_dim, hidden)
+        self.image: nn.Embedding | None = None
+        if image_dim:
+            self.image = nn.Embedding(n_items + 1, image_dim, padding_idx=0)
+            self.mlp_v = _mlp(image_dim, hidden)
+            self.register_buffer("image_mask", torch.zeros(n_items + 1, dtype=torch.bool))
+
+    def load_tables(self, tables: ItemTables) -> None:
+        """Copy feature tables in (after init_weights, which would overwrite them)."""
+        with torch.no_grad():
+            self.text.weight.copy_(tables.text)
+            if self.image is not None:
+                if tables.image is None or tables.image_mask is None:
+                    raise ValueError("model has an image branch but no image features were given")
+                self.image.weight.copy_(tables.image)
+                self.image_mask.copy_(tables.image_mask)
+
+    def forward(self) -> torch.Tensor:
+        """(N+1, d) normalised content vectors of every item (row 0 is padding)."""
+        c = self.mlp_t(self.text.weight)
+        if self.image is not None:
+            c = c + self.image_mask[:, None].to(c.dtype) * self.mlp_v(self.image.weight)
+        return F.normalize(c, dim=-1)
+
+    def raw_tables(self) -> list[torch.Tensor]:
+        return [self.text.weight] + ([self.image.weight] if self.image is not None else [])
+
+
+class ContentSeq(SeqRecModel):
+    """LN(c_{i_t} + P_t) -> 2 causal layers; user = normalize(h); score = user · c_i / tau."""
+
+    name = "content"
+    uses_content = True
+
+    def __init__(self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object) -> None:
+        super().__init__(cfg, n_items)
+        self.content = ContentItems(n_items, cfg.hidden, text_dim, image_dim)
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
+        self.encoder = SequenceEncoder(cfg.hidden, cfg.layers, cfg.heads, cfg.ffn, cfg.dropout, cfg.attn_dropout)
+        init_weights(self)
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0 / self.cfg.temperature
+
+    def forward(self, seq: torch.Tensor) -> SeqOutput:
+        c = self.content()[seq]  # (B, T, d)
+        h = self.encoder(c, self.pos_emb.weight[: seq.shape[1]])
+        return SeqOutput(F.normalize(h, dim=-1), {"content": h}, 1.0 / h.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+    def item_table(self) -> torch.Tensor:
+        return self.content()

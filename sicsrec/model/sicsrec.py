@@ -1,0 +1,123 @@
+"""SICSRec: ID encoder + content encoder + mix-modality decoder, fused into one user vector.
+
+    H_id  = IDEncoder(E[i_t] + P_t)                 behaviour (step 1's SASRec, frozen + adapters in step 2)
+    H_c   = ContentEncoder(c_{i_t} + P_t)           content, same position table P
+    H_mix = CrossDecoder(q = H_id, kv = H_c)        causal cross-attention
+    u     = W_id h_id + W_c h_c + W_mix h_mix + b   (W = Linear(3d, d) split in three blocks)
+    s_u   = u / ||u||;   score_i = s_u · normalize(E_i) / tau
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sicsrec.config import ModelConfig, TrainConfig
+from sicsrec.model.base import SeqOutput, SeqRecModel
+from sicsrec.model.content_seq import ContentItems
+from sicsrec.model.layers import Block, SequenceEncoder, init_weights
+from sicsrec.model.losses import content_infonce, embedding_l2
+from sicsrec.model.sasrec import IDEncoder
+
+
+class MixDecoder(nn.Module):
+    """Causal cross-attention layers; chained (decision 5) or each fed the original query (reference)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.chain = cfg.chain_mix_decoder
+        self.blocks = nn.ModuleList(
+            Block(cfg.hidden, cfg.heads, cfg.ffn, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers)
+        )
+
+    def forward(self, h_id: torch.Tensor, h_c: torch.Tensor) -> torch.Tensor:  # (B, T, d) x2 -> (B, T, d)
+        q = h_id
+        for block in self.blocks:
+            q = block(q if self.chain else h_id, kv=h_c)
+        return q
+
+
+class SICSRec(SeqRecModel):
+    """The full model of the paper (stage B)."""
+
+    name = "sicsrec"
+    uses_content = True
+
+    def __init__(self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object) -> None:
+        super().__init__(cfg, n_items)
+        d = cfg.hidden
+        self.id_encoder = IDEncoder(cfg, n_items)
+        self.content = ContentItems(n_items, d, text_dim, image_dim)
+        # Without the content encoder (ablation) H_c is just LN(c + P): zero Transformer layers.
+        n_c = cfg.layers if cfg.use_content_encoder else 0
+        self.content_encoder = SequenceEncoder(d, n_c, cfg.heads, cfg.ffn, cfg.dropout, cfg.attn_dropout)
+        self.mix_decoder = MixDecoder(cfg)
+        self.fusion = nn.Linear(3 * d, d)
+        self.item_dropout = nn.Dropout(cfg.dropout)
+        init_weights(self)
+        if cfg.id_adapters:
+            self.add_id_adapters()
+        self.alpha, self.reg_lambda, self.remove_false_negatives, self.use_cl = 0.2, 0.01, True, True
+
+    def configure_training(self, train: TrainConfig) -> None:
+        """Take the loss weights of step 2 from the training config."""
+        self.alpha, self.reg_lambda = train.alpha, train.reg_lambda
+        self.remove_false_negatives, self.use_cl = train.remove_false_negatives, train.use_cl_loss
+
+    def add_id_adapters(self) -> list[nn.Parameter]:
+        """Attach rank-r adapters to every ID Transformer layer (decision 6: after attention and FFN)."""
+        self.cfg.id_adapters = True
+        params: list[nn.Parameter] = []
+        for block in self.id_encoder.encoder.blocks:
+            params += block.add_adapters(self.cfg.lora_rank, self.cfg.lora_both_sublayers)
+        return params
+
+    def load_step1(self, sasrec: nn.Module) -> None:
+        """Step 2 start: copy step 1's ID encoder, freeze its Transformer, train only its adapters."""
+        self.id_encoder.load_state_dict(sasrec.id_encoder.state_dict())
+        for p in self.id_encoder.encoder.blocks.parameters():
+            p.requires_grad_(False)
+        if not self.cfg.id_adapters:
+            self.add_id_adapters()
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0 / self.cfg.temperature
+
+    def forward(self, seq: torch.Tensor) -> SeqOutput:
+        t = seq.shape[1]
+        pos = self.id_encoder.pos_emb.weight[:t]  # (T, d), shared by both encoders
+        h_id = self.id_encoder.encoder(self.id_encoder.item_emb(seq), pos)  # (B, T, d)
+        h_c = self.content_encoder(self.content()[seq], pos)  # (B, T, d)
+        h_mix = self.mix_decoder(h_id, h_c) if self.cfg.use_mix_decoder else torch.zeros_like(h_id)
+        d = self.cfg.hidden
+        w = self.fusion.weight  # (d, 3d) = [W_id | W_c | W_mix]
+        parts = {
+            "behavior": h_id @ w[:, :d].T,
+            "content": h_c @ w[:, d : 2 * d].T,
+            "mixed": h_mix @ w[:, 2 * d :].T,
+            "bias": self.fusion.bias.expand_as(h_id),
+        }
+        u = parts["behavior"] + parts["content"] + parts["mixed"] + parts["bias"]  # (B, T, d)
+        inv_norm = 1.0 / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return SeqOutput(u * inv_norm, parts, inv_norm)
+
+    def item_table(self) -> torch.Tensor:
+        e = self.id_encoder.item_emb.weight
+        if self.training:
+            return F.normalize(self.item_dropout(e), dim=-1)
+        return F.normalize(e, dim=-1) if self.cfg.normalized_item_scoring else e
+
+    def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        if self.use_cl and self.alpha > 0:
+            terms["cl"] = self.alpha * content_infonce(
+                user, self.content(), targets, self.cfg.temperature, self.remove_false_negatives
+            )
+        if self.reg_lambda > 0:
+            items = torch.unique(torch.cat([seq.flatten(), targets]))
+            items = items[items > 0]
+            tables = [self.id_encoder.item_emb.weight[items]] + [t[items] for t in self.content.raw_tables()]
+            terms["reg"] = self.reg_lambda * embedding_l2(*tables, n=targets.numel())
+        return terms

@@ -1,0 +1,56 @@
+"""Glue shared by the CLI, the benchmarks and the app: dataset -> split -> content feature tables."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from sicsrec.config import DataConfig, FeatureConfig
+from sicsrec.data.schema import Dataset
+from sicsrec.data.split import Split, build_split
+from sicsrec.model import ItemTables
+from sicsrec.train.two_step import tables_for_split
+
+log = logging.getLogger("sicsrec")
+
+DEMO = "demo"
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    split: Split
+    tables: ItemTables | None
+    features_meta: dict
+
+
+def load_data(cfg: DataConfig) -> Dataset:
+    """The dataset named by `cfg.path` ('demo' = the embedded MovieLens demo)."""
+    from sicsrec.data import load_dataset, load_demo
+
+    if cfg.path in ("", DEMO):
+        return load_demo(images=cfg.images)
+    return load_dataset(cfg.path, format=cfg.format, images=cfg.images,
+                        min_user_interactions=cfg.min_user_interactions,
+                        min_item_interactions=cfg.min_item_interactions)
+
+
+def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu",
+            progress: Callable[[str, int, int], None] | None = None,
+            cancel: threading.Event | None = None, show_bar: bool = True) -> Prepared:
+    """Load and split the data; with `features`, extract (or read cached) content features too."""
+    ds = load_data(data)
+    split = build_split(ds, data.max_len, data.window_stride)
+    log.info("%s: %s", ds.name, ", ".join(f"{k}={v:,}" for k, v in split.counts().items()))
+    if features is None:
+        return Prepared(ds, split, None, {})
+    from sicsrec.content import extract_features
+
+    items = ds.items[ds.items["item_id"].isin(set(split.item_ids))]
+    feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
+                             use_images=features.use_images, device=device, progress=show_bar,
+                             progress_callback=progress, cancel=cancel, source=features.source)
+    tables = tables_for_split(split, feats.item_ids, feats.text, feats.image, feats.image_mask)
+    return Prepared(ds, split, tables, feats.meta)

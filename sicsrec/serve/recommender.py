@@ -1,0 +1,147 @@
+"""Serving: load a checkpoint, score a new click history without retraining, explain the scores.
+
+Attribution is exact: with u = W_id h_id + W_c h_c + W_mix h_mix + b (the fusion before
+normalisation) and e_i the scored item vector, score_i = u·e_i/||u|| splits into
+behavior_i + content_i + mixed_i + bias_i, where behavior_i = (W_id h_id)·e_i/||u||, and so on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sicsrec.checkpoint import load_checkpoint
+from sicsrec.model.base import SeqRecModel
+
+PARTS = ("behavior", "content", "mixed", "bias")
+
+
+@dataclass
+class RecResult:
+    """Ranked items (dicts with item_id, title, score and its four parts) and what happened to the input."""
+
+    items: list[dict[str, Any]]
+    source: str  # "model" or "popular" (empty history: most popular items, not personalised)
+    used_history: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    truncated: int = 0  # history items beyond the model's max length (the oldest are dropped)
+    influence: np.ndarray | None = None  # (len(used_history), k): score drop when that item is removed
+
+    @property
+    def message(self) -> str:
+        notes = []
+        if self.source == "popular":
+            notes.append("Empty history: showing the most popular items (not personalised).")
+        if self.unknown:
+            notes.append(f"Ignored {len(self.unknown)} unknown item id(s): {', '.join(self.unknown[:5])}"
+                         + (" ..." if len(self.unknown) > 5 else ""))
+        if self.truncated:
+            notes.append(f"Only the last {len(self.used_history)} items are used; {self.truncated} older ones dropped.")
+        return " ".join(notes)
+
+
+class Recommender:
+    """A loaded checkpoint ready to score histories given in the dataset's own item ids."""
+
+    def __init__(self, model: SeqRecModel, config: dict[str, Any], items: dict[str, list], path: Path | None = None) -> None:
+        self.model, self.config, self.items, self.path = model.eval(), config, items, path
+        self.item_ids: list[str] = [str(x) for x in items["item_ids"]]
+        self.titles: list[str] = items["titles"]
+        self.index = {iid: i + 1 for i, iid in enumerate(self.item_ids)}
+        self.popularity = np.asarray(items.get("popularity", [0] * len(self.item_ids)), dtype=np.float64)
+        self.device = next(model.parameters()).device
+        with torch.no_grad():
+            self._table = model.item_table().detach()  # (N+1, d) scored item vectors, computed once
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Recommender":
+        model, config, items = load_checkpoint(path, device)
+        return cls(model, config, items, Path(path))
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def max_len(self) -> int:
+        return self.model.cfg.max_len
+
+    def resolve(self, history: list[str]) -> tuple[list[int], list[str], list[str]]:
+        """Map ids to indices, returning (indices, known ids, unknown ids); order is kept."""
+        known = [str(h).strip() for h in history if str(h).strip() in self.index]
+        unknown = [str(h).strip() for h in history if str(h).strip() and str(h).strip() not in self.index]
+        return [self.index[h] for h in known], known, unknown
+
+    def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
+        return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
+
+    def popular(self, k: int, exclude: set[int] = frozenset()) -> RecResult:  # type: ignore[assignment]
+        order = [i + 1 for i in np.argsort(-self.popularity, kind="stable") if i + 1 not in exclude][:k]
+        top = self.popularity.max() or 1.0
+        items = [self._item(i, float(self.popularity[i - 1] / top), {p: 0.0 for p in PARTS}) for i in order]
+        return RecResult(items, "popular")
+
+    @torch.no_grad()
+    def recommend(self, history: list[str], k: int = 10, exclude_history: bool = True,
+                  influence: bool = False) -> RecResult:
+        """Top-k items for a click history (oldest first), each with its exact score attribution."""
+        k = max(1, min(int(k), len(self.item_ids)))
+        idx, known, unknown = self.resolve(history)
+        if not idx:
+            res = self.popular(k)
+            res.unknown = unknown
+            return res
+        truncated = max(0, len(idx) - self.max_len)
+        idx, known = idx[-self.max_len:], known[-self.max_len:]
+        seq = torch.tensor([idx], device=self.device)  # (1, T)
+        out = self.model.user_vectors(seq, torch.tensor([len(idx)], device=self.device))
+        scores = (out.user @ self._table.T)[0]  # (N+1,) = u·e_i / ||u||
+        scores[0] = float("-inf")
+        if exclude_history:
+            scores[torch.tensor(idx, device=self.device)] = float("-inf")
+        top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum()))).indices  # (k,)
+        e = self._table[top]  # (k, d)
+        scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
+        parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
+        items = [self._item(int(i), float(scores[i]), {p: float(parts[p][j]) for p in PARTS}) for j, i in enumerate(top)]
+        res = RecResult(items, "model", known, unknown, truncated)
+        if influence:
+            res.influence = self._influence(idx, top)
+        return res
+
+    def _influence(self, idx: list[int], top: torch.Tensor) -> np.ndarray:
+        """Leave-one-out influence: score of each top item minus its score without history item j."""
+        n = len(idx)
+        full = torch.tensor([idx], device=self.device)
+        base = (self.model.user_vectors(full, torch.tensor([n], device=self.device)).user @ self._table[top].T)[0]
+        if n == 1:
+            return base.cpu().numpy()[None, :]
+        keep = ~torch.eye(n, dtype=torch.bool)  # row j keeps every position but j
+        seqs = full.cpu().expand(n, n)[keep].view(n, n - 1).to(self.device)  # (n, n-1)
+        without = self.model.user_vectors(seqs, torch.full((n,), n - 1, device=self.device)).user @ self._table[top].T
+        return (base[None, :] - without).cpu().numpy()  # (n, k)
+
+    def to_json(self, res: RecResult) -> list[dict[str, Any]]:
+        """The CLI/API list: item_id, title, score, behavior, content, mixed, bias (+ source)."""
+        return [{**{k: it[k] for k in ("item_id", "title", "score", *PARTS)}, "source": res.source} for it in res.items]
+
+    def embeddings(self, space: str = "id") -> np.ndarray:
+        """(N, d) item vectors: 'id' = the scored item table, 'content' = c_i (content models only)."""
+        with torch.no_grad():
+            if space == "content":
+                if not self.model.uses_content:
+                    raise ValueError(f"{self.name} has no content space")
+                return self.model.content()[1:].cpu().numpy()
+            return self._table[1:].cpu().numpy()
+
+    @torch.no_grad()
+    def user_vector(self, history: list[str]) -> np.ndarray | None:
+        idx = self.resolve(history)[0][-self.max_len:]
+        if not idx:
+            return None
+        out = self.model.user_vectors(torch.tensor([idx], device=self.device), torch.tensor([len(idx)], device=self.device))
+        return out.user[0].cpu().numpy()

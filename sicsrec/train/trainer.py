@@ -1,0 +1,153 @@
+"""One training loop for every model: batches of ~`batch_size` prediction targets, full-softmax
+loss (+ the model's aux terms), validation HR@10 after each epoch, early stopping, best epoch kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from sicsrec.config import TrainConfig
+from sicsrec.data.split import Split
+from sicsrec.eval.evaluate import evaluate_model
+from sicsrec.model.base import SeqRecModel
+
+log = logging.getLogger("sicsrec.train")
+
+ProgressHook = Callable[[dict], None]
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: dict[str, float]
+    valid: dict[str, float]
+    seconds: float
+    samples_per_s: float
+
+
+@dataclass
+class FitResult:
+    """What one fit did: the best epoch (1-based), its valid metrics, every epoch, and why it stopped."""
+
+    stage: str
+    best_epoch: int
+    best_valid: dict[str, float]
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: str = "max_epochs"  # max_epochs | early_stop | cancelled
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history)
+
+
+def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Shuffle windows and group consecutive ones so each batch holds about `batch_size` targets."""
+    perm = torch.randperm(n_targets.numel(), generator=gen)
+    csum = torch.cumsum(n_targets[perm], 0)
+    bid = torch.div(csum - 1, batch_size, rounding_mode="floor")  # batch of each window, nondecreasing
+    cuts = torch.nonzero(bid[1:] != bid[:-1]).flatten() + 1
+    return list(torch.tensor_split(perm, cuts.tolist()))
+
+
+class Trainer:
+    """Fits a SeqRecModel on a Split; `progress` receives dict events, `cancel` stops between batches."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, progress: ProgressHook | None = None,
+                 cancel: threading.Event | None = None, show_bar: bool = True) -> None:
+        self.cfg, self.device, self.progress, self.show_bar = cfg, device, progress, show_bar
+        # Ctrl-C sets this too, so callers running several fits stop after the current one.
+        self.cancel = cancel if cancel is not None else threading.Event()
+
+    def _emit(self, **event: object) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+    def fit(self, model: SeqRecModel, split: Split, stage: str) -> FitResult:
+        """Train until early stopping (valid HR@10, `patience` epochs) or `max_epochs`; keep the best."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        model.to(self.device)
+        if hasattr(model, "configure_training"):
+            model.configure_training(cfg)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        n_targets = (split.train_targets > 0).sum(dim=1)
+        result = FitResult(stage, 0, {})
+        best_state, best_hr, bad_epochs = None, -math.inf, 0
+        t_start = time.time()
+        log.info("%s: %s; %d train targets in %d windows", stage, model.trainable_summary(),
+                 split.n_train_targets, len(n_targets))
+        try:
+            for epoch in range(1, cfg.max_epochs + 1):
+                t0 = time.time()
+                model.train()
+                batches = target_batches(n_targets, cfg.batch_size, gen)
+                sums: dict[str, float] = {}
+                bar = tqdm(batches, desc=f"{stage} epoch {epoch}", unit="batch", leave=False, disable=not self.show_bar)
+                for step, idx in enumerate(bar, 1):
+                    if self.cancel.is_set():
+                        raise KeyboardInterrupt
+                    width = int(split.train_lengths[idx].max())  # pad to this batch's longest sequence
+                    seq = split.train_inputs[idx, :width].to(self.device)
+                    tgt = split.train_targets[idx, :width].to(self.device)
+                    out = model.calculate_loss(seq, tgt, cfg.logits_chunk)
+                    opt.zero_grad(set_to_none=True)
+                    out.total.backward()
+                    opt.step()
+                    for k, v in out.parts.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    bar.set_postfix(loss=f"{float(out.total.detach()):.4f}")
+                    if step % 10 == 0 or step == len(batches):
+                        self._emit(kind="step", stage=stage, epoch=epoch, step=step, steps=len(batches),
+                                   loss=float(out.total.detach()))
+                loss = {k: v / len(batches) for k, v in sums.items()}
+                valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
+                secs = time.time() - t0
+                entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs)
+                result.history.append(entry)
+                improved = valid["hr@10"] > best_hr
+                if improved:
+                    best_hr, bad_epochs = valid["hr@10"], 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    result.best_epoch, result.best_valid = epoch, valid
+                else:
+                    bad_epochs += 1
+                log.info("%s epoch %d: loss %s | valid hr@10 %.4f ndcg@10 %.4f%s | %.1fs (%.0f targets/s)",
+                         stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()), valid["hr@10"],
+                         valid["ndcg@10"], " *" if improved else "", secs, entry.samples_per_s)
+                self._emit(kind="epoch", stage=stage, epoch=epoch, max_epochs=cfg.max_epochs, loss=loss,
+                           valid=valid, best_epoch=result.best_epoch, seconds=secs)
+                if bad_epochs >= cfg.patience:
+                    result.stopped = "early_stop"
+                    break
+        except KeyboardInterrupt:
+            result.stopped = "cancelled"
+            self.cancel.set()
+            log.warning("%s: cancelled; keeping the best epoch so far (%d)", stage, result.best_epoch)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        result.seconds = time.time() - t_start
+        self._emit(kind="done", stage=stage, stopped=result.stopped, best_epoch=result.best_epoch,
+                   best_valid=result.best_valid, seconds=result.seconds)
+        return result
+
+
+def set_threads(n: int | None) -> None:
+    """Use n intra-op threads (None: leave torch's default)."""
+    if n:
+        torch.set_num_threads(n)
+
+
+__all__ = ["EpochLog", "FitResult", "Trainer", "target_batches", "set_threads"]
