@@ -1,0 +1,93 @@
+"""One smoke test per model, plus the properties the trainer and serving rely on."""
+
+import pytest
+import torch
+
+from sicsrec.config import ModelConfig, TrainConfig
+from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
+from sicsrec.model import MODELS, SASRec, SICSRec
+from sicsrec.train.trainer import Trainer
+from sicsrec.train.two_step import build_model, train_model
+from tests.helpers import synthetic_split, synthetic_tables
+
+CFG = ModelConfig(hidden=32, ffn=32, max_len=20, dropout=0.1, attn_dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return synthetic_split()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_smoke_each_model_forward_loss_and_score(name, split):
+    torch.manual_seed(0)
+    model = build_model(name, CFG, split, synthetic_tables(split, image_dim=12))
+    seq, tgt = split.train_inputs[:8, :15], split.train_targets[:8, :15]
+    out = model(seq)
+    assert out.user.shape == (8, 15, 32)
+    loss = model.calculate_loss(seq, tgt)
+    assert torch.isfinite(loss.total) and loss.total.requires_grad
+    loss.total.backward()
+    model.eval()
+    scores = model.score(split.test.history[:5, :20], split.test.lengths[:5])
+    assert scores.shape == (5, split.n_items + 1) and torch.isinf(scores[:, 0]).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_outputs_are_causal_and_ignore_right_padding(name, split):
+    torch.manual_seed(0)
+    model = build_model(name, CFG, split, synthetic_tables(split)).eval()
+    seq = torch.tensor([[3, 5, 7, 9, 0, 0]])
+    changed = torch.tensor([[3, 5, 7, 11, 4, 2]])
+    with torch.no_grad():
+        a, b = model(seq).user, model(changed).user
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6)  # positions before the change are unaffected
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_attribution_parts_sum_to_the_user_vector(split):
+    torch.manual_seed(0)
+    model = build_model("sicsrec", CFG, split, synthetic_tables(split, image_dim=12)).eval()
+    out = model.user_vectors(split.test.history[:4], split.test.lengths[:4])
+    total = sum(out.parts.values()) * out.part_scale
+    assert torch.allclose(total, out.user, atol=1e-6)
+    assert torch.allclose(out.user.norm(dim=-1), torch.ones(4), atol=1e-5)
+
+
+def test_text_only_model_has_no_image_branch(split):
+    model = build_model("sicsrec", CFG, split, synthetic_tables(split))
+    assert model.content.image is None
+    assert not any("image" in k or "mlp_v" in k for k in model.state_dict())
+
+
+def _fit(name, split, epochs=8, **train_kw):
+    cfg = TrainConfig(max_epochs=epochs, patience=epochs, batch_size=256, device="cpu", **train_kw)
+    trainer = Trainer(cfg, torch.device("cpu"), show_bar=False)
+    return train_model(name, split, synthetic_tables(split), CFG, cfg, trainer)
+
+
+def test_sasrec_learns_the_walk_and_beats_popularity(split):
+    trained = _fit("sasrec", split)
+    losses = [h.loss["rec"] for h in trained.fits[0].history]
+    assert losses[-1] < losses[0] * 0.8
+    assert evaluate_model(trained.model, split.test)["ndcg@10"] > 2 * evaluate_popularity(split)["test"]["ndcg@10"]
+
+
+def test_two_step_freezes_the_id_transformer_and_trains_adapters(split):
+    trained = _fit("sicsrec", split, epochs=3)
+    model = trained.model
+    assert isinstance(model, SICSRec) and len(trained.fits) == 2
+    assert [f.stage for f in trained.fits] == ["sasrec", "sicsrec step 2"]
+    # Re-train step 1 (seeded, so identical) to compare the frozen weights with what step 2 ended with.
+    cfg = TrainConfig(max_epochs=3, patience=3, batch_size=256, device="cpu")
+    ref = train_model("sasrec", split, None, CFG, cfg, Trainer(cfg, torch.device("cpu"), show_bar=False)).model
+    assert isinstance(ref, SASRec)
+    ref_blocks = ref.id_encoder.encoder.blocks.state_dict()
+    frozen = {k: v for k, v in model.id_encoder.encoder.blocks.state_dict().items() if "adapter" not in k}
+    assert frozen.keys() == ref_blocks.keys()
+    for k, v in frozen.items():
+        assert torch.equal(v, ref_blocks[k]), k
+    adapters = [p for n, p in model.named_parameters() if "adapter" in n]
+    assert len(adapters) == 2 * 2 * CFG.layers  # down+up, after attention and after FFN, per layer
+    assert all(p.requires_grad for p in adapters)
+    assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "adapter.up" in n)  # moved from zero-init

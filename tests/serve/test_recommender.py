@@ -1,0 +1,111 @@
+"""Checkpoint round trip and the serving API (attribution, influence, unknown ids, empty history)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
+from sicsrec.config import ModelConfig
+from sicsrec.serve import PARTS, Recommender
+from sicsrec.train.two_step import build_model
+from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
+
+CFG = ModelConfig(hidden=32, ffn=32, max_len=20)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return synthetic_split()
+
+
+@pytest.fixture(params=["sasrec", "content", "sicsrec"])
+def saved(request, split, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(request.param, CFG, split, synthetic_tables(split, image_dim=12)).eval()
+    items = item_table(split, synthetic_dataset().items)
+    path = save_checkpoint(tmp_path / request.param, model, items, {"dataset": "synthetic"})
+    return model, path
+
+
+def test_round_trip_gives_identical_scores(saved, split):
+    model, path = saved
+    loaded, config, items = load_checkpoint(path)
+    assert config["model"] == model.name and len(items["item_ids"]) == split.n_items
+    hist, lengths = split.test.history[:16], split.test.lengths[:16]
+    assert torch.equal(model.score(hist, lengths), loaded.score(hist, lengths))
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "items.json", "model.safetensors"]
+
+
+def test_attribution_parts_sum_to_the_score(saved):
+    _, path = saved
+    rec = Recommender.load(path)
+    res = rec.recommend(["3", "4", "5", "6"], k=10)
+    assert res.source == "model" and len(res.items) == 10
+    for it in res.items:
+        assert math.isclose(sum(it[p] for p in PARTS), it["score"], abs_tol=1e-5)
+    scores = [it["score"] for it in res.items]
+    assert scores == sorted(scores, reverse=True)
+    assert not {"3", "4", "5", "6"} & {it["item_id"] for it in res.items}  # history excluded by default
+    kept = rec.recommend(["3", "4", "5", "6"], k=len(rec.item_ids), exclude_history=False)
+    assert {"3", "4", "5", "6"} <= {it["item_id"] for it in kept.items}
+
+
+def test_influence_is_the_leave_one_out_score_change(saved):
+    _, path = saved
+    rec = Recommender.load(path)
+    hist = ["3", "4", "5"]
+    res = rec.recommend(hist, k=4, influence=True)
+    assert res.influence.shape == (3, 4)
+    without = rec.recommend(["3", "5"], k=len(rec.item_ids), exclude_history=False)
+    by_id = {it["item_id"]: it["score"] for it in without.items}
+    for j, it in enumerate(res.items):
+        assert math.isclose(res.influence[1, j], it["score"] - by_id[it["item_id"]], abs_tol=1e-5)
+
+
+def test_unknown_ids_and_empty_history_are_handled(saved):
+    _, path = saved
+    rec = Recommender.load(path)
+    res = rec.recommend(["nope", "3", " "], k=5)
+    assert res.unknown == ["nope"] and res.used_history == ["3"] and "nope" in res.message
+    empty = rec.recommend([], k=5)
+    assert empty.source == "popular" and "popular" in empty.message.lower()
+    pops = [rec.popularity[rec.index[it["item_id"]] - 1] for it in empty.items]
+    assert pops == sorted(pops, reverse=True) and len(pops) == 5
+    assert rec.recommend(["zzz"], k=3).source == "popular"
+    out = rec.to_json(res)
+    assert set(out[0]) == {"item_id", "title", "score", *PARTS, "source"}
+    json.dumps(out)
+
+
+def test_long_histories_use_the_last_max_len_items(saved):
+    _, path = saved
+    rec = Recommender.load(path)
+    long = [str(i % 60) for i in range(45)]
+    res = rec.recommend(long, k=3)
+    assert res.truncated == 25 and len(res.used_history) == 20
+
+
+def test_broken_checkpoints_fail_with_a_clear_message(saved, tmp_path):
+    _, path = saved
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_checkpoint(tmp_path / "missing")
+    (path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(path)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(saved, split, monkeypatch):
+    model, path = saved
+    before = (path / "model.safetensors").read_bytes()
+    import sicsrec.checkpoint as ck
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ck, "atomic_write_text", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, item_table(split, synthetic_dataset().items))
+    assert (path / "model.safetensors").read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
