@@ -12,6 +12,7 @@ from sicsrec.data.schema import Dataset
 from sicsrec.data.split import Split, build_split
 from sicsrec.model import ItemTables
 from sicsrec.train.two_step import tables_for_split
+from sicsrec.utils import resolve_device
 
 log = logging.getLogger("sicsrec")
 
@@ -50,7 +51,7 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
 
     items = ds.items[ds.items["item_id"].isin(set(split.item_ids))]
     feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
-                             use_images=features.use_images, device=device, progress=show_bar,
+                             use_images=features.use_images, device=str(resolve_device(device)), progress=show_bar,
                              progress_callback=progress, cancel=cancel, source=features.source)
     tables = tables_for_split(split, feats.item_ids, feats.text, feats.image, feats.image_mask)
     return Prepared(ds, split, tables, feats.meta)
