@@ -1,0 +1,132 @@
+"""On-disk cache of per-item feature matrices, keyed by a content hash.
+
+One entry is two files in `<root>/<key[:2]>/`: `<key>.safetensors` (tensors `features` [n, d]
+float32 and `mask` [n] uint8) and `<key>.json` (encoder, dim, n, item_ids, provenance, counts,
+created, and the sha256 of the tensor file). Both are written to a temporary file in the same
+folder and moved into place with `os.replace`, tensor file first, so the JSON sidecar marks a
+complete entry. Reading parses only safetensors and JSON (never pickle), checks the stored
+sha256 and shapes, and treats any damaged entry as a miss (logged warning), never as an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir() -> Path:
+    """The cache root: `$SICSREC_CACHE` if set, else `~/.cache/sicsrec/features`."""
+    env = os.environ.get("SICSREC_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sicsrec" / "features"
+
+
+def cache_key(*parts: Any) -> str:
+    """sha256 hex digest of JSON-serialisable parts (canonical JSON, so dict order is irrelevant)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class CacheEntry:
+    """A cached feature matrix: features [n, d] float32, mask [n] bool, and its JSON sidecar."""
+
+    features: np.ndarray
+    mask: np.ndarray
+    meta: dict
+
+
+class FeatureCache:
+    """Content-addressed store of feature matrices under one root folder."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        """(tensor file, JSON sidecar) for `key`."""
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a cache key (lowercase hex expected): {key!r}")
+        folder = self.root / key[:2]
+        return folder / f"{key}.safetensors", folder / f"{key}.json"
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for `key`, or None when absent or damaged (damage is logged as a warning)."""
+        tensor_path, meta_path = self.paths(key)
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            blob = tensor_path.read_bytes()
+            if hashlib.sha256(blob).hexdigest() != meta["file_sha256"]:
+                raise ValueError("tensor file does not match the sha256 in its sidecar")
+            tensors = st_load(blob)
+            features = np.array(tensors["features"], dtype=np.float32)
+            mask = np.array(tensors["mask"]).astype(bool)
+            n, dim = int(meta["n"]), int(meta["dim"])
+            if features.shape != (n, dim) or mask.shape != (n,):
+                raise ValueError(f"shapes {features.shape}/{mask.shape} differ from n={n}, dim={dim}")
+        except Exception as exc:  # any damage (truncation, bad JSON, bad header, ...) is a miss
+            logger.warning("feature cache entry %s is damaged (%s); recomputing", key[:12], exc)
+            return None
+        return CacheEntry(features=features, mask=mask, meta=meta)
+
+    def put(
+        self,
+        key: str,
+        features: np.ndarray,
+        mask: np.ndarray | None = None,
+        meta: dict | None = None,
+    ) -> Path:
+        """Atomically store features [n, d] (mask defaults to all True); returns the sidecar path."""
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        if features.ndim != 2:
+            raise ValueError(f"features must be 2-D [n, d], got shape {features.shape}")
+        n, dim = features.shape
+        mask = np.ones(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+        if mask.shape != (n,):
+            raise ValueError(f"mask must have shape ({n},), got {mask.shape}")
+        blob = st_save({"features": features, "mask": mask.astype(np.uint8)})
+        sidecar = {
+            **(meta or {}),
+            "format": CACHE_FORMAT,
+            "key": key,
+            "n": n,
+            "dim": dim,
+            "counts": {"n": n, "valid": int(mask.sum()), "missing": int(n - mask.sum())},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "file_sha256": hashlib.sha256(blob).hexdigest(),
+        }
+        sidecar_blob = json.dumps(sidecar, indent=1, ensure_ascii=False).encode("utf-8")
+        tensor_path, meta_path = self.paths(key)
+        tensor_path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(tensor_path, blob)
+        _atomic_write(meta_path, sidecar_blob)
+        return meta_path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, fsync it, then os.replace it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
