@@ -44,11 +44,18 @@ class ContentItems(nn.Module):
                 self.image.weight.copy_(tables.image)
                 self.image_mask.copy_(tables.image_mask)
 
-    def forward(self) -> torch.Tensor:
-        """(N+1, d) normalised content vectors of every item (row 0 is padding)."""
-        c = self.mlp_t(self.text.weight)
+    def forward(self, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised content vectors c of items `idx` (any shape, -> (*idx.shape, d)), or of all items.
+
+        Rows are independent, so computing only the needed rows is exact and keeps a forward pass
+        independent of the catalogue size.
+        """
+        text = self.text.weight if idx is None else self.text(idx)
+        c = self.mlp_t(text)
         if self.image is not None:
-            c = c + self.image_mask[:, None].to(c.dtype) * self.mlp_v(self.image.weight)
+            image = self.image.weight if idx is None else self.image(idx)
+            mask = self.image_mask if idx is None else self.image_mask[idx]
+            c = c + mask[..., None].to(c.dtype) * self.mlp_v(image)
         return F.normalize(c, dim=-1)
 
     def raw_tables(self) -> list[torch.Tensor]:
@@ -73,7 +80,7 @@ class ContentSeq(SeqRecModel):
         return 1.0 / self.cfg.temperature
 
     def forward(self, seq: torch.Tensor) -> SeqOutput:
-        c = self.content()[seq]  # (B, T, d)
+        c = self.content(seq)  # (B, T, d)
         h = self.encoder(c, self.pos_emb.weight[: seq.shape[1]])
         return SeqOutput(F.normalize(h, dim=-1), {"content": h}, 1.0 / h.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 

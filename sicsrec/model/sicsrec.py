@@ -89,7 +89,7 @@ class SICSRec(SeqRecModel):
         t = seq.shape[1]
         pos = self.id_encoder.pos_emb.weight[:t]  # (T, d), shared by both encoders
         h_id = self.id_encoder.encoder(self.id_encoder.item_emb(seq), pos)  # (B, T, d)
-        h_c = self.content_encoder(self.content()[seq], pos)  # (B, T, d)
+        h_c = self.content_encoder(self.content(seq), pos)  # (B, T, d)
         h_mix = self.mix_decoder(h_id, h_c) if self.cfg.use_mix_decoder else torch.zeros_like(h_id)
         d = self.cfg.hidden
         w = self.fusion.weight  # (d, 3d) = [W_id | W_c | W_mix]
@@ -112,8 +112,9 @@ class SICSRec(SeqRecModel):
     def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
         if self.use_cl and self.alpha > 0:
+            uniq, inv = torch.unique(targets, return_inverse=True)
             terms["cl"] = self.alpha * content_infonce(
-                user, self.content(), targets, self.cfg.temperature, self.remove_false_negatives
+                user, self.content(uniq), inv, self.cfg.temperature, self.remove_false_negatives
             )
         if self.reg_lambda > 0:
             items = torch.unique(torch.cat([seq.flatten(), targets]))
