@@ -26,8 +26,9 @@ class DataConfig:
     min_item_interactions: int = 0
     max_len: int = 50
     # Sequences longer than max_len+1 are cut into windows advancing by this many targets, so each
-    # target keeps between max_len - stride and max_len items of context (1 = RecBole's exact expansion).
-    window_stride: int = 25
+    # target keeps between max_len - stride and max_len items of context (1 = RecBole's exact
+    # expansion; None = max_len // 2).
+    window_stride: int | None = None
 
 
 @dataclass

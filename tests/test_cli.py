@@ -24,13 +24,14 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def demo_slice(tmp_path_factory) -> Path:
-    """The demo's 200 most active users' ratings on its 400 most rated movies (a MovieLens folder)."""
+    """The last 40 ratings of the demo's 150 most active users on its 300 most rated movies."""
     out = tmp_path_factory.mktemp("demo_slice")
     ratings = pd.read_csv(DEMO_PATH / "ratings.csv")
-    top_items = ratings["movieId"].value_counts().index[:400]
+    top_items = ratings["movieId"].value_counts().index[:300]
     ratings = ratings[ratings["movieId"].isin(top_items)]
-    users = ratings["userId"].value_counts().index[:200]
-    ratings[ratings["userId"].isin(users)].to_csv(out / "ratings.csv", index=False)
+    users = ratings["userId"].value_counts().index[:150]
+    ratings = ratings[ratings["userId"].isin(users)].sort_values(["userId", "timestamp"], kind="stable")
+    ratings.groupby("userId").tail(40).to_csv(out / "ratings.csv", index=False)
     pd.read_csv(DEMO_PATH / "movies.csv").to_csv(out / "movies.csv", index=False)
     return out
 
@@ -38,8 +39,9 @@ def demo_slice(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def compared(demo_slice, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(out), "--hidden", "64", "--dropout", "0.2",
-                   "--max-epochs", "12", "--patience", "4", "--max-len", "30", "--device", "cpu")
+    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(out), "--hidden", "32", "--dropout", "0.2",
+                   "--max-epochs", "10", "--patience", "10", "--max-len", "20", "--batch-size", "256",
+                   "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| sicsrec |" in proc.stdout and "| pop |" in proc.stdout
     return out, json.loads((out / "results.json").read_text())
@@ -48,7 +50,7 @@ def compared(demo_slice, tmp_path_factory) -> tuple[Path, dict]:
 def test_compare_writes_the_contract_and_models_beat_popularity(compared):
     out, res = compared
     assert set(res["models"]) == {"pop", "sasrec", "content", "sicsrec"}
-    assert res["split"]["users"] == 200
+    assert res["split"]["users"] == 150
     for name, m in res["models"].items():
         for part in ("valid", "test"):
             assert set(m[part]) == {"hr@5", "hr@10", "ndcg@5", "ndcg@10"}

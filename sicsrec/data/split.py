@@ -92,8 +92,9 @@ def _windows(seq: np.ndarray, max_len: int, stride: int) -> list[tuple[np.ndarra
     return out
 
 
-def build_split(ds: Dataset, max_len: int = 50, window_stride: int = 25) -> Split:
+def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None) -> Split:
     """Leave-one-out split of a validated dataset (each user needs >= 3 interactions)."""
+    window_stride = window_stride or max(1, max_len // 2)
     if window_stride < 1 or window_stride > max_len:
         raise ValueError(f"window_stride must be in [1, {max_len}], got {window_stride}")
     inter = ds.interactions

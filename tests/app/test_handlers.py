@@ -1,0 +1,252 @@
+"""The app's handlers without a browser: history, recommendations, explanations, data upload, training."""
+
+from __future__ import annotations
+
+import math
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from sicsrec.app.data import DataTab, UploadError, safe_extract
+from sicsrec.app.evaluate import EvaluateTab
+from sicsrec.app.explore import PAGE_SIZE, ExploreTab
+from sicsrec.app.state import AppConfig, Studio
+from sicsrec.app.train import STAGES, TrainTab
+from sicsrec.serve import PARTS
+
+STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
+TINY = dict(hidden=16, epochs=1, patience=1, alpha=0.2, lr=1e-3, batch=512, device="cpu")
+
+
+def click(index: int) -> gr.SelectData:
+    """The event data of a click on gallery item `index`."""
+    return gr.SelectData(None, {"index": index, "value": None})
+
+
+def refresh(explore: ExploreTab, history: list[str], k: int = 10) -> dict:
+    """explore.refresh's outputs by name."""
+    names = ["strip", "ids", "status", "recs", "rec_ids", "summary", "attribution", "because", "sbs", "map"]
+    return dict(zip(names, explore.refresh("", history, k, "ID space", "PCA")))
+
+
+@pytest.fixture(scope="module")
+def explore(studio: Studio) -> ExploreTab:
+    """Explore handlers over the session's Studio."""
+    return ExploreTab(studio)
+
+
+@pytest.fixture(scope="module")
+def page_ids(explore: ExploreTab) -> list[str]:
+    """Item ids of the catalogue's first page."""
+    return explore.page("", "", "", 1)[1]
+
+
+def test_catalogue_pages_search_and_filter(explore: ExploreTab, studio: Studio) -> None:
+    cat = studio.run("").catalogue
+    gallery, ids, info, page = explore.page("", "", "", 1)
+    assert len(gallery) == len(ids) == min(PAGE_SIZE, len(cat)) and page == 1
+    assert all(Path(p).is_file() for p, _ in gallery[:5]) and "Page **1**" in info
+    assert explore.next_page("", "", "", 1)[1] != ids  # page 2 differs
+    assert explore.page("", "", "", 10_000)[3] == math.ceil(len(cat) / PAGE_SIZE)  # clamped to the last page
+    title = cat.titles[cat.position[ids[0]]]
+    found = explore.first_page("", title[:6].lower(), "")[1]
+    assert ids[0] in found
+    genre = cat.genres()[0]
+    assert all(cat.categories[cat.position[i]] == genre for i in explore.first_page("", "", genre)[1])
+    assert explore.first_page("", "zzzz-no-such-title", "")[2].startswith("No title matches")
+
+
+def test_click_appends_remove_and_clear(explore: ExploreTab, page_ids: list[str]) -> None:
+    history: list[str] = []
+    for n in (0, 3, 5):
+        history = explore.pick_catalogue(history, page_ids, click(n))
+    assert history == [page_ids[0], page_ids[3], page_ids[5]]
+    assert explore.pick_catalogue(history, page_ids, click(0)) == [page_ids[3], page_ids[5], page_ids[0]]  # re-watch
+    assert explore.remove(history, click(1)) == [page_ids[0], page_ids[5]]
+    assert explore.clear() == []
+    out = refresh(explore, history)
+    assert [c for _, c in out["strip"]][0].startswith("1. ") and out["ids"] == ",".join(history)
+
+
+def test_recommendations_change_with_history(explore: ExploreTab, page_ids: list[str]) -> None:
+    a = refresh(explore, page_ids[:3])
+    b = refresh(explore, page_ids[10:16])
+    assert len(a["rec_ids"]) == 10 and a["rec_ids"] != b["rec_ids"]
+    assert not set(a["rec_ids"]) & set(page_ids[:3])  # watched items are not recommended again
+    assert "recommendations for your 3 watched" in a["status"]
+    assert "driven" in a["summary"] and "Because you watched" in a["because"]
+    assert "of 10** in both lists" in a["sbs"]
+
+
+def test_attribution_figure_has_every_part(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
+    fig = refresh(explore, page_ids[:4], k=5)["attribution"]
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["behavior", "content", "mixed"] and names[-1] == "score"
+    items = studio.run("").main.recommend(page_ids[:4], 5).items
+    bars = [t for t in fig.data if t.type == "bar"]
+    for j, it in enumerate(items):  # the bars add up to the score (bias may be left out when zero)
+        assert math.isclose(sum(t.x[j] for t in bars), it["score"], abs_tol=1e-5)
+        assert set(PARTS) <= set(it)
+
+
+def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
+    fig = refresh(explore, page_ids[:3])["map"]
+    names = [t.name for t in fig.data]
+    assert {"watched", "recommended", "you (user vector)"} <= set(names)
+    run = studio.run("")
+    assert run.projection("ID space") is run.projection("ID space")  # fitted once per run
+    content = explore.embedding_map("", page_ids[:3], 10, "content space", "PCA")
+    assert "you (user vector)" not in [t.name for t in content.data]
+
+
+def test_empty_history_shows_popular_items_labelled(explore: ExploreTab, studio: Studio) -> None:
+    out = refresh(explore, [])
+    assert "Popular items" in out["status"] and all(c.endswith("popular") for _, c in out["recs"])
+    cat = studio.run("").catalogue
+    assert out["rec_ids"][0] == cat.item_ids[int(cat.by_popularity[0])]
+
+
+def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
+    rec = studio.run("").main
+    got = explore.api_recommend(",".join(page_ids[:3]), 5)
+    assert got == rec.to_json(rec.recommend(page_ids[:3], 5))
+    assert [set(x) for x in got] == [{"item_id", "title", "score", *PARTS, "source"}] * 5
+
+
+def test_watch_by_ids_ignores_unknown(explore: ExploreTab, page_ids: list[str]) -> None:
+    history, text = explore.watch(f"{page_ids[0]}, nope ,{page_ids[1]}", "", [])
+    assert history == page_ids[:2] and text == ",".join(page_ids[:2])
+
+
+def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> None:
+    studio = Studio(AppConfig(checkpoint=tmp_path / "absent", workdir=tmp_path / "runs", cache_dir=tmp_path / "cache"))
+    explore = ExploreTab(studio)
+    out = refresh(explore, [studio.default.catalogue.item_ids[0]])
+    assert "Popular items" in out["status"] and "Train" in out["status"] and "missing" in out["status"]
+    assert all(x["source"] == "popular" for x in explore.api_recommend("1", 3))
+    assert EvaluateTab(studio).show("")[2].startswith("No results.json")
+
+
+def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    first = studio.run(str(copy))
+    assert studio.run(str(copy)) is first and first.main is not None
+    results = copy / "results.json"
+    results.write_text(results.read_text())
+    os.utime(results, ns=(results.stat().st_atime_ns, results.stat().st_mtime_ns + 10**9))
+    assert studio.run(str(copy)) is not first
+
+
+def test_evaluate_reads_results_json(studio: Studio) -> None:
+    table, fig, text = EvaluateTab(studio).show("")
+    assert list(table["model"])[:2] == ["popularity", "SASRec (behavior only)"] and "SICSRec" in list(table["model"])
+    assert len(fig.data) == len(table) and "NDCG@10" in text
+
+
+# --- data upload --------------------------------------------------------------------------------
+
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    """Write a zip holding `entries` {name: bytes}."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["../evil.csv", "/etc/evil.csv", "C:/evil.csv", "data/../../evil.csv"])
+def test_zip_with_escaping_paths_is_refused(tmp_path: Path, name: str) -> None:
+    bad = _zip(tmp_path / "bad.zip", {"items.csv": b"item_id,title\n1,a\n", name: b"x"})
+    with pytest.raises(UploadError, match="absolute path|leaves its folder"):
+        safe_extract(bad, tmp_path / "out")
+    assert not (tmp_path / "evil.csv").exists()
+
+
+def test_zip_symlink_entry_is_refused(tmp_path: Path) -> None:
+    info = zipfile.ZipInfo("link")
+    info.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(tmp_path / "link.zip", "w") as zf:
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(UploadError, match="symbolic link"):
+        safe_extract(tmp_path / "link.zip", tmp_path / "out")
+
+
+def test_zip_size_and_count_limits(tmp_path: Path) -> None:
+    big = _zip(tmp_path / "big.zip", {"items.csv": b"0" * 5000})
+    with pytest.raises(UploadError, match="over the limit"):
+        safe_extract(big, tmp_path / "out", max_bytes=1000)
+    many = _zip(tmp_path / "many.zip", {f"f{i}.txt": b"" for i in range(12)})
+    with pytest.raises(UploadError, match="entries"):
+        safe_extract(many, tmp_path / "out2", max_files=10)
+
+
+def test_bad_uploads_give_clear_messages(studio: Studio, tmp_path: Path) -> None:
+    data, before = DataTab(studio), dict(studio.datasets)
+    not_zip = tmp_path / "notes.zip"
+    not_zip.write_text("hello")
+    assert "not a zip archive" in data.upload(str(not_zip))[0]
+    traversal = _zip(tmp_path / "trav.zip", {"../x.csv": b"1"})
+    assert "Upload refused" in data.upload(str(traversal))[0]
+    wrong = _zip(tmp_path / "wrong.zip", {"readme.txt": b"hello"})
+    report = data.upload(str(wrong))[0]
+    assert "Not a usable dataset" in report and "matches no dataset format" in report and "Traceback" not in report
+    assert "Choose" in data.upload(None)[0]
+    assert studio.datasets == before  # nothing unusable is offered for training
+
+
+def test_good_upload_reports_and_registers(studio: Studio, slice_dir: Path, tmp_path: Path) -> None:
+    from tests.app.helpers import zip_folder
+
+    good = zip_folder(slice_dir, tmp_path / "posters.zip", {"slice/images/1.jpg": b"not really a jpeg"})
+    report, preview, choices = DataTab(studio).upload(str(good))
+    assert "ready to train on" in report and "users" in report and "do not decode" in report
+    name = choices.value
+    assert name in studio.datasets and Path(studio.datasets[name]).is_dir() and preview.visible
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def _wait(studio: Studio, timeout: float = 150.0) -> None:
+    """Wait for the studio's training job to end."""
+    studio.job.thread.join(timeout)
+    assert not studio.job.running, "training job did not finish in time"
+
+
+def test_second_job_is_refused_and_cancel_stops(studio: Studio, slice_dir: Path) -> None:
+    studio.datasets["slice"] = str(slice_dir)
+    train = TrainTab(studio)
+    message, _ = train.start("slice", STEPS, **{**TINY, "epochs": 50})
+    assert message.startswith("Started")
+    refused, _ = train.start("slice", STEPS, **TINY)
+    assert "already running" in refused
+    assert "Cancelling" in train.cancel()
+    _wait(studio)
+    status = train.poll()[0]
+    assert "Cancelled" in status or "stopped" in status
+    assert train.cancel() == "No training job is running."
+
+
+def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Path) -> None:
+    studio.datasets["slice"] = str(slice_dir)
+    train = TrainTab(studio)
+    assert train.start("slice", [], **TINY)[0].startswith("Pick at least one stage")
+    message, timer = train.start("slice", STEPS, **TINY)
+    assert message.startswith("Started") and timer.active
+    time.sleep(0.5)
+    assert "Preparing" in train.poll()[0] or "Training" in train.poll()[0] or not studio.job.running
+    _wait(studio)
+    status, fig, metrics, timer, runs = train.poll()
+    assert status.startswith("**Finished**") and not timer.active, status
+    assert "valid HR@10" in metrics and len(fig.data) >= 2
+    out = str(studio.job.out)
+    assert out in [v for _, v in studio.run_choices()] and out in [v for _, v in runs.choices]
+    run = studio.run(out)
+    assert run.main is not None and run.main.name == "sicsrec" and run.baseline is not None
+    assert list(EvaluateTab(studio).show(out)[0]["model"]) == ["popularity", "SASRec (behavior only)", "SICSRec"]

@@ -1,0 +1,117 @@
+"""End to end in Debian's Chromium: watch three titles, read the explanations, upload data, train, screenshot.
+
+Screenshots of every tab go to artifacts/screenshots/ (gitignored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app.helpers import ROOT, demo_slice, free_port, load_app_module, tiny_run, zip_folder
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (/usr/bin/chromium); "
+                                "apt-get install -y chromium chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(url, slice zip): the app on a free port over its own Studio, and a dataset zip to upload."""
+    from sicsrec.app.state import AppConfig, Studio
+
+    base = tmp_path_factory.getbasetemp()
+    run = tiny_run(base)
+    work = tmp_path_factory.mktemp("e2e")
+    # one training thread: steady timings when other processes share the cores
+    studio = Studio(AppConfig(checkpoint=run, workdir=work / "runs", cache_dir=work / "cache", train_threads=1))
+    app = load_app_module()
+    demo = app.build_demo(studio)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_options(studio))
+    try:
+        yield f"http://127.0.0.1:{port}/", zip_folder(demo_slice(base / "slice"), work / "slice.zip")
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(served: tuple[str, Path]) -> Iterator:
+    """One Chromium page on the app, opened once the catalogue shows."""
+    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python driver) not installed").sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(served[0])
+        page.wait_for_selector("#catalogue [aria-label^='Thumbnail 1 of']")
+        yield page
+        browser.close()
+
+
+def captions(page, gallery: str) -> list[str]:
+    """The caption texts of a gallery's thumbnails, in order."""
+    return [c.strip() for c in page.locator(f"#{gallery} .caption-label").all_inner_texts()]
+
+
+def test_watch_three_titles_and_see_why(page) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("document.querySelectorAll('#recommendations .caption-label').length > 0")
+    before = captions(page, "recommendations")
+    titles = captions(page, "catalogue")[:3]
+    total = page.locator("#catalogue [aria-label^='Thumbnail']").count()
+    for n in (1, 2, 3):
+        page.locator(f"#catalogue [aria-label='Thumbnail {n} of {total}']").click()
+        page.wait_for_function(f"document.querySelectorAll('#history .caption-label').length === {n}")
+    page.wait_for_function(
+        "document.querySelector('#history .caption-label') && "
+        "[...document.querySelectorAll('#recommendations .caption-label')].every(c => !c.innerText.endsWith('popular'))")
+    history = captions(page, "history")
+    assert [h.split(". ", 1)[0] for h in history] == ["1", "2", "3"]
+    for shown, title in zip(history, titles):  # in click order (captions may be shortened differently)
+        assert title.rstrip("…")[:20] == shown.split(". ", 1)[1].rstrip("…")[:20]
+    assert captions(page, "recommendations") != before
+    page.wait_for_selector("#attribution .js-plotly-plot")
+    page.wait_for_selector("#embedding-map .js-plotly-plot")
+    assert page.locator("#attribution .js-plotly-plot .bars").count() > 0  # stacked bars drawn
+    page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)
+
+
+def test_evaluate_tab_shows_saved_metrics(page) -> None:
+    page.get_by_role("tab", name="Evaluate").click()
+    page.get_by_text("Metrics are read from the run").wait_for()
+    page.locator(".js-plotly-plot >> visible=true").first.wait_for()
+    page.screenshot(path=str(SHOTS / "evaluate.png"), full_page=True)
+
+
+def test_upload_then_train_a_tiny_job(page, served: tuple[str, Path]) -> None:
+    page.get_by_role("tab", name="Data").click()
+    page.locator("#dataset-upload input[type=file]").set_input_files(str(served[1]))
+    page.get_by_text("is ready to train on").wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "data.png"), full_page=True)
+
+    page.get_by_role("tab", name="Train").click()
+    for label, value in (("hidden size d", 16), ("max epochs", 1), ("patience", 1), ("batch (targets)", 512)):
+        box = page.get_by_label(f"number input for {label}")
+        box.fill(str(value))
+        box.press("Enter")
+    page.locator("#start-training").click()
+    page.locator("#job-status").get_by_text("Finished").wait_for(timeout=150_000)
+    status = page.locator("#job-status").inner_text()
+    assert "SASRec" in status and "SICSRec" in status
+    page.locator(".js-plotly-plot >> visible=true").first.wait_for()
+    page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
+
+    folder = status.split("/runs/", 1)[1].split(".", 1)[0].strip()  # the new run folder: <timestamp>
+    page.locator("#run-select input").click()
+    page.get_by_role("option", name=folder).click()
+    page.get_by_role("tab", name="Explore").click()
+    page.locator("#recommendations .caption-label").first.wait_for()
+    assert folder in page.locator("#run-select input").input_value()
