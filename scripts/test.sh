@@ -9,5 +9,4 @@ if ! command -v chromium >/dev/null 2>&1; then
     || echo "warning: could not install Debian chromium; the browser test will skip" >&2
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
-export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 exec "$venv/bin/python" -m pytest -q "$@" tests

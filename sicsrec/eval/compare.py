@@ -50,7 +50,12 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     needs_content = any(m in ("content", "sicsrec") for m in models)
-    prep = prepared or prepare(cfg.data, cfg.features if needs_content else None, str(device), show_bar=show_bar, cancel=cancel)
+    def feature_progress(stage: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress({"kind": "features", "stage": stage, "done": done, "total": total})
+
+    prep = prepared or prepare(cfg.data, cfg.features if needs_content else None, str(device),
+                               progress=feature_progress, cancel=cancel, show_bar=show_bar)
     split = prep.split
     items = item_table(split, prep.dataset.items)
     results: dict[str, Any] = {
@@ -71,6 +76,9 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
                                   step1=step1 if name == "sicsrec" else None)
         except Cancelled as e:
             log.warning("%s: %s", name, e)
+            break
+        if trained.fits[-1].best_epoch == 0:  # cancelled before one full epoch: nothing worth keeping
+            log.warning("%s: cancelled before its first epoch ended; no checkpoint written", name)
             break
         if name == "sasrec":
             step1 = trained

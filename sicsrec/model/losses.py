@@ -56,6 +56,6 @@ def content_infonce(
     return F.cross_entropy(weighted, inv)
 
 
-def embedding_l2(*tables: torch.Tensor, n: int) -> torch.Tensor:
-    """RecBole's EmbLoss: sum of the tables' Frobenius norms divided by the number of samples."""
-    return sum(t.norm(p=2) for t in tables) / max(n, 1)
+def embedding_l2(*tables: torch.Tensor) -> torch.Tensor:
+    """The spec's ||E|| + ||T|| + ||V||: sum of the whole tables' Frobenius norms (as the reference)."""
+    return sum(t.norm(p=2) for t in tables)

@@ -22,16 +22,22 @@ from sicsrec.model.sasrec import IDEncoder
 
 
 class MixDecoder(nn.Module):
-    """Causal cross-attention layers; chained (decision 5) or each fed the original query (reference)."""
+    """Causal cross-attention layers over LN+dropout of both streams (as the reference);
+    chained (decision 5) or each fed the original query (reference)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.chain = cfg.chain_mix_decoder
+        self.query_norm = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.value_norm = nn.LayerNorm(cfg.hidden, eps=1e-12)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             Block(cfg.hidden, cfg.heads, cfg.ffn, cfg.dropout, cfg.attn_dropout) for _ in range(cfg.layers)
         )
 
     def forward(self, h_id: torch.Tensor, h_c: torch.Tensor) -> torch.Tensor:  # (B, T, d) x2 -> (B, T, d)
+        h_id = self.dropout(self.query_norm(h_id))
+        h_c = self.dropout(self.value_norm(h_c))
         q = h_id
         for block in self.blocks:
             q = block(q if self.chain else h_id, kv=h_c)
@@ -117,8 +123,5 @@ class SICSRec(SeqRecModel):
                 user, self.content(uniq), inv, self.cfg.temperature, self.remove_false_negatives
             )
         if self.reg_lambda > 0:
-            items = torch.unique(torch.cat([seq.flatten(), targets]))
-            items = items[items > 0]
-            tables = [self.id_encoder.item_emb.weight[items]] + [t[items] for t in self.content.raw_tables()]
-            terms["reg"] = self.reg_lambda * embedding_l2(*tables, n=targets.numel())
+            terms["reg"] = self.reg_lambda * embedding_l2(self.id_encoder.item_emb.weight, *self.content.raw_tables())
         return terms

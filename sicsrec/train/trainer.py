@@ -29,8 +29,9 @@ class EpochLog:
     epoch: int
     loss: dict[str, float]
     valid: dict[str, float]
-    seconds: float
+    seconds: float  # training pass only
     samples_per_s: float
+    eval_seconds: float = 0.0
 
 
 @dataclass
@@ -112,9 +113,9 @@ class Trainer:
                         self._emit(kind="step", stage=stage, epoch=epoch, step=step, steps=len(batches),
                                    loss=float(out.total.detach()))
                 loss = {k: v / len(batches) for k, v in sums.items()}
-                valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
                 secs = time.time() - t0
-                entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs)
+                valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
+                entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs, time.time() - t0 - secs)
                 result.history.append(entry)
                 improved = valid["hr@10"] > best_hr
                 if improved:

@@ -1,0 +1,65 @@
+"""Runs inside RecBole's own venv (bench/recbole_parity.py starts it): SASRec on pre-split atomic
+files, or RecBole's Hit/NDCG on a given score matrix. Prints one JSON line. RecBole's files are
+never edited: incompatibilities are patched here at import time."""
+
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+
+for alias, real in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+    if not hasattr(np, alias):  # numpy 2 removed these; RecBole 1.2.1 still uses them
+        setattr(np, alias, getattr(np, real))
+_torch_load = torch.load
+torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})  # RecBole's own checkpoints pickle its Config
+
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.evaluator.metrics import NDCG, Hit  # noqa: E402
+from recbole.utils import get_model, get_trainer, init_seed  # noqa: E402
+
+
+def train(job: dict) -> dict:
+    torch.set_num_threads(job["threads"])
+    config = Config(model="SASRec", dataset=job["dataset"], config_dict=job["config"])
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    epoch_times = []
+    fit_epoch = trainer._train_epoch
+
+    def timed_epoch(*a, **k):
+        t = time.time()
+        out = fit_epoch(*a, **k)
+        epoch_times.append(time.time() - t)
+        return out
+
+    trainer._train_epoch = timed_epoch
+    t0 = time.time()
+    best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    seconds = time.time() - t0
+    test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    return {"valid": dict(best_valid), "test": dict(test), "epochs": len(epoch_times), "seconds": seconds,
+            "epoch_seconds": epoch_times, "train_rows": len(train_data._dataset),
+            "best_epoch": len(epoch_times) - trainer.cur_step}
+
+
+def metrics(job: dict) -> dict:
+    data = np.load(job["scores"])
+    scores, targets = torch.from_numpy(data["scores"]), torch.from_numpy(data["targets"])
+    config = {"topk": [5, 10], "metric_decimal_place": 10}
+    topk = torch.topk(scores, 10, dim=1).indices
+    pos_index = (topk == targets[:, None]).numpy()
+    pos_len = np.ones(len(targets), dtype=np.int64)
+    hit = Hit(config).metric_info(pos_index)
+    ndcg = NDCG(config).metric_info(pos_index, pos_len)
+    return {f"hr@{k}": float(hit[:, k - 1].mean()) for k in (5, 10)} | {f"ndcg@{k}": float(ndcg[:, k - 1].mean()) for k in (5, 10)}
+
+
+if __name__ == "__main__":
+    job = json.loads(sys.argv[1])
+    print("RESULT " + json.dumps({"train": train, "metrics": metrics}[job["kind"]](job), default=float))
