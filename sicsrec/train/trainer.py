@@ -59,6 +59,12 @@ def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generato
     return list(torch.tensor_split(perm, cuts.tolist()))
 
 
+def padded_width(longest: int, max_len: int, bucket: int = 8) -> int:
+    """Pad a batch to its longest sequence rounded up to a multiple of `bucket`: short batches stay
+    short, and few distinct shapes keep the CPU allocator from fragmenting."""
+    return min(max_len, -(-longest // bucket) * bucket)
+
+
 class Trainer:
     """Fits a SeqRecModel on a Split; `progress` receives dict events, `cancel` stops between batches."""
 
@@ -99,7 +105,7 @@ class Trainer:
                 for step, idx in enumerate(bar, 1):
                     if self.cancel.is_set():
                         raise KeyboardInterrupt
-                    width = int(split.train_lengths[idx].max())  # pad to this batch's longest sequence
+                    width = padded_width(int(split.train_lengths[idx].max()), split.max_len)
                     seq = split.train_inputs[idx, :width].to(self.device)
                     tgt = split.train_targets[idx, :width].to(self.device)
                     out = model.calculate_loss(seq, tgt, cfg.logits_chunk)
