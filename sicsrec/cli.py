@@ -36,7 +36,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-user-interactions", type=int, default=5)
     g.add_argument("--min-item-interactions", type=int, default=0)
     g.add_argument("--max-len", type=int, default=50, help="history length L [50]")
-    g.add_argument("--window-stride", type=int, default=25, help="window advance for sequences longer than L [25]")
+    g.add_argument("--window-stride", type=int, default=None, help="window advance for sequences longer than L [L/2]")
     f = p.add_argument_group("content features")
     f.add_argument("--text-encoder", default="minilm")
     f.add_argument("--image-encoder", default="efficientnet-lite0")
@@ -109,7 +109,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sicsrec.eval.compare import markdown_table, run_compare
 
     models = tuple(m.strip() for m in args.models.split(","))
-    results = run_compare(run_config(args), args.out, models)
+    results = run_compare(run_config(args), args.out, models, resume=args.resume)
     print(f"\n{results['dataset']}: {', '.join(f'{k}={v:,}' for k, v in results['split'].items())}\n")
     print(markdown_table(results))
     print(f"\nwrote {Path(args.out) / 'results.json'}")
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_args(s)
     s.add_argument("--out", required=True)
     s.add_argument("--models", default="sasrec,content,sicsrec")
+    s.add_argument("--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings")
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_recommend)
+    __import__("sicsrec.content.commands", fromlist=["register"]).register(sub, _data_args, _train_args)  # stage A
     return p
 
 

@@ -50,8 +50,13 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
     from sicsrec.content import extract_features
 
     items = ds.items[ds.items["item_id"].isin(set(split.item_ids))]
+    source = features.source
+    if source == "aligned":  # the latest stage-A features for this content (a clear error when there are none)
+        from sicsrec.content.align import resolve_aligned_source
+
+        source = resolve_aligned_source(items, features.text_encoder, features.image_encoder, features.use_images)
     feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
                              use_images=features.use_images, device=str(resolve_device(device)), progress=show_bar,
-                             progress_callback=progress, cancel=cancel, source=features.source)
+                             progress_callback=progress, cancel=cancel, source=source)
     tables = tables_for_split(split, feats.item_ids, feats.text, feats.image, feats.image_mask)
     return Prepared(ds, split, tables, feats.meta)

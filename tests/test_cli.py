@@ -90,3 +90,18 @@ def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path):
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("recommend", "--checkpoint", str(tmp_path), "--history", "1")
     assert proc.returncode == 2 and "config.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):
+    out, res = compared
+    common = ["compare", "--data", str(demo_slice), "--out", str(out), "--hidden", "32", "--dropout", "0.2",
+              "--max-epochs", "10", "--patience", "10", "--max-len", "20", "--batch-size", "256", "--device", "cpu",
+              "--models", "sasrec", "--resume"]
+    proc = run_cli(*common)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "reusing the finished checkpoint" in proc.stderr
+    again = json.loads((out / "results.json").read_text())
+    assert again["models"]["sasrec"]["test"] == res["models"]["sasrec"]["test"]
+    proc = run_cli(*[a if a != "0.2" else "0.3" for a in common], "--max-epochs", "1")  # other settings: retrain
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "reusing" not in proc.stderr and "sasrec epoch 1" in proc.stderr

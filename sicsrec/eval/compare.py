@@ -8,11 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sicsrec.checkpoint import item_table, save_checkpoint
+from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
 from sicsrec.config import RunConfig, save_json
 from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
 from sicsrec.pipeline import Prepared, prepare
-from sicsrec.train.trainer import ProgressHook, Trainer, set_threads
+from sicsrec.train.trainer import EpochLog, FitResult, ProgressHook, Trainer, set_threads
 from sicsrec.train.two_step import Cancelled, Trained, train_model
 from sicsrec.utils import resolve_device, seed_everything
 
@@ -40,11 +40,31 @@ def _fits(trained: Trained) -> list[dict[str, Any]]:
              "history": [asdict(h) for h in f.history]} for f in trained.fits]
 
 
+def _resumable(path: Path, run: RunConfig) -> Trained | None:
+    """A finished checkpoint under `path` trained with the same settings, loaded, or None."""
+    try:
+        model, config, _ = load_checkpoint(path)
+    except CheckpointError:
+        return None
+    saved, now = config.get("run", {}), run.to_dict()
+    for d in (saved.get("model_cfg", {}), now["model_cfg"]):
+        d.pop("id_adapters", None)  # set by step 2 itself
+    if any(saved.get(k) != now[k] for k in ("model", "data", "features", "model_cfg", "train")):
+        return None
+    fits = [FitResult(f["stage"], f["best_epoch"], {}, [EpochLog(**h) for h in f["history"]], f["seconds"], f["stopped"])
+            for f in config.get("fits", [])]
+    if not fits or fits[-1].stopped == "cancelled":
+        return None
+    log.info("%s: reusing the finished checkpoint %s", run.model, path)
+    return Trained(model, fits)
+
+
 def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sasrec", "content", "sicsrec"),
                 progress: ProgressHook | None = None, cancel: threading.Event | None = None,
-                show_bar: bool = True, prepared: Prepared | None = None) -> dict[str, Any]:
+                show_bar: bool = True, prepared: Prepared | None = None, resume: bool = False) -> dict[str, Any]:
     """Train `models` on one split (SICSRec's step 1 is the SASRec run), evaluate all with full ranking,
-    write checkpoints under out/checkpoints/<model>/ and out/results.json; return the results dict."""
+    write checkpoints under out/checkpoints/<model>/ and out/results.json; return the results dict.
+    With `resume`, a model whose finished checkpoint in `out` has identical settings is reused."""
     out = Path(out)
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
@@ -71,9 +91,10 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
     for name in models:
         if trainer.cancel.is_set():
             break
+        reused = _resumable(out / "checkpoints" / name, RunConfig(name, cfg.data, cfg.features, cfg.model_cfg, cfg.train)) if resume else None
         try:
-            trained = train_model(name, split, prep.tables, cfg.model_cfg, cfg.train, trainer,
-                                  step1=step1 if name == "sicsrec" else None)
+            trained = reused or train_model(name, split, prep.tables, cfg.model_cfg, cfg.train, trainer,
+                                            step1=step1 if name == "sicsrec" else None)
         except Cancelled as e:
             log.warning("%s: %s", name, e)
             break
@@ -86,9 +107,10 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
         results["models"][name] = {**metrics, "epochs": trained.epochs, "train_seconds": trained.seconds,
                                    "stopped": trained.fits[-1].stopped}
         run = RunConfig(name, cfg.data, cfg.features, trained.model.cfg, cfg.train)
-        save_checkpoint(out / "checkpoints" / name, trained.model, items,
-                        {"dataset": prep.dataset.name, "run": run.to_dict(), "metrics": metrics,
-                         "features": prep.features_meta, "fits": _fits(trained)})
+        if reused is None:
+            save_checkpoint(out / "checkpoints" / name, trained.model, items,
+                            {"dataset": prep.dataset.name, "run": run.to_dict(), "metrics": metrics,
+                             "features": prep.features_meta, "fits": _fits(trained)})
         save_json(results, out / "results.json")  # after every model, so a cancelled run keeps its part
         log.info("%s test: %s", name, " ".join(f"{k}={v:.4f}" for k, v in metrics["test"].items()))
     results["cancelled"] = trainer.cancel.is_set()

@@ -1,0 +1,408 @@
+"""Stage A2: fine-tune the text and image encoders on the mined pairs, then cache every item's aligned features.
+
+Trainable: the last block of each encoder (`Encoder.last_block_parameters()`) and one projection
+head per modality (MLP in -> in/2 -> 64, L2-normalised; trained: spec decision 3); the rest is
+frozen. The encoders stay in eval mode (no dropout, frozen batch-norm statistics), so the
+features they produce afterwards come from the same deterministic `pool` (decision 4). Losses,
+each an InfoNCE at temperature 0.05, summed with equal weights and each switchable:
+
+* t2t: target text vs pair text, the batch's other pairs as negatives (symmetric);
+* i2i: the same on images (rows where both images load);
+* t2i: CLIP-style symmetric loss between each batch item's own text and image.
+
+In-batch negatives that are the same item as the positive or as the anchor are left out of the
+denominator. Text-only data trains t2t alone. Afterwards every item's POOLED encoder output
+(e.g. 384-d MiniLM, 1280-d EfficientNet; not the 64-d heads, since stage B's MLPs consume the
+encoder dims) is stored in the feature cache under `source="aligned:<provenance hash>"`, with
+the provenance (encoders, pairs file hash, settings, losses) in each entry's sidecar, and the
+cache root's `aligned_index.json` points this content at it, so `FeatureConfig(source="aligned")`
+resolves through `resolve_aligned_source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from sicsrec.content.cache import FeatureCache, cache_key
+from sicsrec.content.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
+from sicsrec.content.features import (
+    EncoderRef,
+    FeaturesNotFound,
+    extract_features,
+    feature_key,
+    image_digest,
+    item_content,
+    store_features,
+    text_digest,
+)
+from sicsrec.content.images import ImageDataset, default_num_workers
+from sicsrec.content.pairs import read_pairs
+from sicsrec.data.schema import Dataset as RecDataset
+from sicsrec.utils import atomic_write_text, resolve_device, seed_everything
+
+log = logging.getLogger("sicsrec")
+
+ALIGN_FORMAT = 1  # bump when training semantics change, so old aligned sources stop matching
+INDEX_FILE = "aligned_index.json"
+LOSSES = ("t2t", "i2i", "t2i")
+
+
+class AlignedFeaturesMissing(FeaturesNotFound, ValueError):
+    """No aligned features for this content (run `python -m sicsrec align` first)."""
+
+
+@dataclass
+class AlignConfig:
+    """Stage-A2 settings; the defaults are the spec's (SGD lr 1e-5, batch 128, 10 epochs, tau 0.05)."""
+
+    t2t: bool = True
+    i2i: bool = True
+    t2i: bool = True
+    temperature: float = 0.05
+    proj_dim: int = 64
+    optimizer: str = "sgd"  # "sgd" | "adamw"
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    seed: int = 2025
+    use_images: bool | None = None  # None: on when any item has an image path
+    device: str = "auto"
+    num_workers: int | None = None  # image-decoding processes (None: min(2, CPUs))
+
+    def training_settings(self) -> dict:
+        """The settings that change the result (device and worker count do not)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("device", "num_workers")}
+
+
+@dataclass
+class AlignResult:
+    """Where the aligned features went and how training went (per-epoch mean losses in `history`)."""
+
+    source: str
+    provenance: dict
+    history: list[dict] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: bool = False  # the features for this provenance were already cached
+
+
+def feature_items(dataset: RecDataset) -> pd.DataFrame:
+    """The item rows features are extracted for: the items that occur in interactions, in table order
+    (what `sicsrec.pipeline.prepare` extracts, so the content digests match)."""
+    return dataset.items[dataset.items["item_id"].isin(set(dataset.interactions["item_id"]))]
+
+
+def _spec(ref: EncoderRef, modality: str) -> EncoderSpec:
+    """Spec of an encoder given by registry name (no weights loaded) or instance."""
+    return ref.spec if isinstance(ref, Encoder) else encoder_spec(ref, modality=modality)
+
+
+def _with_images(items: pd.DataFrame, use_images: bool | None) -> bool:
+    """The image-branch switch as `extract_features` resolves it."""
+    return any(item_content(items)[2]) if use_images is None else bool(use_images)
+
+
+def _index_key(items: pd.DataFrame, text_encoder: EncoderRef, image_encoder: EncoderRef | None) -> str:
+    """Key of a dataset's content + encoders in the aligned index (image content is checked separately)."""
+    ids, texts, _ = item_content(items)
+    image = _spec(image_encoder, "image").to_dict() if image_encoder is not None else None
+    return cache_key("aligned-index", ids, text_digest(texts), _spec(text_encoder, "text").to_dict(), image)
+
+
+def _read_index(root: Path) -> dict:
+    try:
+        return json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _cached(items: pd.DataFrame, source: str, text_encoder: EncoderRef, image_encoder: EncoderRef | None,
+            cache: FeatureCache) -> bool:
+    """True when the cache holds `source` features of these items for every modality in use."""
+    ids, texts, paths = item_content(items)
+    keys = [feature_key(_spec(text_encoder, "text"), source, text_digest(texts))]
+    if image_encoder is not None:
+        keys.append(feature_key(_spec(image_encoder, "image"), source, image_digest(paths)))
+    return all(cache.get(k) is not None for k in keys)
+
+
+def resolve_aligned_source(items: pd.DataFrame, text_encoder: EncoderRef = "minilm",
+                           image_encoder: EncoderRef | None = "efficientnet-lite0", use_images: bool | None = None,
+                           cache_dir: str | Path | None = None) -> str:
+    """The latest "aligned:<hash>" source cached for these items and encoders, or AlignedFeaturesMissing."""
+    cache = FeatureCache(cache_dir)
+    image_encoder = image_encoder if _with_images(items, use_images) else None
+    entry = _read_index(cache.root).get(_index_key(items, text_encoder, image_encoder))
+    if entry is None or not _cached(items, entry["source"], text_encoder, image_encoder, cache):
+        what = "were made for different content or were removed" if entry else "do not exist"
+        raise AlignedFeaturesMissing(
+            f"aligned features for this dataset and these encoders {what} (cache {cache.root}); run "
+            "`python -m sicsrec mine-pairs --data <DATA> --out <DIR>` then `python -m sicsrec align --data <DATA> "
+            "--pairs <DIR>` first (or `python -m sicsrec pipeline`), or use --features raw"
+        )
+    return entry["source"]
+
+
+def _write_index(root: Path, key: str, entry: dict) -> None:
+    """Point the index entry `key` at `entry` (read-modify-write, replaced atomically)."""
+    index = _read_index(root)
+    index[key] = entry
+    atomic_write_text(root / INDEX_FILE, json.dumps(index, indent=1, ensure_ascii=False))
+
+
+def info_nce(a: torch.Tensor, b: torch.Tensor, ids_a: torch.Tensor, ids_b: torch.Tensor,
+             temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE of row-aligned positives a[i] <-> b[i] (L2-normalised) with in-batch negatives.
+
+    A negative that is the positive's item or the anchor's own item (duplicates in the batch) is
+    left out of the denominator.
+    """
+    logits = a @ b.T / temperature
+    eye = torch.eye(len(a), dtype=torch.bool, device=a.device)
+    labels = torch.arange(len(a), device=a.device)
+    same_ab = (ids_b[None, :] == ids_b[:, None]) | (ids_b[None, :] == ids_a[:, None])  # row i of a -> b
+    same_ba = (ids_a[None, :] == ids_a[:, None]) | (ids_a[None, :] == ids_b[:, None])  # row i of b -> a
+    loss_ab = F.cross_entropy(logits.masked_fill(same_ab & ~eye, float("-inf")), labels)
+    loss_ba = F.cross_entropy(logits.T.masked_fill(same_ba & ~eye, float("-inf")), labels)
+    return (loss_ab + loss_ba) / 2
+
+
+def projection_head(dim: int, out: int) -> nn.Module:
+    """MLP dim -> dim/2 -> out (the SFT head; trained, spec decision 3)."""
+    return nn.Sequential(nn.Linear(dim, dim // 2), nn.ReLU(), nn.Linear(dim // 2, out))
+
+
+class _PairRows(Dataset):
+    """Pair row k -> (k, target image, valid, pair image, valid); images decoded in DataLoader workers."""
+
+    def __init__(self, pairs: np.ndarray, images: ImageDataset | None) -> None:
+        self.pairs, self.images = pairs, images
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, k: int) -> tuple:
+        if self.images is None:
+            return (k,)
+        target, pair = self.pairs[k]
+        return (k, *self.images[int(target)], *self.images[int(pair)])
+
+
+def _pair_indices(pairs: pd.DataFrame, ids: list[str]) -> tuple[np.ndarray, dict]:
+    """Unique unordered pairs as row indices into `ids` [P, 2], and what was dropped."""
+    index = {iid: i for i, iid in enumerate(ids)}
+    t = pairs["target_id"].astype(str).map(index)
+    p = pairs["pair_id"].astype(str).map(index)
+    known = t.notna() & p.notna()
+    rows = np.stack([t[known].to_numpy(np.int64), p[known].to_numpy(np.int64)], 1) if known.any() \
+        else np.zeros((0, 2), dtype=np.int64)
+    self_pairs = rows[:, 0] == rows[:, 1]
+    unique = np.unique(np.sort(rows[~self_pairs], axis=1), axis=0)
+    counts = {"pairs_in_file": len(pairs), "unknown_items": int((~known).sum()), "self_pairs": int(self_pairs.sum()),
+              "duplicates": int((~self_pairs).sum() - len(unique)), "pairs_used": len(unique)}
+    return unique, counts
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _pooled(enc: Encoder, batch: list | torch.Tensor) -> torch.Tensor:
+    """Differentiable pooled features of raw texts (list of str) or preprocessed image tensors."""
+    return enc.pool(enc.preprocess(batch) if isinstance(batch, list) else batch.to(enc.device))
+
+
+def align(
+    dataset: RecDataset,
+    pairs: str | Path,
+    out: str | Path | None = None,
+    config: AlignConfig | None = None,
+    text_encoder: EncoderRef = "minilm",
+    image_encoder: EncoderRef | None = "efficientnet-lite0",
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> AlignResult:
+    """Fine-tune on the pairs file (pairs.csv or its folder), cache all items' aligned features, index them.
+
+    Encoders are registry names or `Encoder` instances (e.g. a CLIP tower; fine-tuned in place).
+    When features for the same provenance are already cached this returns at once (`skipped=True`)
+    unless `force`.
+    Writes out/align.json (settings, loss history, counts, source) when `out` is given.
+    """
+    started = time.perf_counter()
+    cfg = config or AlignConfig()
+    if cfg.optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
+    pairs_csv = Path(pairs) / "pairs.csv" if Path(pairs).is_dir() else Path(pairs)
+    pair_table, pair_meta = read_pairs(pairs_csv)
+    items = feature_items(dataset)
+    ids, texts, paths = item_content(items)
+    with_images = _with_images(items, cfg.use_images)
+    if with_images and image_encoder is None:
+        raise ValueError("the dataset has images: give an image_encoder or use_images=False")
+    image_encoder = image_encoder if with_images else None
+    losses = [name for name in LOSSES if getattr(cfg, name) and (name == "t2t" or with_images)]
+    if not losses:
+        raise ValueError("no loss left to train: enable t2t, or i2i/t2i on a dataset with images")
+    provenance = {
+        "format": ALIGN_FORMAT,
+        "text_encoder": _spec(text_encoder, "text").to_dict(),
+        "image_encoder": _spec(image_encoder, "image").to_dict() if image_encoder is not None else None,
+        "pairs_file": str(pairs_csv.resolve()),
+        "pairs_sha256": _file_sha256(pairs_csv),
+        "pairs_backend": pair_meta.get("backend"),
+        "pairs_fallback": pair_meta.get("fallback"),
+        "settings": cfg.training_settings(),
+        "losses": losses,
+    }
+    source = "aligned:" + cache_key({k: v for k, v in provenance.items() if k != "pairs_file"})[:16]
+    cache = FeatureCache(cache_dir)
+    index_key = _index_key(items, text_encoder, image_encoder)
+    if not force and _cached(items, source, text_encoder, image_encoder, cache):
+        log.info("align: features for %s are already cached; nothing to train", source)
+        _write_index(cache.root, index_key, {"source": source, "provenance": provenance,
+                                             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        previous = _load_summary(out, source)
+        return AlignResult(source, provenance, previous.get("history", []), previous.get("counts", {}),
+                           time.perf_counter() - started, skipped=True)
+
+    rows, counts = _pair_indices(pair_table, ids)
+    if len(rows) < 2:
+        raise ValueError(f"{pairs_csv}: {len(rows)} usable pair(s); contrastive training needs at least 2")
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    encoders = {"text": text_encoder if isinstance(text_encoder, Encoder) else get_encoder(text_encoder, device=device,
+                                                                                          modality="text")}
+    if image_encoder is not None:
+        encoders["image"] = image_encoder if isinstance(image_encoder, Encoder) else get_encoder(
+            image_encoder, device=device, modality="image")
+    heads = {m: projection_head(enc.dim, cfg.proj_dim).to(enc.device) for m, enc in encoders.items()}
+    trainable: list[nn.Parameter] = []
+    for m, enc in encoders.items():
+        enc.module.eval().requires_grad_(False)
+        block = enc.last_block_parameters()
+        for p in block:
+            p.requires_grad_(True)
+        trainable += [*block, *heads[m].parameters()]
+    opt = (torch.optim.SGD(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "sgd"
+           else torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay))
+    counts["trainable_parameters"] = sum(p.numel() for p in trainable)
+
+    image_losses = "image" in encoders and bool({"i2i", "t2i"} & set(losses))
+    images = ImageDataset(paths, encoders["image"].transform) if image_losses else None
+    workers = (default_num_workers() if cfg.num_workers is None else cfg.num_workers) if images is not None else 0
+    loader = DataLoader(_PairRows(rows, images), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
+                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    pair_rows = torch.as_tensor(rows)
+    history: list[dict] = []
+    bad_images: set[int] = set()
+    log.info("align: %d pairs, losses %s, %s lr %g, batch %d, %d epochs, %d trainable parameters, on %s",
+             len(rows), "+".join(losses), cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs,
+             counts["trainable_parameters"], device)
+    with tqdm(total=cfg.epochs * len(loader), desc="align", unit="step", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            sums = dict.fromkeys(["loss", *losses], 0.0)  # pair-weighted, so a short last batch counts less
+            steps = seen = 0
+            for batch in loader:
+                k = batch[0]
+                if len(k) < 2:
+                    bar.update(1)
+                    continue  # one pair has no in-batch negative
+                pair_ids = pair_rows[k]  # [B, 2] item rows
+                parts = _batch_losses(cfg, losses, encoders, heads, texts, pair_ids, batch, bad_images)
+                total = sum(parts.values())
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                opt.step()
+                steps, seen = steps + 1, seen + len(k)
+                sums["loss"] += total.item() * len(k)
+                for name, value in parts.items():
+                    sums[name] += value.item() * len(k)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{total.item():.4f}")
+            history.append({"epoch": epoch, "steps": steps, **{n: round(v / max(seen, 1), 6) for n, v in sums.items()}})
+            log.info("align epoch %d: %s", epoch, " ".join(f"{n}={v:.4f}" for n, v in history[-1].items()
+                                                           if n not in ("epoch", "steps")))
+    del loader  # stop the decoding workers now
+    counts["pair_items_without_image"] = len(bad_images)
+    train_seconds = time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as scratch:  # computed once, stored once with the full provenance
+        feats = extract_features(items, text_encoder=encoders["text"], image_encoder=encoders.get("image"),
+                                 use_images=with_images, cache_dir=scratch, progress=progress, source=source,
+                                 num_workers=cfg.num_workers)
+    provenance = {**provenance, "history": history, "counts": counts, "train_seconds": round(train_seconds, 2),
+                  "device": str(device)}
+    store_features(items, feats, source, text_encoder=encoders["text"], image_encoder=encoders.get("image"),
+                   cache_dir=cache.root, provenance=provenance)
+    _write_index(cache.root, index_key, {"source": source, "provenance": provenance,
+                                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    counts["items"] = len(ids)
+    counts["items_without_image"] = int(feats.meta["missing_images"])
+    result = AlignResult(source, provenance, history, counts, time.perf_counter() - started)
+    if out is not None:
+        atomic_write_text(Path(out) / "align.json", json.dumps(
+            {"source": source, "seconds": round(result.seconds, 2), "train_seconds": round(train_seconds, 2),
+             "counts": counts, "history": history, "provenance": provenance}, indent=2, ensure_ascii=False))
+    return result
+
+
+def _load_summary(out: str | Path | None, source: str) -> dict:
+    """out/align.json when it describes `source`, else {}."""
+    try:
+        summary = json.loads((Path(out) / "align.json").read_text(encoding="utf-8")) if out is not None else {}
+    except (OSError, ValueError):
+        return {}
+    return summary if summary.get("source") == source else {}
+
+
+def _batch_losses(cfg: AlignConfig, losses: list[str], encoders: dict[str, Encoder], heads: dict[str, nn.Module],
+                  texts: list[str], pair_ids: torch.Tensor, batch: list,
+                  bad_images: set[int]) -> dict[str, torch.Tensor]:
+    """The enabled losses of one batch of pairs (pair_ids [B, 2] item rows; batch from `_PairRows`)."""
+    b = len(pair_ids)
+    flat = torch.cat([pair_ids[:, 0], pair_ids[:, 1]])  # [2B]: targets, then their pairs
+    tenc = encoders["text"]
+    z_text = F.normalize(heads["text"](_pooled(tenc, [texts[int(i)] for i in flat])), dim=-1)
+    out: dict[str, torch.Tensor] = {}
+    if "t2t" in losses:
+        out["t2t"] = info_nce(z_text[:b], z_text[b:], flat[:b], flat[b:], cfg.temperature)
+    if len(batch) == 1:  # no image losses: the loader decodes no images
+        return out
+    _, x_t, v_t, x_p, v_p = batch
+    valid = torch.cat([v_t, v_p]).bool()
+    bad_images.update(int(i) for i in flat[~valid])
+    z_image = torch.zeros(2 * b, cfg.proj_dim, device=z_text.device)
+    if valid.any():
+        pooled = _pooled(encoders["image"], torch.cat([x_t, x_p])[valid])
+        rows = valid.nonzero().squeeze(1).to(z_text.device)
+        z_image = z_image.index_put((rows,), F.normalize(heads["image"](pooled), dim=-1).to(z_text.device))
+    zero = z_text.sum() * 0.0
+    if "i2i" in losses:
+        both = (v_t & v_p).bool()
+        out["i2i"] = info_nce(z_image[:b][both], z_image[b:][both], flat[:b][both], flat[b:][both],
+                              cfg.temperature) if both.sum() >= 2 else zero
+    if "t2i" in losses:
+        _, first = np.unique(flat.numpy(), return_index=True)  # each batch item once
+        keep = torch.as_tensor(first)[valid[torch.as_tensor(first)]]
+        out["t2i"] = info_nce(z_text[keep], z_image[keep], flat[keep], flat[keep],
+                              cfg.temperature) if len(keep) >= 2 else zero
+    return out
