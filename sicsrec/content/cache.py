@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
+
+from sicsrec.utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +114,6 @@ class FeatureCache:
         sidecar_blob = json.dumps(sidecar, indent=1, ensure_ascii=False).encode("utf-8")
         tensor_path, meta_path = self.paths(key)
         tensor_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(tensor_path, blob)
-        _atomic_write(meta_path, sidecar_blob)
+        atomic_write_bytes(tensor_path, blob)
+        atomic_write_bytes(meta_path, sidecar_blob)
         return meta_path
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, fsync it, then os.replace it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
