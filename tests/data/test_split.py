@@ -27,7 +27,7 @@ def test_leave_one_out_on_a_hand_made_sequence():
     # u2 has a one-item training part: no training target, but valid and test queries
     assert sp.train_inputs.shape[0] == 1
     assert sp.valid.lengths.tolist() == [3, 1] and sp.test.lengths.tolist() == [4, 2]
-    assert sp.valid.targets[1] == 3 and sp.test.targets[1] == 3
+    assert sp.valid.targets[1] == 1 and sp.test.targets[1] == 3  # u2: 20, 10 | valid 10 | test 30
     assert sp.n_train_targets == 2
     assert sp.item_counts.tolist() == [0, 1, 2, 1, 0, 0]  # training parts only
 
