@@ -127,7 +127,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from sicsrec.config import DataConfig
     from sicsrec.eval.evaluate import evaluate_model
     from sicsrec.pipeline import load_data
     from sicsrec.data.split import build_split

@@ -79,8 +79,9 @@ class Recommender:
     def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
         return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
 
-    def popular(self, k: int, exclude: set[int] = frozenset()) -> RecResult:  # type: ignore[assignment]
-        order = [i + 1 for i in np.argsort(-self.popularity, kind="stable") if i + 1 not in exclude][:k]
+    def popular(self, k: int) -> RecResult:
+        """The k most interacted items of the training data (the empty-history answer)."""
+        order = [int(i) + 1 for i in np.argsort(-self.popularity, kind="stable")[:k]]
         top = self.popularity.max() or 1.0
         items = [self._item(i, float(self.popularity[i - 1] / top), {p: 0.0 for p in PARTS}) for i in order]
         return RecResult(items, "popular")
