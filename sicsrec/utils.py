@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 import random
@@ -32,6 +35,30 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@functools.cache
+def _malloc_trim() -> object | None:
+    """glibc's malloc_trim, or None on other C libraries (macOS, musl, Windows)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_memory() -> bool:
+    """Hand freed heap pages back to the OS (glibc malloc_trim); False where unsupported.
+
+    Batches of varying shape fragment glibc's heap: freed blocks stay mapped, so a Bili_Food run's
+    RSS grew to 2-9 GB with ~0.3 GB live. Trimming every few steps keeps it flat (0.8 GB measured)
+    for about the cost of one page fault per reused page; a fixed mmap threshold also caps RSS but
+    made each epoch ~50% slower.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def seed_everything(seed: int) -> None:

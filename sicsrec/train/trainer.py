@@ -18,6 +18,7 @@ from sicsrec.config import TrainConfig
 from sicsrec.data.split import Split
 from sicsrec.eval.evaluate import evaluate_model
 from sicsrec.model.base import SeqRecModel
+from sicsrec.utils import release_memory
 
 log = logging.getLogger("sicsrec.train")
 
@@ -116,11 +117,13 @@ class Trainer:
                         sums[k] = sums.get(k, 0.0) + v
                     bar.set_postfix(loss=f"{float(out.total.detach()):.4f}")
                     if step % 10 == 0 or step == len(batches):
+                        release_memory()  # varying batch shapes fragment the heap: RSS would grow every epoch
                         self._emit(kind="step", stage=stage, epoch=epoch, step=step, steps=len(batches),
                                    loss=float(out.total.detach()))
                 loss = {k: v / len(batches) for k, v in sums.items()}
                 secs = time.time() - t0
                 valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
+                release_memory()
                 entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs, time.time() - t0 - secs)
                 result.history.append(entry)
                 improved = valid["hr@10"] > best_hr
