@@ -16,7 +16,8 @@ from sicsrec.app.data import LAYOUTS, DataTab
 from sicsrec.app.evaluate import EvaluateTab
 from sicsrec.app.explore import ExploreTab
 from sicsrec.app.state import AppConfig, Studio
-from sicsrec.app.train import COMING, SPEC_MODEL, SPEC_TRAIN, STAGES, TrainTab, device_choices, device_note
+from sicsrec.app.train import (BACKEND_LABELS, SPEC_ALIGN, SPEC_BACKEND, SPEC_MODEL, SPEC_TRAIN, STAGE_A, STAGES, TrainTab,
+                               device_choices, device_note)
 from sicsrec.data import DataError
 from sicsrec.serve.projection import available_methods
 from sicsrec.utils import setup_logging
@@ -119,8 +120,25 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                               info="upload more in the Data tab")
                         stages = gr.CheckboxGroup(list(STAGES), value=[s for s, m in STAGES.items() if m != "content"],
                                                   label="Stages")
-                        gr.CheckboxGroup(COMING, label="Stage A", interactive=False,
-                                         info="pair mining and encoder alignment: coming in a later release")
+                        stage_a = gr.CheckboxGroup(STAGE_A, label="Stage A (optional)", elem_id="stage-a",
+                                                   info="mine positive item pairs with an LLM, then fine-tune the "
+                                                        "content encoders on them; training then uses the aligned "
+                                                        "features")
+                        with gr.Accordion("Stage A settings", open=False):
+                            with gr.Row():
+                                backend = gr.Dropdown(list(BACKEND_LABELS), value=next(iter(BACKEND_LABELS)),
+                                                      label="Pair-mining backend",
+                                                      info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)")
+                                max_users = gr.Number(value=200, precision=0, label="users to ask",
+                                                      info="a seeded sample; empty = every user")
+                            base_url = gr.Textbox(value=SPEC_BACKEND.base_url, label="server base URL (OpenAI-compatible only)")
+                            with gr.Row():
+                                align_optimizer = gr.Radio(["sgd", "adamw"], value=SPEC_ALIGN.optimizer,
+                                                           label="alignment optimizer",
+                                                           info="the spec's SGD at 1e-5 barely moves the encoders; "
+                                                                "AdamW at 1e-4 does")
+                                align_lr = gr.Number(value=SPEC_ALIGN.lr, label="alignment lr")
+                                align_epochs = gr.Slider(1, 50, value=SPEC_ALIGN.epochs, step=1, label="alignment epochs")
                         with gr.Row():
                             hidden = gr.Slider(16, 512, value=SPEC_MODEL.hidden, step=16, label="hidden size d")
                             epochs = gr.Slider(1, 300, value=SPEC_TRAIN.max_epochs, step=1, label="max epochs")
@@ -176,8 +194,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
             .then(explore.refresh, refresh_in, refresh_out, **UI)
             .then(evaluate.show, run, [table, chart, eval_md], **UI))
 
-        start.click(train.start, [dataset, stages, hidden, epochs, patience, alpha, lr, batch, device],
-                    [message, timer], **UI)
+        start.click(train.start, [dataset, stages, hidden, epochs, patience, alpha, lr, batch, device, stage_a, backend,
+                                  base_url, max_users, align_optimizer, align_lr, align_epochs], [message, timer], **UI)
         cancel.click(train.cancel, None, message, **UI)
         poll_out = [job_status, curves, job_metrics, timer, run]
         timer.tick(train.poll, None, poll_out, show_progress="hidden", **UI)

@@ -1,4 +1,4 @@
-"""Train tab: run `run_compare` in a background thread (one job per process), poll it, cancel it."""
+"""Train tab: run stage A (pair mining, alignment) and `run_compare` in a background thread, poll it, cancel it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from sicsrec.app.explore import empty_figure
 from sicsrec.app.plots import MODEL_NAMES, training_figure
 from sicsrec.app.state import Studio
 from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sicsrec.content.align import AlignConfig, align
+from sicsrec.content.llm import BACKENDS, BackendOptions, get_backend
+from sicsrec.content.pairs import MiningSettings, mine_pairs
 from sicsrec.eval.compare import MODEL_ORDER, run_compare
+from sicsrec.pipeline import load_data
 from sicsrec.utils import resolve_device
 
 log = logging.getLogger("sicsrec.app")
@@ -27,8 +31,37 @@ STAGES = {  # checkbox label -> model trained by run_compare
     "Content-only baseline": "content",
     "Step 2 · SICSRec (content + mix decoder on the frozen step-1 encoder)": "sicsrec",
 }
-COMING = ["Stage A · pair mining (coming: stage A)", "Stage A · encoder alignment (coming: stage A)"]
-SPEC_MODEL, SPEC_TRAIN = ModelConfig(), TrainConfig()  # the spec's defaults, shown as the form's defaults
+MINE, ALIGN = "Stage A1 · pair mining (one LLM question per user)", "Stage A2 · encoder alignment on the pairs"
+STAGE_A = [MINE, ALIGN]
+BACKEND_LABELS = {  # dropdown label -> registry name; the fallback says so
+    "SmolLM2-135M (offline LLM)": "smollm2",
+    "MiniLM title similarity (FALLBACK: no LLM)": "embedding",
+    "OpenAI-compatible server (online: OPENAI_API_KEY, base URL below)": "openai",
+}
+SPEC_MODEL, SPEC_TRAIN, SPEC_ALIGN = ModelConfig(), TrainConfig(), AlignConfig()  # the form's defaults
+SPEC_BACKEND = BackendOptions()
+
+
+@dataclass
+class StageASettings:
+    """What a job runs before training: pair mining (A1) and/or encoder alignment on its pairs (A2)."""
+
+    mine: bool = False
+    align: bool = False
+    backend: str = "smollm2"
+    base_url: str = SPEC_BACKEND.base_url
+    max_users: int | None = 200
+    optimizer: str = SPEC_ALIGN.optimizer
+    lr: float = SPEC_ALIGN.lr
+    epochs: int = SPEC_ALIGN.epochs
+
+
+class StageCancelled(KeyboardInterrupt):
+    """Raised from a stage-A progress callback when the job's cancel switch is set (their Ctrl-C contract)."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
 
 
 class JobBusy(Exception):
@@ -43,12 +76,14 @@ class TrainJob:
     models: tuple[str, ...]
     out: Path
     device: str
+    stage_a: StageASettings = field(default_factory=StageASettings)
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str = ""
     results: dict[str, Any] | None = None
+    summary: list[str] = field(default_factory=list)  # one markdown line per finished stage-A stage
     thread: threading.Thread | None = None
 
     @property
@@ -61,23 +96,70 @@ class TrainJob:
         self.events.append({**event, "t": time.time()})
 
     def run(self) -> None:
-        """The thread body: train, evaluate, save; any failure becomes a message, never a crash."""
+        """The thread body: stage A, then train, evaluate, save; any failure becomes a message, never a crash."""
         try:
-            self.results = run_compare(self.cfg, self.out, self.models, progress=self.record, cancel=self.cancel,
-                                       show_bar=False)
+            if self.stage_a.mine or self.stage_a.align:
+                self._stage_a()
+            if self.models:
+                self.results = run_compare(self.cfg, self.out, self.models, progress=self.record, cancel=self.cancel,
+                                           show_bar=False)
+        except StageCancelled as e:
+            kept = ("the replies answered so far stay cached in `pairs/replies.jsonl`" if e.stage == "pair mining"
+                    else "nothing was cached; the raw features are untouched")
+            self.error = f"cancelled during {e.stage}: {kept}"
         except Exception as e:  # the app must survive any failure of a job (bad data, out of memory, ...)
             log.exception("training job failed")
             self.error = "cancelled before a model was trained" if self.cancel.is_set() else f"{type(e).__name__}: {e}"
         finally:
             self.finished = time.time()
 
+    def _progress(self, stage: str) -> Any:
+        """A stage-A progress callback: records (done, total) and stops the stage when cancel is set."""
 
-def start_job(studio: Studio, cfg: RunConfig, models: tuple[str, ...], out: Path) -> TrainJob:
+        def callback(done: int, total: int) -> None:
+            self.record({"kind": "stage_a", "stage": stage, "done": done, "total": total})
+            if self.cancel.is_set():
+                raise StageCancelled(stage)
+
+        return callback
+
+    def _stage_a(self) -> None:
+        """A1 mines pairs into out/pairs; A2 aligns the encoders on them and switches training to aligned features."""
+        a = self.stage_a
+        dataset = load_data(self.cfg.data)
+        pairs = self.out / "pairs"
+        if a.mine:
+            backend = get_backend(a.backend, BackendOptions(device=self.cfg.train.device, base_url=a.base_url))
+            self.record({"kind": "stage_a", "stage": "pair mining", "done": 0, "total": 0})
+            mined = mine_pairs(dataset, pairs, backend, settings=MiningSettings(max_users=a.max_users), progress=False,
+                               progress_callback=self._progress("pair mining"))
+            c = mined.counts
+            label = " · **FALLBACK: no LLM**" if backend.fallback else ""
+            self.summary.append(f"**Pair mining** ({backend.name}{label}): {len(mined.pairs)} pairs from "
+                                f"{c['answered']} answers · none {c['none']} · unparseable {c['unparseable']} · "
+                                f"off-list {c['off_list']} · {c['seconds']:.0f} s")
+        if a.align:
+            self.record({"kind": "stage_a", "stage": "encoder alignment", "done": 0, "total": 0})
+            feats = self.cfg.features
+            result = align(dataset, pairs, self.out / "align",
+                           AlignConfig(optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, seed=self.cfg.train.seed,
+                                       use_images=feats.use_images, device=self.cfg.train.device),
+                           feats.text_encoder, feats.image_encoder, progress=False,
+                           progress_callback=self._progress("encoder alignment"))
+            first, last = (result.history[0]["loss"], result.history[-1]["loss"]) if result.history else (0.0, 0.0)
+            done = "already cached" if result.skipped else f"loss {first:.4f} → {last:.4f} in {result.seconds:.0f} s"
+            self.summary.append(f"**Encoder alignment** ({a.optimizer} lr {a.lr:g}, {a.epochs} epochs): {done}; "
+                                f"training uses the aligned features `{result.source}`")
+            feats.source = "aligned"
+
+
+def start_job(studio: Studio, cfg: RunConfig, models: tuple[str, ...], out: Path,
+              stage_a: StageASettings | None = None) -> TrainJob:
     """Start a training thread unless one is running (JobBusy)."""
     with studio.job_lock:
         if studio.job is not None and studio.job.running:
             raise JobBusy("A training job is already running; wait for it or cancel it first.")
-        job = TrainJob(cfg, models, out, str(resolve_device(cfg.train.device)))
+        job = TrainJob(cfg, models, out, str(resolve_device(cfg.train.device)), stage_a or StageASettings())
         job.thread = threading.Thread(target=job.run, name="sicsrec-train", daemon=True)
         studio.job = job
         job.thread.start()
@@ -103,6 +185,15 @@ def _clock(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _stage_a_eta(job: TrainJob, last: dict[str, Any]) -> str:
+    """Time left in the running stage-A stage, from its rate so far."""
+    seen = [e for e in job.events if e["kind"] == "stage_a" and e["stage"] == last["stage"] and e["done"] > 0]
+    if len(seen) < 2 or last["done"] <= seen[0]["done"]:
+        return ""
+    per_step = (last["t"] - seen[0]["t"]) / (last["done"] - seen[0]["done"])
+    return f"≈ {_clock((last['total'] - last['done']) * per_step)} left in {last['stage']}"
 
 
 def eta_text(job: TrainJob) -> str:
@@ -131,15 +222,24 @@ def status_text(job: TrainJob | None) -> str:
     elapsed = (job.finished or time.time()) - job.started
     where = f"`{job.out}` on {job.device}"
     if job.running:
-        last = next((e for e in reversed(job.events) if e["kind"] in ("step", "epoch")), None)
+        last = next((e for e in reversed(job.events) if e["kind"] in ("step", "epoch", "stage_a")), None)
         stopping = " · **stopping** after the current batch…" if job.cancel.is_set() else ""
         if last is None:
             return f"**Preparing** data and content features… ({_clock(elapsed)} elapsed, {where}){stopping}"
+        if last["kind"] == "stage_a":
+            unit = "questions" if last["stage"] == "pair mining" else "steps"
+            count = f" · {last['done']}/{last['total']} {unit}" if last["total"] else " · loading the model…"
+            if last["stage"] == "encoder alignment" and last["total"] and last["done"] == last["total"]:
+                count += " · encoding every item with the aligned encoders…"
+            return (f"**Stage A · {last['stage']}**{count} · {_clock(elapsed)} elapsed · {where}{stopping}\n\n"
+                    f"{_stage_a_eta(job, last)}")
         step = f" · step {last['step']}/{last['steps']}" if last["kind"] == "step" else " · validating"
         return (f"**Training {last['stage']}** · epoch {last['epoch']}/{job.cfg.train.max_epochs}{step} · "
                 f"{_clock(elapsed)} elapsed · {where}{stopping}\n\n{eta_text(job)}")
     if job.error:
         return f"**Training stopped:** {job.error} ({_clock(elapsed)})."
+    if not job.models:
+        return f"**Finished** stage A in {_clock(elapsed)} → `{job.out}` (no model was trained: tick step 1/2 for that)."
     trained = [m for m in MODEL_ORDER if m != "pop" and m in (job.results or {}).get("models", {})]
     if not trained:
         return f"**Cancelled** before any model finished ({_clock(elapsed)}); no checkpoint was saved."
@@ -150,21 +250,21 @@ def status_text(job: TrainJob | None) -> str:
 
 
 def metrics_text(job: TrainJob | None) -> str:
-    """Markdown table of the last validation metrics of each stage."""
+    """Markdown: what stage A produced, then a table of the last validation metrics of each training stage."""
     if job is None:
         return ""
     last: dict[str, dict[str, Any]] = {}
     for e in job.events:
         if e["kind"] == "epoch":
             last[e["stage"]] = e
-    if not last:
-        return ""
-    rows = ["| stage | epoch | loss | valid HR@10 | valid NDCG@10 | best epoch |", "|---|---|---|---|---|---|"]
+    lines = [f"- {line}" for line in job.summary]
+    if last:
+        lines += ["", "| stage | epoch | loss | valid HR@10 | valid NDCG@10 | best epoch |", "|---|---|---|---|---|---|"]
     for stage, e in last.items():
         loss = sum(e["loss"].values())
-        rows.append(f"| {stage} | {e['epoch']} | {loss:.4f} | {e['valid']['hr@10']:.4f} | {e['valid']['ndcg@10']:.4f} "
-                    f"| {e['best_epoch']} |")
-    return "\n".join(rows)
+        lines.append(f"| {stage} | {e['epoch']} | {loss:.4f} | {e['valid']['hr@10']:.4f} | {e['valid']['ndcg@10']:.4f} "
+                     f"| {e['best_epoch']} |")
+    return "\n".join(lines).strip()
 
 
 class TrainTab:
@@ -179,24 +279,39 @@ class TrainTab:
         return gr.Dropdown(choices=choices, value=current if current in self.studio.datasets else self.studio.default_dataset)
 
     def start(self, dataset: str, stages: list[str], hidden: float, epochs: float, patience: float, alpha: float,
-              lr: float, batch: float, device: str) -> tuple[str, gr.Timer]:
+              lr: float, batch: float, device: str, stage_a: list[str] | None = None, backend: str = "",
+              base_url: str = SPEC_BACKEND.base_url, max_users: float | None = 200,
+              align_optimizer: str = SPEC_ALIGN.optimizer, align_lr: float = SPEC_ALIGN.lr,
+              align_epochs: float = SPEC_ALIGN.epochs) -> tuple[str, gr.Timer]:
         """Start a job from the form; returns a message and the polling timer (active while it runs)."""
         models = tuple(m for m in MODEL_ORDER if m in {STAGES[s] for s in stages or [] if s in STAGES})
-        if not models:
+        a = StageASettings(mine=MINE in (stage_a or []), align=ALIGN in (stage_a or []),
+                           backend=BACKEND_LABELS.get(backend, backend or "smollm2"), base_url=base_url or "")
+        if not models and not (a.mine or a.align):
             return "Pick at least one stage to train.", gr.Timer(active=False)
+        if a.align and not a.mine:
+            return "Encoder alignment trains on the pairs that pair mining finds: tick pair mining too.", gr.Timer(active=False)
+        if a.backend not in BACKENDS:
+            return f"Unknown pair-mining backend {backend!r}.", gr.Timer(active=False)
         if dataset not in self.studio.datasets:
             return f"Unknown dataset {dataset!r}: upload it in the **Data** tab first.", gr.Timer(active=False)
         try:
             hidden, epochs, patience, batch = int(hidden), int(epochs), int(patience), int(batch)
             alpha, lr = float(alpha), float(lr)
+            a.max_users = int(max_users) if max_users else None
+            a.optimizer, a.lr, a.epochs = align_optimizer or SPEC_ALIGN.optimizer, float(align_lr), int(align_epochs)
         except (TypeError, ValueError):
             return "Hyperparameters must be numbers.", gr.Timer(active=False)
         if hidden < 2 or hidden % 2 or epochs < 1 or patience < 1 or batch < 1 or not 0 < lr < 1 or alpha < 0:
             return ("Check the hyperparameters: hidden must be even (2 heads), epochs, patience and batch ≥ 1, "
                     "0 < lr < 1, alpha ≥ 0."), gr.Timer(active=False)
+        if (a.max_users is not None and a.max_users < 2) or a.epochs < 1 or not 0 < a.lr < 1 \
+                or a.optimizer not in ("sgd", "adamw"):
+            return ("Check stage A: users to ask ≥ 2 (empty = all), alignment epochs ≥ 1, 0 < alignment lr < 1, "
+                    "optimizer sgd or adamw."), gr.Timer(active=False)
         images = str(self.studio.config.images) if dataset == "demo" and self.studio.config.images else None
         cfg = RunConfig(
-            models[-1], DataConfig(path=self.studio.datasets[dataset], images=images),
+            models[-1] if models else "sicsrec", DataConfig(path=self.studio.datasets[dataset], images=images),
             model_cfg=ModelConfig(hidden=hidden, ffn=hidden),
             train=TrainConfig(lr=lr, batch_size=batch, max_epochs=epochs, patience=patience, alpha=alpha,
                               device=device or "auto", threads=self.studio.config.train_threads))
@@ -207,10 +322,11 @@ class TrainTab:
                 break
             out = self.studio.config.workdir / f"{stamp}-{n}"
         try:
-            job = start_job(self.studio, cfg, models, out)
+            job = start_job(self.studio, cfg, models, out, a)
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
-        names = ", ".join(MODEL_NAMES[m] for m in models)
+        names = ", ".join([*(["pair mining"] if a.mine else []), *(["alignment"] if a.align else []),
+                           *(MODEL_NAMES[m] for m in models)])
         return f"Started: {names} on **{dataset}** ({job.device}) → `{out}`.", gr.Timer(active=True)
 
     def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any]:
@@ -231,5 +347,6 @@ class TrainTab:
         return "Cancelling after the current batch; the best checkpoint so far is kept."
 
 
-__all__ = ["COMING", "STAGES", "JobBusy", "SPEC_MODEL", "SPEC_TRAIN", "TrainJob", "TrainTab", "device_choices",
+__all__ = ["ALIGN", "BACKEND_LABELS", "MINE", "SPEC_ALIGN", "SPEC_BACKEND", "SPEC_MODEL", "SPEC_TRAIN", "STAGES",
+           "STAGE_A", "JobBusy", "StageASettings", "StageCancelled", "TrainJob", "TrainTab", "device_choices",
            "device_note", "eta_text", "metrics_text", "start_job", "status_text"]

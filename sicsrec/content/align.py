@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -238,12 +239,14 @@ def align(
     cache_dir: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    progress_callback: Callable[[int, int], None] | None = None,
 ) -> AlignResult:
     """Fine-tune on the pairs file (pairs.csv or its folder), cache all items' aligned features, index them.
 
     Encoders are registry names or `Encoder` instances (e.g. a CLIP tower; fine-tuned in place).
     When features for the same provenance are already cached this returns at once (`skipped=True`)
-    unless `force`.
+    unless `force`. `progress_callback(done, total)` is called after every optimiser step; raising
+    KeyboardInterrupt from it stops training with nothing cached (as Ctrl-C does).
     Writes out/align.json (settings, loss history, counts, source) when `out` is given.
     """
     started = time.perf_counter()
@@ -321,7 +324,7 @@ def align(
         for epoch in range(1, cfg.epochs + 1):
             sums = dict.fromkeys(["loss", *losses], 0.0)  # pair-weighted, so a short last batch counts less
             steps = seen = 0
-            for batch in loader:
+            for batch_no, batch in enumerate(loader, 1):
                 k = batch[0]
                 if len(k) < 2:
                     bar.update(1)
@@ -338,6 +341,8 @@ def align(
                     sums[name] += value.item() * len(k)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{total.item():.4f}")
+                if progress_callback is not None:
+                    progress_callback((epoch - 1) * len(loader) + batch_no, cfg.epochs * len(loader))
             history.append({"epoch": epoch, "steps": steps, **{n: round(v / max(seen, 1), 6) for n, v in sums.items()}})
             log.info("align epoch %d: %s", epoch, " ".join(f"{n}={v:.4f}" for n, v in history[-1].items()
                                                            if n not in ("epoch", "steps")))

@@ -14,7 +14,7 @@ from sicsrec.app.data import DataTab, UploadError, safe_extract
 from sicsrec.app.evaluate import EvaluateTab
 from sicsrec.app.explore import PAGE_SIZE, ExploreTab
 from sicsrec.app.state import AppConfig, Studio
-from sicsrec.app.train import STAGES, TrainTab
+from sicsrec.app.train import ALIGN, MINE, STAGES, TrainTab
 from sicsrec.serve import PARTS
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
@@ -250,3 +250,46 @@ def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Pa
     run = studio.run(out)
     assert run.main is not None and run.main.name == "sicsrec" and run.baseline is not None
     assert list(EvaluateTab(studio).show(out)[0]["model"]) == ["popularity", "SASRec (behavior only)", "SICSRec"]
+
+
+FALLBACK = "MiniLM title similarity (FALLBACK: no LLM)"
+STAGE_A = dict(stage_a=[MINE, ALIGN], backend=FALLBACK, max_users=None, align_optimizer="adamw", align_lr=1e-4,
+               align_epochs=1)
+
+
+def test_stage_a_form_is_validated(studio: Studio) -> None:
+    train = TrainTab(studio)
+    assert "tick pair mining too" in train.start("demo", [], **TINY, stage_a=[ALIGN])[0]
+    assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "align_lr": 5.0})[0]
+    assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "max_users": 1})[0]
+    assert studio.job is None or not studio.job.running
+
+
+def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio, slice_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
+    studio.datasets["slice"] = str(slice_dir)
+    train = TrainTab(studio)
+    message, timer = train.start("slice", STEPS, **TINY, **STAGE_A)
+    assert message.startswith("Started: pair mining, alignment") and timer.active
+    _wait(studio, 300)
+    status, _, metrics, _, _ = train.poll()
+    assert status.startswith("**Finished**"), status
+    assert "FALLBACK: no LLM" in metrics and "Encoder alignment" in metrics and "valid HR@10" in metrics
+    job = studio.job
+    assert (job.out / "pairs" / "pairs.csv").is_file() and (job.out / "align" / "align.json").is_file()
+    assert job.results["features"]["source"].startswith("aligned:")
+    assert [e["stage"] for e in job.events if e["kind"] == "stage_a"][-1] == "encoder alignment"
+
+
+def test_cancel_during_pair_mining_keeps_the_replies(studio: Studio, slice_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
+    studio.datasets["slice"] = str(slice_dir)
+    train = TrainTab(studio)
+    assert train.start("slice", STEPS, **TINY, **STAGE_A)[0].startswith("Started")
+    train.cancel()  # set before the backend's first answer: mining stops after it
+    _wait(studio)
+    status = train.poll()[0]
+    assert "cancelled during pair mining" in status and "replies.jsonl" in status, status
+    assert studio.job.results is None and not (studio.job.out / "pairs" / "pairs.csv").exists()
