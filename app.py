@@ -156,7 +156,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
                     with gr.Column(scale=3):
                         job_status = gr.Markdown(elem_id="job-status")
                         curves = gr.Plot(label="Training curves", show_label=False)
-                        job_metrics = gr.Markdown()
+                        job_metrics = gr.Markdown(elem_id="job-metrics")
                 timer = gr.Timer(1.0, active=False)
 
             with gr.Tab("Evaluate", id="evaluate"):

@@ -37,7 +37,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_options(studio))
     try:
-        yield f"http://127.0.0.1:{port}/", zip_folder(demo_slice(base / "slice"), work / "slice.zip")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("SICSREC_CACHE", str(work / "features"))  # stage A's aligned features stay in the test
+            yield f"http://127.0.0.1:{port}/", zip_folder(demo_slice(base / "slice"), work / "slice.zip")
     finally:
         demo.close()
 
@@ -102,10 +104,23 @@ def test_upload_then_train_a_tiny_job(page, served: tuple[str, Path]) -> None:
         box = page.get_by_label(f"number input for {label}")
         box.fill(str(value))
         box.press("Enter")
+    page.get_by_label("Stage A1 · pair mining").check()
+    page.get_by_label("Stage A2 · encoder alignment").check()
+    page.get_by_text("Stage A settings").click()
+    page.get_by_label("Pair-mining backend").click()
+    page.get_by_role("option", name="MiniLM title similarity (FALLBACK: no LLM)").click()
+    page.get_by_label("adamw").check()
+    page.get_by_label("alignment lr").fill("0.0001")
+    box = page.get_by_label("number input for alignment epochs")
+    box.fill("1")
+    box.press("Enter")
     page.locator("#start-training").click()
-    page.locator("#job-status").get_by_text("Finished").wait_for(timeout=150_000)
+    page.locator("#job-status").get_by_text("Stage A").wait_for(timeout=60_000)
+    page.locator("#job-status").get_by_text("Finished").wait_for(timeout=240_000)
     status = page.locator("#job-status").inner_text()
     assert "SASRec" in status and "SICSRec" in status
+    metrics = page.locator("#job-metrics").inner_text()
+    assert "FALLBACK: no LLM" in metrics and "Encoder alignment" in metrics and "aligned features" in metrics
     page.locator(".js-plotly-plot >> visible=true").first.wait_for()
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
 
