@@ -23,7 +23,7 @@ from sicsrec.checkpoint import CheckpointError
 from sicsrec.config import DataConfig
 from sicsrec.data import Dataset
 from sicsrec.data.thumbnails import thumbnail_for
-from sicsrec.serve import PARTS, Recommender
+from sicsrec.serve import Recommender, popular_items
 from sicsrec.serve.projection import Projection, project
 
 log = logging.getLogger("sicsrec.app")
@@ -109,10 +109,7 @@ class Catalogue:
 
     def popular(self, k: int, exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
         """The k most popular items not in `exclude`, shaped like the serving API's items (parts 0)."""
-        top = self.popularity.max() or 1.0
-        order = [i for i in self.by_popularity if self.item_ids[i] not in exclude][:k]
-        return [{"item_id": self.item_ids[i], "title": self.titles[i], "score": float(self.popularity[i] / top),
-                 **{p: 0.0 for p in PARTS}} for i in order]
+        return popular_items(self.item_ids, self.titles, self.popularity, k, exclude)
 
 
 class Thumbnails:

@@ -1,5 +1,5 @@
 """Serving: score new histories from a checkpoint, with exact attributions and item embeddings."""
 
-from sicsrec.serve.recommender import PARTS, RecResult, Recommender
+from sicsrec.serve.recommender import PARTS, RecResult, Recommender, popular_items
 
-__all__ = ["PARTS", "RecResult", "Recommender"]
+__all__ = ["PARTS", "RecResult", "Recommender", "popular_items"]

@@ -20,6 +20,16 @@ from sicsrec.model.base import SeqRecModel
 PARTS = ("behavior", "content", "mixed", "bias")
 
 
+def popular_items(item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int,
+                  exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    """The k most interacted items not in `exclude`, shaped like recommendations (score = share of the
+    top count, every attribution part 0): the answer to an empty history, with or without a model."""
+    top = float(popularity.max()) if len(popularity) else 1.0
+    order = [i for i in np.argsort(-popularity, kind="stable") if item_ids[i] not in exclude][:k]
+    return [{"item_id": item_ids[i], "title": titles[i], "score": float(popularity[i] / (top or 1.0)),
+             **dict.fromkeys(PARTS, 0.0)} for i in order]
+
+
 @dataclass
 class RecResult:
     """Ranked items (dicts with item_id, title, score and its four parts) and what happened to the input."""
@@ -81,10 +91,7 @@ class Recommender:
 
     def popular(self, k: int) -> RecResult:
         """The k most interacted items of the training data (the empty-history answer)."""
-        order = [int(i) + 1 for i in np.argsort(-self.popularity, kind="stable")[:k]]
-        top = self.popularity.max() or 1.0
-        items = [self._item(i, float(self.popularity[i - 1] / top), {p: 0.0 for p in PARTS}) for i in order]
-        return RecResult(items, "popular")
+        return RecResult(popular_items(self.item_ids, self.titles, self.popularity, k), "popular")
 
     @torch.no_grad()
     def recommend(self, history: list[str], k: int = 10, exclude_history: bool = True,

@@ -3,12 +3,13 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
 from sicsrec.config import ModelConfig
-from sicsrec.serve import PARTS, Recommender
+from sicsrec.serve import PARTS, Recommender, popular_items
 from sicsrec.train.two_step import build_model
 from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
 
@@ -109,3 +110,9 @@ def test_interrupted_save_keeps_the_previous_checkpoint(saved, split, monkeypatc
         save_checkpoint(path, model, item_table(split, synthetic_dataset().items))
     assert (path / "model.safetensors").read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_popular_items_rank_by_count_and_skip_excluded() -> None:
+    got = popular_items(["a", "b", "c", "d"], ["A", "B", "C", "D"], np.array([3.0, 8.0, 3.0, 1.0]), 2, {"b"})
+    assert [it["item_id"] for it in got] == ["a", "c"]  # ties keep catalogue order
+    assert got[0]["score"] == pytest.approx(3 / 8) and all(got[0][p] == 0.0 for p in PARTS)
