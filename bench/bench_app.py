@@ -1,0 +1,95 @@
+"""Seconds from `python app.py` to a served page and to the first recommendation, then the latency
+of the `recommend` endpoint over HTTP (gradio_client) next to the same call in process.
+
+    python bench/bench_app.py [--calls 50] [--port 7871] [-- extra app.py flags]
+
+Starts the app as a user would (a fresh process on the embedded demo and shipped checkpoint),
+prints figures; no asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HISTORY = ["1", "260", "1196", "2571", "356", "318", "296", "593", "480", "2959"]  # MovieLens movieIds
+
+
+def _wait_for_page(url: str, proc: subprocess.Popen, limit: float = 300.0) -> None:
+    """Poll until the page answers (or the app died / `limit` seconds passed)."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"app.py exited with {proc.returncode}; see its log")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"no page at {url} after {limit:.0f} s")
+
+
+def _stats(seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    return f"median {statistics.median(ms):.1f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.1f} ms over {len(ms)} calls"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--calls", type=int, default=50)
+    p.add_argument("--port", type=int, default=7871)
+    p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
+    args = p.parse_args()
+
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(args.port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1"}
+    log = ROOT / "artifacts" / "bench_app.log"
+    log.parent.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    t0 = time.perf_counter()
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "app.py", *args.app_args], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        _wait_for_page(url, proc)
+        served = time.perf_counter() - t0
+        from gradio_client import Client
+
+        client = Client(url, verbose=False)
+        first = client.predict(",".join(HISTORY[:3]), 10, api_name="/recommend")
+        first_s = time.perf_counter() - t0
+        http = []
+        for i in range(args.calls):
+            t = time.perf_counter()
+            client.predict(",".join(HISTORY[: 1 + i % len(HISTORY)]), 10, api_name="/recommend")
+            http.append(time.perf_counter() - t)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    from sicsrec.serve import Recommender
+    from sicsrec.app.state import AppConfig
+
+    rec = Recommender.load(AppConfig().checkpoint / "checkpoints" / "sicsrec")
+    local = []
+    for i in range(args.calls):
+        t = time.perf_counter()
+        rec.recommend(HISTORY[: 1 + i % len(HISTORY)], 10, influence=True)
+        local.append(time.perf_counter() - t)
+    print(f"cpus={os.cpu_count()} (load average {os.getloadavg()[0]:.1f} during the run)")
+    print(f"python app.py -> served page: {served:.1f} s; -> first recommendation ({first[0]['source']}): {first_s:.1f} s")
+    print(f"/recommend over HTTP (gradio_client): {_stats(http)}")
+    print(f"Recommender.recommend in process (with influence): {_stats(local)}")
+
+
+if __name__ == "__main__":
+    main()
