@@ -42,6 +42,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--image-encoder", default="efficientnet-lite0")
     f.add_argument("--no-images", action="store_true", help="ignore images even when the dataset has them")
     f.add_argument("--features", default="raw", choices=["raw", "aligned"], help="raw encoder features or stage-A aligned ones")
+    f.add_argument("--image-norm", default="center_l2", choices=["center_l2", "none"],
+                   help="image feature rows: centred + unit norm like the text rows [center_l2], or raw")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -75,7 +77,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
     data = DataConfig(args.data, args.format, args.images, args.min_user_interactions, args.min_item_interactions,
                       args.max_len, args.window_stride)
     feats = FeatureConfig(args.text_encoder, None if args.no_images else args.image_encoder,
-                          False if args.no_images else None, args.features)
+                          False if args.no_images else None, args.features, args.image_norm)
     cfg = RunConfig(model, data, feats, ModelConfig(max_len=args.max_len), TrainConfig(device=args.device, threads=args.threads))
     if hasattr(args, "hidden"):
         m, t = cfg.model_cfg, cfg.train

@@ -39,6 +39,10 @@ class FeatureConfig:
     image_encoder: str | None = "efficientnet-lite0"
     use_images: bool | None = None  # None: on when the dataset has images
     source: str = "raw"  # "raw" or "aligned"
+    # Image rows as the text rows already are (MiniLM: unit norm, ~zero mean): "center_l2" subtracts
+    # the mean image feature and L2-normalises each row; "none" feeds raw CNN features (all
+    # non-negative, norm ~17 for EfficientNet-Lite0), which let MLP_v(V) swamp MLP_t(T).
+    image_norm: str = "center_l2"
 
 
 @dataclass

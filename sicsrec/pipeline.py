@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from sicsrec.config import DataConfig, FeatureConfig
 from sicsrec.data.schema import Dataset
 from sicsrec.data.split import Split, build_split
@@ -58,5 +60,27 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
     feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
                              use_images=features.use_images, device=str(resolve_device(device)), progress=show_bar,
                              progress_callback=progress, cancel=cancel, source=source)
-    tables = tables_for_split(split, feats.item_ids, feats.text, feats.image, feats.image_mask)
-    return Prepared(ds, split, tables, feats.meta)
+    image = feats.image if feats.image is None else normalize_image_features(feats.image, feats.image_mask,
+                                                                              features.image_norm)
+    tables = tables_for_split(split, feats.item_ids, feats.text, image, feats.image_mask)
+    return Prepared(ds, split, tables, {**feats.meta, "image_norm": features.image_norm if image is not None else None})
+
+
+IMAGE_NORMS = ("center_l2", "none")
+
+
+def normalize_image_features(image: np.ndarray, mask: np.ndarray | None, how: str) -> np.ndarray:
+    """Image feature rows brought to the text rows' form ("center_l2"), or left raw ("none").
+
+    The mean is taken over items that have an image; rows without one stay zero (their mask is 0).
+    """
+    if how not in IMAGE_NORMS:
+        raise ValueError(f"image_norm must be one of {', '.join(IMAGE_NORMS)}, got {how!r}")
+    if how == "none":
+        return image
+    has = np.ones(len(image), dtype=bool) if mask is None else np.asarray(mask).astype(bool).reshape(len(image))
+    out = np.zeros_like(image, dtype=np.float32)
+    if has.any():
+        centred = image[has] - image[has].mean(axis=0, keepdims=True)  # (n_with_image, D)
+        out[has] = centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    return out

@@ -257,3 +257,20 @@ def test_real_posters(posters, tmp_path, minilm, effnet):
     f = _run(_items(titles, [str(p) for p in posters]), tmp_path, minilm, effnet)
     assert f.image_mask.all() and f.meta["missing_images"] == 0
     assert (np.linalg.norm(f.image, axis=1) > 0).all()
+
+
+def test_image_rows_are_centred_and_unit_norm_and_missing_rows_stay_zero() -> None:
+    from sicsrec.pipeline import normalize_image_features
+
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 6, size=(6, 5)).astype(np.float32)  # CNN-like: non-negative, large
+    raw[2] = 0.0
+    mask = np.array([1, 1, 0, 1, 1, 1], dtype=np.float32)
+    out = normalize_image_features(raw, mask, "center_l2")
+    have = mask.astype(bool)
+    assert np.allclose(np.linalg.norm(out[have], axis=1), 1.0, atol=1e-5) and not out[2].any()
+    mean = raw[have].mean(axis=0)
+    assert np.allclose(out[0], (raw[0] - mean) / np.linalg.norm(raw[0] - mean), atol=1e-5)
+    assert normalize_image_features(raw, mask, "none") is raw
+    with pytest.raises(ValueError, match="image_norm"):
+        normalize_image_features(raw, mask, "zscore")
