@@ -9,9 +9,10 @@ import time
 import numpy as np
 import torch
 
-for alias, real in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
-    if not hasattr(np, alias):  # numpy 2 removed these; RecBole 1.2.1 still uses them
-        setattr(np, alias, getattr(np, real))
+for alias, real in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_), ("float", float),
+                    ("int", int), ("bool", bool)):
+    if alias not in np.__dict__:  # removed from numpy (np.float etc. in 1.24, np.float_ in 2.0); RecBole 1.2.1 uses them
+        setattr(np, alias, real)
 _torch_load = torch.load
 torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})  # RecBole's own checkpoints pickle its Config
 
