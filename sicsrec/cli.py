@@ -148,8 +148,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from sicsrec.serve import Recommender
+    from sicsrec.serve.index import IndexConfig
 
-    rec = Recommender.load(args.checkpoint)
+    rec = Recommender.load(args.checkpoint, index=IndexConfig(kind=args.index))
     history = [h for h in args.history.split(",") if h.strip()]
     res = rec.recommend(history, args.k, exclude_history=not args.keep_history)
     if res.message:
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first")
     s.add_argument("--k", type=int, default=10)
     s.add_argument("--keep-history", action="store_true", help="allow already-watched items")
+    s.add_argument("--index", default="exact", choices=["exact", "flat", "ivf", "hnsw"],
+                   help="top-k search: exact (default) or a faiss index for catalogues of 10^5+ items")
     s.add_argument("--json", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_recommend)

@@ -33,6 +33,7 @@ class ItemIndex:
         if builder is None:
             raise ValueError(f"unknown index kind {self.cfg.kind!r}; known: {sorted(_BUILDERS)}")
         self._search = builder(self.vectors, self.cfg)
+        self.faiss = getattr(self._search, "index", None)  # the faiss index (None for exact)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best items per query, both (Q, k), best first."""
@@ -56,7 +57,12 @@ def _faiss(make: Callable[[int, np.ndarray, IndexConfig], object]) -> Callable[[
     def build(vectors: np.ndarray, cfg: IndexConfig) -> Search:
         index = make(vectors.shape[1], vectors, cfg)
         index.add(vectors)  # type: ignore[attr-defined]
-        return lambda q, k: index.search(q, k)  # type: ignore[attr-defined]
+
+        def search(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            return index.search(q, k)  # type: ignore[attr-defined]
+
+        search.index = index  # type: ignore[attr-defined]  # kept reachable for sizing / serialising
+        return search
 
     return build
 

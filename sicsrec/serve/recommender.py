@@ -16,6 +16,7 @@ import torch
 
 from sicsrec.checkpoint import load_checkpoint
 from sicsrec.model.base import SeqRecModel
+from sicsrec.serve.index import IndexConfig, ItemIndex
 
 PARTS = ("behavior", "content", "mixed", "bias")
 
@@ -57,7 +58,8 @@ class RecResult:
 class Recommender:
     """A loaded checkpoint ready to score histories given in the dataset's own item ids."""
 
-    def __init__(self, model: SeqRecModel, config: dict[str, Any], items: dict[str, list], path: Path | None = None) -> None:
+    def __init__(self, model: SeqRecModel, config: dict[str, Any], items: dict[str, list], path: Path | None = None,
+                 index: IndexConfig | None = None) -> None:
         self.model, self.config, self.items, self.path = model.eval(), config, items, path
         self.item_ids: list[str] = [str(x) for x in items["item_ids"]]
         self.titles: list[str] = items["titles"]
@@ -66,11 +68,14 @@ class Recommender:
         self.device = next(model.parameters()).device
         with torch.no_grad():
             self._table = model.item_table().detach()  # (N+1, d) scored item vectors, computed once
+        # An approximate index (faiss IVF/HNSW) for large catalogues; exact scoring when None or "exact".
+        self.ann = (ItemIndex(self._table[1:].cpu().numpy(), index)
+                    if index is not None and index.kind != "exact" else None)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Recommender":
+    def load(cls, path: str | Path, device: str = "cpu", index: IndexConfig | None = None) -> "Recommender":
         model, config, items = load_checkpoint(path, device)
-        return cls(model, config, items, Path(path))
+        return cls(model, config, items, Path(path), index)
 
     @property
     def name(self) -> str:
@@ -107,11 +112,14 @@ class Recommender:
         idx, known = idx[-self.max_len:], known[-self.max_len:]
         seq = torch.tensor([idx], device=self.device)  # (1, T)
         out = self.model.user_vectors(seq, torch.tensor([len(idx)], device=self.device))
-        scores = (out.user @ self._table.T)[0]  # (N+1,) = u·e_i / ||u||
-        scores[0] = float("-inf")
-        if exclude_history:
-            scores[torch.tensor(idx, device=self.device)] = float("-inf")
-        top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum()))).indices  # (k,)
+        if self.ann is None:
+            scores = (out.user @ self._table.T)[0]  # (N+1,) = u·e_i / ||u||
+            scores[0] = float("-inf")
+            if exclude_history:
+                scores[torch.tensor(idx, device=self.device)] = float("-inf")
+            top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum()))).indices  # (k,)
+        else:
+            top, scores = self._approximate_top(out.user, idx if exclude_history else [], k)
         e = self._table[top]  # (k, d)
         scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
@@ -120,6 +128,17 @@ class Recommender:
         if influence:
             res.influence = self._influence(idx, top)
         return res
+
+    def _approximate_top(self, user: torch.Tensor, exclude: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k rows from the approximate index (asked for k + |exclude| so exclusions leave k), and a
+        score vector holding their exact scores."""
+        _, rows = self.ann.search(user.cpu().numpy(), min(k + len(exclude), len(self.item_ids)))  # (1, k')
+        banned = set(exclude)
+        top = torch.tensor([r + 1 for r in rows[0].tolist() if r >= 0 and r + 1 not in banned][:k],
+                           dtype=torch.long, device=self.device)  # +1: row 0 of the table is padding
+        scores = torch.full((len(self._table),), float("-inf"), device=self.device)
+        scores[top] = (user @ self._table[top].T)[0]
+        return top[torch.argsort(scores[top], descending=True)], scores
 
     def _influence(self, idx: list[int], top: torch.Tensor) -> np.ndarray:
         """Leave-one-out influence: score of each top item minus its score without history item j."""

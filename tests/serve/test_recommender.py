@@ -116,3 +116,15 @@ def test_popular_items_rank_by_count_and_skip_excluded() -> None:
     got = popular_items(["a", "b", "c", "d"], ["A", "B", "C", "D"], np.array([3.0, 8.0, 3.0, 1.0]), 2, {"b"})
     assert [it["item_id"] for it in got] == ["a", "c"]  # ties keep catalogue order
     assert got[0]["score"] == pytest.approx(3 / 8) and all(got[0][p] == 0.0 for p in PARTS)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_faiss_index_serves_the_exact_top_k_with_the_same_attribution(saved, kind):
+    from sicsrec.serve.index import IndexConfig
+
+    _, path = saved
+    exact = Recommender.load(path).recommend(["3", "4", "5", "6"], k=8)
+    approx = Recommender.load(path, index=IndexConfig(kind=kind)).recommend(["3", "4", "5", "6"], k=8)
+    assert [it["item_id"] for it in approx.items] == [it["item_id"] for it in exact.items]  # tiny catalogue: exact
+    for a, e in zip(approx.items, exact.items):
+        assert all(math.isclose(a[p], e[p], abs_tol=1e-5) for p in ("score", *PARTS))
