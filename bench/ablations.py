@@ -1,0 +1,124 @@
+"""SICSRec ablations and the alpha grid: each variant is one switch on top of the same step-1 SASRec,
+split, features, seed and evaluation code; test HR/NDCG@5/10 (full ranking) per variant.
+
+    python bench/ablations.py --data demo --hidden 64 [--variants full,no_cl,alpha=0.5,...] [--out runs/ablations]
+        [-- any further compare flags shared by every variant, e.g. --max-epochs 30]
+
+Variants (default: all): full (the spec), no_cl, no_mix_decoder, no_content_encoder, one_step
+(no frozen pre-trained ID encoder), aligned (stage-A features instead of raw; needs `align` run
+first), ref5..ref8 (the authors' code for that decision), alpha=X (the paper's 0.1..1.0 grid).
+Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json, so the
+script resumes. Prints a markdown table; no asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint  # noqa: E402
+from sicsrec.cli import build_parser, run_config  # noqa: E402
+from sicsrec.config import RunConfig  # noqa: E402
+from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
+from sicsrec.pipeline import Prepared, prepare  # noqa: E402
+from sicsrec.train.trainer import FitResult, Trainer, set_threads  # noqa: E402
+from sicsrec.train.two_step import Trained, train_model  # noqa: E402
+from sicsrec.utils import resolve_device, setup_logging  # noqa: E402
+
+VARIANTS: dict[str, list[str]] = {
+    "full": [],
+    "no_cl": ["--no-cl"],
+    "no_mix_decoder": ["--no-mix-decoder"],
+    "no_content_encoder": ["--no-content-encoder"],
+    "one_step": ["--one-step"],
+    "aligned": ["--features", "aligned"],
+    **{f"ref{n}": ["--reference", str(n)] for n in (5, 6, 7, 8)},
+    **{f"alpha={a}": ["--alpha", str(a)] for a in ("0.1", "0.4", "0.6", "0.8", "1.0")},
+}
+METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+
+
+def variant_config(base: list[str], name: str) -> RunConfig:
+    """The compare flags of the base run plus the variant's switch, parsed by the CLI itself."""
+    extra = VARIANTS.get(name, ["--alpha", name.split("=", 1)[1]] if name.startswith("alpha=") else None)
+    if extra is None:
+        raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)} or alpha=X")
+    return run_config(build_parser().parse_args(["compare", "--out", "unused", *base, *extra]))
+
+
+def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> Trained:
+    """Step 1 (SASRec) trained once per base config, checkpointed under OUT/step1 and reused."""
+    path = out / "step1"
+    try:
+        model, config, _ = load_checkpoint(path)
+        if config.get("run") == json.loads(json.dumps(cfg.to_dict())):
+            return Trained(model, [FitResult("sasrec", config["fits"][0]["best_epoch"], {})])
+    except Exception:  # absent or stale: train it
+        pass
+    trained = train_model("sasrec", prep.split, None, cfg.model_cfg, cfg.train, trainer)
+    fit = trained.fits[0]
+    save_checkpoint(path, trained.model, item_table(prep.split, prep.dataset.items),
+                    {"run": cfg.to_dict(), "fits": [{"best_epoch": fit.best_epoch}]})
+    return trained
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--out", default="runs/ablations")
+    ap.add_argument("base", nargs=argparse.REMAINDER, help="compare flags shared by all variants (--data ...)")
+    args = ap.parse_args()
+    base = [a for a in args.base if a != "--"]
+    setup_logging()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg0 = variant_config(base, "full")
+    set_threads(cfg0.train.threads)
+    device = resolve_device(cfg0.train.device)
+    trainer = Trainer(cfg0.train, device, show_bar=False)
+    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(device), show_bar=False)}
+    step1 = step1_model(cfg0, preps[cfg0.features.source], trainer, out)
+    split = preps[cfg0.features.source].split
+    rows = {"sasrec (step 1)": {"test": evaluate_model(step1.model, split.test), "epochs": step1.fits[0].best_epoch,
+                                "seconds": 0.0}}
+    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+        done = out / f"{name}.json"
+        if done.is_file():
+            rows[name] = json.loads(done.read_text())
+            continue
+        cfg = variant_config(base, name)
+        source = cfg.features.source
+        if source not in preps:
+            preps[source] = prepare(cfg.data, cfg.features, str(device), show_bar=False)
+        prep = preps[source]
+        trainer.cfg = cfg.train
+        t = time.time()
+        trained = train_model("sicsrec", prep.split, prep.tables, cfg.model_cfg, cfg.train, trainer,
+                              step1=step1 if cfg.train.two_step else None)
+        with torch.no_grad():
+            row = {"test": evaluate_model(trained.model, prep.split.test), "valid": trained.fits[-1].best_valid,
+                   "epochs": trained.fits[-1].best_epoch, "seconds": round(time.time() - t, 1)}
+        done.write_text(json.dumps(row, indent=2))
+        rows[name] = row
+
+    full = rows.get("full")
+    print(f"\n{' '.join(base)}\n")
+    print("| variant | " + " | ".join(f"test {m.upper()}" for m in METRICS)
+          + " | NDCG@5 vs full | best epoch | s |")
+    print("|---" * (len(METRICS) + 4) + "|")
+    for name, r in rows.items():
+        rel = f"{r['test']['ndcg@5'] / full['test']['ndcg@5'] - 1:+.1%}" if full and name != "full" else ""
+        print(f"| {name} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
+              + f" | {rel} | {r['epochs']} | {r['seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
