@@ -117,28 +117,28 @@ class Recommender:
             scores[0] = float("-inf")
             if exclude_history:
                 scores[torch.tensor(idx, device=self.device)] = float("-inf")
-            top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum()))).indices  # (k,)
+            top_scores, top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))  # (k,), (k,)
         else:
-            top, scores = self._approximate_top(out.user, idx if exclude_history else [], k)
+            top, top_scores = self._approximate_top(out.user, idx if exclude_history else [], k)
         e = self._table[top]  # (k, d)
         scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
-        items = [self._item(int(i), float(scores[i]), {p: float(parts[p][j]) for p in PARTS}) for j, i in enumerate(top)]
+        items = [self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS})
+                 for j, i in enumerate(top)]
         res = RecResult(items, "model", known, unknown, truncated)
         if influence:
             res.influence = self._influence(idx, top)
         return res
 
     def _approximate_top(self, user: torch.Tensor, exclude: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k rows from the approximate index (asked for k + |exclude| so exclusions leave k), and a
-        score vector holding their exact scores."""
+        """Top-k rows from the approximate index (asked for k + |exclude| so exclusions leave k), re-ranked
+        by their exact scores; returns (rows, scores), both (k,)."""
         _, rows = self.ann.search(user.cpu().numpy(), min(k + len(exclude), len(self.item_ids)))  # (1, k')
         banned = set(exclude)
         top = torch.tensor([r + 1 for r in rows[0].tolist() if r >= 0 and r + 1 not in banned][:k],
                            dtype=torch.long, device=self.device)  # +1: row 0 of the table is padding
-        scores = torch.full((len(self._table),), float("-inf"), device=self.device)
-        scores[top] = (user @ self._table[top].T)[0]
-        return top[torch.argsort(scores[top], descending=True)], scores
+        scores, order = torch.sort((user @ self._table[top].T)[0], descending=True)  # (k,)
+        return top[order], scores
 
     def _influence(self, idx: list[int], top: torch.Tensor) -> np.ndarray:
         """Leave-one-out influence: score of each top item minus its score without history item j."""
