@@ -133,7 +133,11 @@ def build_demo(studio: Studio) -> gr.Blocks:
                                                       "install --no-deps -r requirements-llm.txt")
                                 max_users = gr.Number(value=200, precision=0, label="users to ask",
                                                       info="a seeded sample; empty = every user")
-                            base_url = gr.Textbox(value=SPEC_BACKEND.base_url, label="server base URL (OpenAI-compatible only)")
+                            with gr.Row():
+                                base_url = gr.Textbox(value=SPEC_BACKEND.base_url,
+                                                      label="server base URL (OpenAI-compatible only)")
+                                server_model = gr.Textbox(label="model name on the server (OpenAI-compatible only)",
+                                                          placeholder="e.g. Qwen2.5-7B-Instruct")
                             with gr.Row():
                                 align_optimizer = gr.Radio(["sgd", "adamw"], value=SPEC_ALIGN.optimizer,
                                                            label="alignment optimizer",
@@ -197,7 +201,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
             .then(evaluate.show, run, [table, chart, eval_md], **UI))
 
         start.click(train.start, [dataset, stages, hidden, epochs, patience, alpha, lr, batch, device, stage_a, backend,
-                                  base_url, max_users, align_optimizer, align_lr, align_epochs], [message, timer], **UI)
+                                  base_url, max_users, align_optimizer, align_lr, align_epochs, server_model], [message, timer], **UI)
         cancel.click(train.cancel, None, message, **UI)
         poll_out = [job_status, curves, job_metrics, timer, run]
         timer.tick(train.poll, None, poll_out, show_progress="hidden", **UI)

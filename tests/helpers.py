@@ -1,6 +1,11 @@
-"""Small synthetic datasets for fast model/train/serve tests (real-data tests live beside them)."""
+"""Small synthetic datasets for fast model/train/serve tests (real-data tests live beside them), and a local
+OpenAI-compatible chat server standing in for an external LLM service."""
 
 from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
@@ -47,3 +52,55 @@ def synthetic_tables(split: Split, dim: int = 16, image_dim: int | None = None, 
         mask = rng.random(len(ids)) > 0.2
         image[~mask] = 0.0
     return tables_for_split(split, ids, text, image, mask)
+
+
+class ChatServer:
+    """A minimal OpenAI-compatible chat-completions server: answers the second candidate line of the prompt,
+    `-1` when the target mentions 'Premier', and fails the next `fail` requests with HTTP 503; a stand-in
+    for an external LLM service (records each request's headers and model name). Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = 0
+        self.headers: list[dict] = []
+        self.models: list[str] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.calls += 1
+                    server.headers.append(dict(self.headers))
+                    server.models.append(body.get("model", ""))
+                    failing = server.fail > 0
+                    server.fail -= failing
+                if failing or self.path != "/v1/chat/completions":
+                    self.send_response(503 if failing else 404)
+                    self.end_headers()
+                    return
+                prompt = body["messages"][-1]["content"]
+                first = prompt.split("Candidates (id-title):\n", 1)[1].splitlines()[1]
+                answer = "-1" if "Premier" in prompt.split("Target item:", 1)[1].splitlines()[0] else first
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> ChatServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -53,6 +53,7 @@ class StageASettings:
     align: bool = False
     backend: str = "smollm2"
     base_url: str = SPEC_BACKEND.base_url
+    server_model: str | None = None  # the openai backend's model name on the server
     max_users: int | None = 200
     optimizer: str = SPEC_ALIGN.optimizer
     lr: float = SPEC_ALIGN.lr
@@ -132,7 +133,8 @@ class TrainJob:
         dataset = load_data(self.cfg.data)
         pairs = self.out / "pairs"
         if a.mine:
-            backend = get_backend(a.backend, BackendOptions(device=self.cfg.train.device, base_url=a.base_url))
+            backend = get_backend(a.backend, BackendOptions(model=a.server_model, device=self.cfg.train.device,
+                                                                base_url=a.base_url))
             self.record({"kind": "stage_a", "stage": "pair mining", "done": 0, "total": 0})
             mined = mine_pairs(dataset, pairs, backend, settings=MiningSettings(max_users=a.max_users), progress=False,
                                progress_callback=self._progress("pair mining"))
@@ -285,17 +287,20 @@ class TrainTab:
               lr: float, batch: float, device: str, stage_a: list[str] | None = None, backend: str = "",
               base_url: str = SPEC_BACKEND.base_url, max_users: float | None = 200,
               align_optimizer: str = SPEC_ALIGN.optimizer, align_lr: float = SPEC_ALIGN.lr,
-              align_epochs: float = SPEC_ALIGN.epochs) -> tuple[str, gr.Timer]:
+              align_epochs: float = SPEC_ALIGN.epochs, server_model: str = "") -> tuple[str, gr.Timer]:
         """Start a job from the form; returns a message and the polling timer (active while it runs)."""
         models = tuple(m for m in MODEL_ORDER if m in {STAGES[s] for s in stages or [] if s in STAGES})
         a = StageASettings(mine=MINE in (stage_a or []), align=ALIGN in (stage_a or []),
-                           backend=BACKEND_LABELS.get(backend, backend or "smollm2"), base_url=base_url or "")
+                           backend=BACKEND_LABELS.get(backend, backend or "smollm2"), base_url=base_url or "",
+                           server_model=(server_model or "").strip() or None)
         if not models and not (a.mine or a.align):
             return "Pick at least one stage to train.", gr.Timer(active=False)
         if a.align and not a.mine:
             return "Encoder alignment trains on the pairs that pair mining finds: tick pair mining too.", gr.Timer(active=False)
         if a.backend not in BACKENDS:
             return f"Unknown pair-mining backend {backend!r}.", gr.Timer(active=False)
+        if a.mine and a.backend == "openai" and not a.server_model:
+            return "The OpenAI-compatible backend needs the model name on the server.", gr.Timer(active=False)
         if dataset not in self.studio.datasets:
             return f"Unknown dataset {dataset!r}: upload it in the **Data** tab first.", gr.Timer(active=False)
         try:

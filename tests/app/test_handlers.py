@@ -14,8 +14,9 @@ from sicsrec.app.data import DataTab, UploadError, safe_extract
 from sicsrec.app.evaluate import EvaluateTab
 from sicsrec.app.explore import PAGE_SIZE, ExploreTab
 from sicsrec.app.state import AppConfig, Studio
-from sicsrec.app.train import ALIGN, MINE, STAGES, TrainTab
+from sicsrec.app.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainTab
 from sicsrec.serve import PARTS
+from tests.helpers import ChatServer
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
 TINY = dict(hidden=16, epochs=1, patience=1, alpha=0.2, lr=1e-3, batch=512, device="cpu")
@@ -263,6 +264,23 @@ def test_stage_a_form_is_validated(studio: Studio) -> None:
     assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "align_lr": 5.0})[0]
     assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "max_users": 1})[0]
     assert studio.job is None or not studio.job.running
+
+
+def test_stage_a_openai_backend_sends_the_server_model_name(studio: Studio, slice_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
+    studio.datasets["slice"] = str(slice_dir)
+    train = TrainTab(studio)
+    openai = next(label for label, name in BACKEND_LABELS.items() if name == "openai")
+    form = dict(stage_a=[MINE], backend=openai, max_users=4)
+    assert "needs the model name" in train.start("slice", [], **TINY, **form)[0]
+    with ChatServer() as server:
+        assert train.start("slice", [], **TINY, **form, base_url=server.url, server_model=" stub-model ")[0] \
+            .startswith("Started")
+        _wait(studio, 120)
+    status, _, metrics, _, _ = train.poll()
+    assert status.startswith("**Finished**"), status
+    assert server.models == ["stub-model"] * 4 and "FALLBACK" not in metrics
 
 
 def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio, slice_dir: Path, tmp_path: Path,

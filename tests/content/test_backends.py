@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +17,7 @@ from sicsrec.content.commands import _print_mining
 from sicsrec.content.llm import BackendOptions, ReplyCache, get_backend
 from sicsrec.content.pairs import MiningSettings, build_queries, mine_pairs, pairs_current
 from sicsrec.data.schema import Dataset, ValidationReport
+from tests.helpers import ChatServer
 
 TOPICS = [
     ("How to bake a fluffy chocolate sponge cake",
@@ -45,47 +44,6 @@ def _dataset(n_users: int) -> Dataset:
     return Dataset("backend-test", items, inter, ValidationReport())
 
 
-class _Server:
-    """A minimal OpenAI-compatible chat-completions server: answers the second candidate line of the prompt,
-    `-1` when the target mentions 'Premier', and fails the next `fail` requests with HTTP 503."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.fail = 0
-        self.headers: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.calls += 1
-                    server.headers.append(dict(self.headers))
-                    failing = server.fail > 0
-                    server.fail -= failing
-                if failing or self.path != "/v1/chat/completions":
-                    self.send_response(503 if failing else 404)
-                    self.end_headers()
-                    return
-                prompt = body["messages"][-1]["content"]
-                first = prompt.split("Candidates (id-title):\n", 1)[1].splitlines()[1]
-                answer = "-1" if "Premier" in prompt.split("Target item:", 1)[1].splitlines()[0] else first
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """torch on one thread for this test (faster on 2 shared cores), restored afterwards."""
@@ -96,15 +54,12 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    s = _Server()
-    s.thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+def server() -> Iterator[ChatServer]:
+    with ChatServer() as s:
+        yield s
 
 
-def _openai(server: _Server, **kw) -> BackendOptions:
+def _openai(server: ChatServer, **kw) -> BackendOptions:
     return BackendOptions(model="stub-model", base_url=server.url, backoff=0.01, timeout=5, **kw)
 
 
