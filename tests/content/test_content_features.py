@@ -78,9 +78,8 @@ def _no_loading(monkeypatch):
 
 
 def _run(items, cache_dir, minilm, effnet, **kw):
-    return extract_features(
-        items, minilm, effnet, cache_dir=cache_dir, batch_size=4, progress=False, num_workers=0, **kw
-    )
+    kw = {"batch_size": 4, "num_workers": 0, **kw}
+    return extract_features(items, minilm, effnet, cache_dir=cache_dir, progress=False, **kw)
 
 
 def test_images_masked_and_counted(items, tmp_path, minilm, effnet):
@@ -175,16 +174,7 @@ def test_cancel_during_text_writes_nothing(items, tmp_path, minilm, effnet):
             cancel.set()
 
     with pytest.raises(ExtractionCancelled):
-        extract_features(
-            items,
-            minilm,
-            effnet,
-            cache_dir=tmp_path / "fc",
-            batch_size=2,
-            progress=False,
-            cancel=cancel,
-            progress_callback=cb,
-        )
+        _run(items, tmp_path / "fc", minilm, effnet, batch_size=2, cancel=cancel, progress_callback=cb)
     assert _entries(tmp_path / "fc") == []
 
 
@@ -205,16 +195,7 @@ def test_cancel_or_ctrl_c_during_images_keeps_only_complete_entries(items, tmp_p
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract_features(
-            items,
-            minilm,
-            effnet,
-            cache_dir=tmp_path / "fc",
-            batch_size=2,
-            progress=False,
-            num_workers=2,
-            progress_callback=ctrl_c,
-        )
+        _run(items, tmp_path / "fc", minilm, effnet, batch_size=2, num_workers=2, progress_callback=ctrl_c)
     assert _entries(tmp_path / "fc") == names
     assert multiprocessing.active_children() == []  # decoding workers were shut down
 
