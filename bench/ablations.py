@@ -4,9 +4,10 @@ split, features, seed and evaluation code; test HR/NDCG@5/10 (full ranking) per 
     python bench/ablations.py --data demo --hidden 64 [--variants full,no_cl,alpha=0.5,...] [--out runs/ablations]
         [-- any further compare flags shared by every variant, e.g. --max-epochs 30]
 
-Variants (default: all): full (the spec), no_cl, no_mix_decoder, no_content_encoder, one_step
-(no frozen pre-trained ID encoder), aligned (stage-A features instead of raw; needs `align` run
-first), ref5..ref8 (the authors' code for that decision), alpha=X (the paper's 0.1..1.0 grid).
+Variants (default: all named ones): full (the spec), no_cl, no_mix_decoder, no_content_encoder,
+one_step (no frozen pre-trained ID encoder), aligned (stage-A features instead of raw; needs `align`
+run first), ref5..ref8 (the authors' code for that decision), and any step-2 setting as flag=value
+(alpha=X for the paper's 0.1..1.0 grid, lora-rank=8, dropout=0.3, ...: the compare flag of that name).
 Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json, so the
 script resumes. Prints a markdown table; no asserts.
 """
@@ -41,17 +42,22 @@ VARIANTS: dict[str, list[str]] = {
     "one_step": ["--one-step"],
     "aligned": ["--features", "aligned"],
     **{f"ref{n}": ["--reference", str(n)] for n in (5, 6, 7, 8)},
-    **{f"alpha={a}": ["--alpha", str(a)] for a in ("0.1", "0.4", "0.6", "0.8", "1.0")},
+    **{f"alpha={a}": ["--alpha", a] for a in ("0.1", "0.4", "0.6", "0.8", "1.0")},
 }
 METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 
 
 def variant_config(base: list[str], name: str) -> RunConfig:
     """The compare flags of the base run plus the variant's switch, parsed by the CLI itself."""
-    extra = VARIANTS.get(name, ["--alpha", name.split("=", 1)[1]] if name.startswith("alpha=") else None)
+    flag, _, value = name.partition("=")
+    extra = VARIANTS.get(name, [f"--{flag}", value] if value else None)
     if extra is None:
-        raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)} or alpha=X")
-    return run_config(build_parser().parse_args(["compare", "--out", "unused", *base, *extra]))
+        raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)} or flag=value (e.g. lora-rank=8)")
+    parser = build_parser()
+    try:
+        return run_config(parser.parse_args(["compare", "--out", "unused", *base, *extra]))
+    except SystemExit:
+        raise SystemExit(f"variant {name!r}: not a valid compare setting (see python -m sicsrec compare --help)")
 
 
 def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> Trained:
