@@ -19,8 +19,14 @@ from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, Tr
 
 log = logging.getLogger("sicsrec")
 
-# Spec decision number -> (config section, field) whose False reproduces the reference code.
+# Spec decision number -> (config section, field) whose False reproduces the reference code. "mining"
+# (MiningSettings) and "align" (AlignConfig) are stage A's, applied by mine-pairs / align / pipeline.
+# Not switchable: 4 (the reference fine-tuned BERT's pooler, then extracted the raw CLS state; our
+# encoders have no pooler to discard) and 9 (the reference's 300-d step 1 cannot load into its 256-d step 2).
 REFERENCE_SWITCHES = {
+    1: ("mining", "training_part_only"),
+    2: ("mining", "candidate_titles_aligned"),
+    3: ("align", "train_heads"),
     5: ("model_cfg", "chain_mix_decoder"),
     6: ("model_cfg", "lora_both_sublayers"),
     7: ("train", "remove_false_negatives"),
@@ -69,7 +75,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--no-mix-decoder", action="store_true")
     a.add_argument("--no-cl", action="store_true", help="drop L_CL")
     a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
-    a.add_argument("--reference", default="", help="comma list of spec decisions (5,6,7,8) to run as the authors' code did")
+    a.add_argument("--reference", default="", help="comma list of spec decisions to run as the authors' code did: "
+                   "5,6,7,8 (stage B); 1,2,3 (stage A: mine-pairs, align, pipeline)")
 
 
 def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
@@ -87,12 +94,24 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
         t.alpha, t.reg_lambda, t.seed = args.alpha, args.reg_lambda, args.seed
         t.use_cl_loss, t.two_step = not args.no_cl, not args.one_step
-        for num in filter(None, (s.strip() for s in args.reference.split(","))):
-            if not num.isdigit() or int(num) not in REFERENCE_SWITCHES:
-                raise SystemExit(f"--reference: unknown decision {num!r}; switchable: {sorted(REFERENCE_SWITCHES)}")
-            section, name = REFERENCE_SWITCHES[int(num)]
-            setattr(getattr(cfg, section), name, False)
+        stage_a = hasattr(args, "max_candidates") or hasattr(args, "align_lr")  # a command that runs stage A
+        for num in reference_decisions(args.reference):
+            section, name = REFERENCE_SWITCHES[num]
+            if hasattr(cfg, section):
+                setattr(getattr(cfg, section), name, False)
+            elif not stage_a:
+                raise SystemExit(f"--reference {num}: a stage-A decision; use it with mine-pairs, align or pipeline")
     return cfg
+
+
+def reference_decisions(text: str, sections: tuple[str, ...] | None = None) -> set[int]:
+    """The decision numbers of a --reference list ("5,7"), optionally only those of `sections`."""
+    nums = set()
+    for num in filter(None, (s.strip() for s in text.split(","))):
+        if not num.isdigit() or int(num) not in REFERENCE_SWITCHES:
+            raise SystemExit(f"--reference: unknown decision {num!r}; switchable: {sorted(REFERENCE_SWITCHES)}")
+        nums.add(int(num))
+    return {n for n in nums if sections is None or REFERENCE_SWITCHES[n][0] in sections}
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

@@ -82,6 +82,9 @@ class AlignConfig:
     batch_size: int = 128
     epochs: int = 10
     seed: int = 2025
+    # Decision 3: the projection heads train with the encoders (False: the reference left them out of
+    # the optimiser, so the encoders learn through randomly initialised, frozen heads).
+    train_heads: bool = True
     use_images: bool | None = None  # None: on when any item has an image path
     device: str = "auto"
     num_workers: int | None = None  # image-decoding processes (None: min(2, CPUs))
@@ -296,14 +299,15 @@ def align(
     if image_encoder is not None:
         encoders["image"] = image_encoder if isinstance(image_encoder, Encoder) else get_encoder(
             image_encoder, device=device, modality="image")
-    heads = {m: projection_head(enc.dim, cfg.proj_dim).to(enc.device) for m, enc in encoders.items()}
+    heads = {m: projection_head(enc.dim, cfg.proj_dim).to(enc.device).requires_grad_(cfg.train_heads)
+             for m, enc in encoders.items()}
     trainable: list[nn.Parameter] = []
     for m, enc in encoders.items():
         enc.module.eval().requires_grad_(False)
         block = enc.last_block_parameters()
         for p in block:
             p.requires_grad_(True)
-        trainable += [*block, *heads[m].parameters()]
+        trainable += [*block, *(heads[m].parameters() if cfg.train_heads else [])]
     opt = (torch.optim.SGD(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "sgd"
            else torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay))
     counts["trainable_parameters"] = sum(p.numel() for p in trainable)

@@ -84,19 +84,24 @@ def _backend(args: argparse.Namespace) -> PairBackend:
 
 
 def _mining_settings(args: argparse.Namespace) -> MiningSettings:
+    from sicsrec.cli import reference_decisions
     from sicsrec.content.pairs import MiningSettings
 
-    return MiningSettings(max_candidates=args.max_candidates, max_users=args.max_users, seed=args.sample_seed)
+    ref = reference_decisions(args.reference, ("mining",))
+    return MiningSettings(max_candidates=args.max_candidates, max_users=args.max_users, seed=args.sample_seed,
+                          training_part_only=1 not in ref, candidate_titles_aligned=2 not in ref)
 
 
 def _align_config(args: argparse.Namespace, use_images: bool | None) -> AlignConfig:
+    from sicsrec.cli import reference_decisions
     from sicsrec.content.align import AlignConfig
 
     return AlignConfig(t2t=not args.no_t2t, i2i=not args.no_i2i, t2i=not args.no_t2i,
                        temperature=args.align_temperature, optimizer=args.align_optimizer, lr=args.align_lr,
                        weight_decay=args.align_weight_decay, batch_size=args.align_batch_size,
-                       epochs=args.align_epochs, seed=args.seed, use_images=use_images, device=args.device,
-                       num_workers=args.workers)
+                       epochs=args.align_epochs, seed=args.seed,
+                       train_heads=3 not in reference_decisions(args.reference, ("align",)), use_images=use_images,
+                       device=args.device, num_workers=args.workers)
 
 
 def _print_mining(result: MiningResult, path: Path) -> None:
@@ -212,6 +217,8 @@ def register(sub: argparse._SubParsersAction, data_args: ArgsAdder, train_args: 
     s = sub.add_parser("mine-pairs", help="stage A1: one LLM query per user -> positive item pairs (pairs.csv)")
     data_args(s)
     _mining_args(s)
+    s.add_argument("--reference", default="", help="1,2: run spec decision 1 (leaky target) / 2 (misaligned "
+                   "titles) as the authors' code did")
     s.add_argument("--out", required=True, help="folder for pairs.csv, pairs.json and the reply cache")
     s.set_defaults(fn=_guarded(cmd_mine_pairs))
 
@@ -221,6 +228,8 @@ def register(sub: argparse._SubParsersAction, data_args: ArgsAdder, train_args: 
     s.add_argument("--pairs", required=True, help="pairs.csv or the mine-pairs folder")
     s.add_argument("--out", default=None, help="folder for align.json [the pairs folder]")
     s.add_argument("--seed", type=int, default=2025)
+    s.add_argument("--reference", default="", help="3: run spec decision 3 (untrained projection heads) as the "
+                   "authors' code did")
     s.add_argument("--force", action="store_true", help="retrain even when the aligned features are cached")
     s.set_defaults(fn=_guarded(cmd_align))
 

@@ -62,6 +62,12 @@ class MiningSettings:
     max_users: int | None = None  # sample this many users (seeded) for a quick run; None = all
     seed: int = 2025
     max_title_chars: int = 120  # titles are cut to this length in the prompt (pairs.csv keeps them whole)
+    # Decision 1: the query comes from the training part only (False: the reference's target is each
+    # user's test item and the validation item is among the candidates, which leaks both).
+    training_part_only: bool = True
+    # Decision 2: each candidate id is shown with its own title (False: the reference zipped the ids in
+    # history order with the titles of the candidates sorted by id, so most ids carry another's title).
+    candidate_titles_aligned: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,15 +114,17 @@ def item_titles(dataset: Dataset) -> dict[str, str]:
 
 
 def build_queries(dataset: Dataset, settings: MiningSettings | None = None) -> tuple[list[PairQuery], dict[str, int]]:
-    """One query per user from the training part of the sequence only; users without candidates are skipped.
+    """One query per user from the training part of the sequence only (unless `settings` reproduce the
+    reference's decisions 1/2); users without candidates are skipped.
 
     Returns (queries in user order, stats: users, skipped_no_candidates, eligible, sampled).
     """
     s = settings or MiningSettings()
     inter = dataset.interactions[["user_id", "item_id"]].astype(str)
     from_end = inter.groupby("user_id", sort=False).cumcount(ascending=False)
-    train = inter[from_end >= 2]  # drop each user's validation and test item
-    targets = inter[from_end == 2].set_index("user_id")["item_id"]  # last item of the training part
+    held_out = 2 if s.training_part_only else 0  # drop each user's validation and test item (decision 1)
+    train = inter[from_end >= held_out]
+    targets = inter[from_end == held_out].set_index("user_id")["item_id"]  # last item of the training part
     cands = train[train["item_id"].to_numpy() != targets.reindex(train["user_id"]).to_numpy()]
     cands = cands.drop_duplicates(["user_id", "item_id"], keep="last")
     cands = cands.groupby("user_id", sort=False).tail(s.max_candidates)
@@ -130,10 +138,20 @@ def build_queries(dataset: Dataset, settings: MiningSettings | None = None) -> t
         chosen = [eligible[i] for i in np.sort(pick)]
     titles = item_titles(dataset)
     t = lambda iid: (iid, _clip(titles[iid], s.max_title_chars))  # noqa: E731
-    queries = [PairQuery(u, t(targets[u]), tuple(t(i) for i in cand_lists[u])) for u in chosen]
+    shown = (lambda ids: tuple(t(i) for i in ids)) if s.candidate_titles_aligned else _misaligned(t)
+    queries = [PairQuery(u, t(targets[u]), shown(cand_lists[u])) for u in chosen]
     stats = {"users": len(users), "skipped_no_candidates": len(users) - len(eligible), "eligible": len(eligible),
              "sampled": len(queries)}
     return queries, stats
+
+
+def _misaligned(t: Callable[[str], tuple[str, str]]) -> Callable[[list[str]], tuple[tuple[str, str], ...]]:
+    """Decision 2's reference behaviour: ids in history order zipped with the titles of the ids sorted
+    (numerically when they are numbers, as the reference's integer ids were)."""
+    def key(iid: str) -> tuple:
+        return (0, int(iid), "") if iid.isdigit() else (1, 0, iid)
+
+    return lambda ids: tuple((iid, t(other)[1]) for iid, other in zip(ids, sorted(ids, key=key)))
 
 
 _WRAPPERS = "`'\"*“”‘’"

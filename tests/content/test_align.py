@@ -52,7 +52,8 @@ def world(tmp_path_factory) -> Iterator[dict]:
 
 
 def _config(**kw) -> AlignConfig:
-    return AlignConfig(optimizer="adamw", lr=3e-4, batch_size=8, epochs=6, num_workers=0, device="cpu", **kw)
+    return AlignConfig(**{"optimizer": "adamw", "lr": 3e-4, "batch_size": 8, "epochs": 6, "num_workers": 0,
+                          "device": "cpu", **kw})
 
 
 def test_info_nce_leaves_duplicate_items_out_of_the_denominator() -> None:
@@ -116,6 +117,18 @@ def test_text_only_trains_t2t_alone(world) -> None:
     prep = prepare(DataConfig(str(world["data"])),
                    FeatureConfig(image_encoder=None, use_images=False, source="aligned"), show_bar=False)
     assert prep.features_meta["source"] == res.source and prep.tables.image is None
+
+
+def test_reference_decision_3_trains_the_encoder_through_frozen_heads(world) -> None:
+    ds = load_data(DataConfig(str(world["data"])))
+    kw = dict(use_images=False, epochs=1)
+    ours = align(ds, world["pairs"] / "pairs.csv", None, _config(**kw), image_encoder=None, progress=False)
+    ref = align(ds, world["pairs"] / "pairs.csv", None, _config(train_heads=False, **kw), image_encoder=None,
+                progress=False)
+    head = 384 * 192 + 192 + 192 * 64 + 64  # MiniLM 384 -> 192 -> 64
+    assert ours.counts["trainable_parameters"] - ref.counts["trainable_parameters"] == head
+    assert ref.source != ours.source and ref.provenance["settings"]["train_heads"] is False
+    assert ref.history[0]["t2t"] > 0  # the loss still flows (through the random heads) into the last block
 
 
 def test_align_and_prepare_commands(world, capsys) -> None:

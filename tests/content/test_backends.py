@@ -183,3 +183,13 @@ def test_mine_pairs_command(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert rc == 0 and "FALLBACK" in out and "accepted=3" in out
     assert len(pd.read_csv(tmp_path / "pairs" / "pairs.csv")) == 3
+    meta = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
+    assert meta["settings"]["training_part_only"] is True and meta["settings"]["candidate_titles_aligned"] is True
+
+    rc = main(["mine-pairs", "--data", str(tmp_path), "--out", str(tmp_path / "leaky"), "--backend", "embedding",
+               "--min-user-interactions", "3", "--device", "cpu", "--reference", "1,2"])
+    meta = json.loads((tmp_path / "leaky" / "pairs.json").read_text())
+    assert rc == 0 and meta["settings"]["training_part_only"] is False
+    assert meta["settings"]["candidate_titles_aligned"] is False
+    with pytest.raises(SystemExit, match="stage-A decision"):
+        main(["compare", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--reference", "1"])

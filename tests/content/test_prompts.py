@@ -1,4 +1,5 @@
-"""Pair-mining queries and prompts: training part only, each candidate id with its own title."""
+"""Pair-mining queries and prompts: training part only, each candidate id with its own title; the
+reference code's behaviour for decisions 1 and 2 on request."""
 
 from __future__ import annotations
 
@@ -77,3 +78,19 @@ def test_user_sample_is_seeded_and_capped() -> None:
     b, _ = build_queries(ds, MiningSettings(max_users=2, seed=7))
     assert [q.user_id for q in a] == [q.user_id for q in b] and len(a) == 2 and stats["sampled"] == 2
     assert a[0].prompt_hash() == b[0].prompt_hash()
+
+
+def test_reference_decisions_1_and_2_reproduce_the_leak_and_the_misaligned_titles() -> None:
+    ds = _dataset()
+    leaky = {q.user_id: q for q in build_queries(ds, MiningSettings(training_part_only=False))[0]}
+    assert set(leaky) == {"u1", "u2", "u3", "u4"}  # u3 now has candidates: its training item and v3
+    assert leaky["u1"].target[0] == "t1" and [c[0] for c in leaky["u1"].candidates] == ["11", "10", "12", "13", "v1"]
+    assert leaky["u3"].target == ("t3", "HELDOUT item t3") and [c[0] for c in leaky["u3"].candidates] == ["30", "v3"]
+
+    shuffled = {q.user_id: q for q in build_queries(ds, MiningSettings(candidate_titles_aligned=False))[0]}
+    u1 = shuffled["u1"]
+    assert u1.target == ("13", "Title of 13")  # the target keeps its own title
+    # ids in history order (11, 10, 12) carry the titles of the ids sorted (10, 11, 12)
+    assert [i for i, _ in _candidate_lines(u1)] == ["11", "10", "12"]
+    assert [t for _, t in u1.candidates][:2] == ["Title of 10", "Title of 11"]
+    assert shuffled["u4"].candidates == {q.user_id: q for q in build_queries(ds)[0]}["u4"].candidates  # sorted already
