@@ -91,3 +91,16 @@ def test_two_step_freezes_the_id_transformer_and_trains_adapters(split):
     assert len(adapters) == 2 * 2 * CFG.layers  # down+up, after attention and after FFN, per layer
     assert all(p.requires_grad for p in adapters)
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "adapter.up" in n)  # moved from zero-init
+
+
+@pytest.mark.parametrize("image_dim", [None, 12])
+def test_content_rows_of_a_batch_equal_the_full_table_rows(image_dim, split):
+    """The content branch computes each distinct item once per batch; the rows must be the table's."""
+    torch.manual_seed(0)
+    model = build_model("content", CFG, split, synthetic_tables(split, image_dim=image_dim))
+    seq = split.train_inputs[:16, :15]  # repeats and padding
+    rows, table = model.content(seq), model.content()
+    assert rows.shape == (*seq.shape, 32)
+    torch.testing.assert_close(rows, table[seq], rtol=1e-5, atol=1e-6)
+    rows.sum().backward()  # gradients reach the feature tables through the distinct rows
+    assert model.content.text.weight.grad[seq.unique()].abs().sum() > 0
