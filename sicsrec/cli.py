@@ -65,6 +65,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-rank", type=int, default=d.lora_rank)
     g.add_argument("--lr", type=float, default=t.lr)
     g.add_argument("--batch-size", type=int, default=t.batch_size, help="prediction targets per batch")
+    g.add_argument("--length-pool", type=int, default=t.length_pool,
+                   help=f"sort windows by length within pools of this many batches (fewer padded positions; "
+                        f"0 = random batches) [{t.length_pool}]")
     g.add_argument("--max-epochs", type=int, default=t.max_epochs)
     g.add_argument("--patience", type=int, default=t.patience)
     g.add_argument("--alpha", type=float, default=t.alpha, help="weight of the content-aware contrastive loss")
@@ -92,6 +95,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
         m.lora_rank = args.lora_rank
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
+        t.length_pool = args.length_pool
         t.alpha, t.reg_lambda, t.seed = args.alpha, args.reg_lambda, args.seed
         t.use_cl_loss, t.two_step = not args.no_cl, not args.one_step
         stage_a = hasattr(args, "max_candidates") or hasattr(args, "align_lr")  # a command that runs stage A

@@ -51,13 +51,28 @@ class FitResult:
         return len(self.history)
 
 
-def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """Shuffle windows and group consecutive ones so each batch holds about `batch_size` targets."""
+def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generator,
+                   lengths: torch.Tensor | None = None, pool: int = 0) -> list[torch.Tensor]:
+    """Shuffle windows and group consecutive ones so each batch holds about `batch_size` targets.
+
+    With `lengths` and `pool` > 1, windows are sorted by length within pools of `pool` batches'
+    worth of targets and the batches are shuffled afterwards: each batch then pads to a similar
+    width (on short-sequence data a random batch almost always holds one 50-item window, so most
+    of its positions are padding), while every window is still seen once per epoch.
+    """
     perm = torch.randperm(n_targets.numel(), generator=gen)
+    if lengths is not None and pool > 1:
+        pool_id = torch.div(torch.cumsum(n_targets[perm], 0) - 1, pool * batch_size, rounding_mode="floor")
+        # stable sort by (pool, length): windows of one pool ordered by length, pools kept in order
+        order = torch.argsort(pool_id * (int(lengths.max()) + 1) + lengths[perm], stable=True)
+        perm = perm[order]
     csum = torch.cumsum(n_targets[perm], 0)
     bid = torch.div(csum - 1, batch_size, rounding_mode="floor")  # batch of each window, nondecreasing
     cuts = torch.nonzero(bid[1:] != bid[:-1]).flatten() + 1
-    return list(torch.tensor_split(perm, cuts.tolist()))
+    batches = list(torch.tensor_split(perm, cuts.tolist()))
+    if lengths is not None and pool > 1:
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+    return batches
 
 
 def padded_width(longest: int, max_len: int, bucket: int = 8) -> int:
@@ -100,7 +115,7 @@ class Trainer:
             for epoch in range(1, cfg.max_epochs + 1):
                 t0 = time.time()
                 model.train()
-                batches = target_batches(n_targets, cfg.batch_size, gen)
+                batches = target_batches(n_targets, cfg.batch_size, gen, split.train_lengths, cfg.length_pool)
                 sums: dict[str, float] = {}
                 bar = tqdm(batches, desc=f"{stage} epoch {epoch}", unit="batch", leave=False, disable=not self.show_bar)
                 for step, idx in enumerate(bar, 1):
