@@ -1,10 +1,12 @@
 """How close a training step gets to the machine: FLOPs per epoch (counted by torch's FlopCounterMode
 over forward + backward) against the measured dense matmul rate, for SASRec and SICSRec step 2.
 
-    python bench/bench_flops.py [--data demo] [--hidden 256] [--threads 2] [--batches 10]
+    python bench/bench_flops.py [--data demo] [--hidden 256] [--threads 2] [--batches 10] [--length-pools 0,4]
 
-Also counts what RecBole's one-row-per-prefix layout (every prefix padded to 50) would cost for the
-same targets, the FLOPs our one-causal-pass windows save. Prints figures; no asserts.
+Each length pool (`--length-pool` of the trainer; 0 = random batches) gets its own rows and the
+epoch's padded positions per target. Also counts what RecBole's one-row-per-prefix layout (every
+prefix padded to 50) would cost for the same targets, the FLOPs our one-causal-pass windows save.
+Prints figures; no asserts.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", type=int, default=10, help="batches timed per model")
+    ap.add_argument("--length-pools", default="0", help="comma list of trainer length pools to compare [0]")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -65,27 +68,32 @@ def main() -> None:
     peak = matmul_gflops()
     print(f"threads={args.threads}; dense fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
     n_targets = (split.train_targets > 0).sum(dim=1)
-    batches = target_batches(n_targets, cfg.batch_size, torch.Generator().manual_seed(0))
-    print(f"{split.n_train_targets:,} training targets in {len(batches)} batches of ~{cfg.batch_size} targets\n")
-    print("| model | GFLOP per epoch (fwd+bwd) | s per batch | achieved GFLOP/s | share of matmul peak |")
-    print("|---|---|---|---|---|")
+    print(f"{split.n_train_targets:,} training targets in batches of ~{cfg.batch_size} targets\n")
+    print("| length pool | positions per target | model | GFLOP per epoch (fwd+bwd) | s per batch | s per epoch "
+          "| achieved GFLOP/s | share of matmul peak |")
+    print("|---|---|---|---|---|---|---|---|")
     per_target = {}
-    for name in ("sasrec", "sicsrec"):
-        model = build_model(name, ModelConfig(hidden=args.hidden, ffn=args.hidden), split, prep.tables)
-        model.train()
-        if hasattr(model, "configure_training"):
-            model.configure_training(cfg)
-        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-        flops, seconds, targets = 0, 0.0, 0
-        for idx in batches[: args.batches]:
-            width = padded_width(int(split.train_lengths[idx].max()), split.max_len)
-            seq, tgt = split.train_inputs[idx, :width], split.train_targets[idx, :width]  # (B, width)
-            f, s = step_cost(model, seq, tgt, opt)
-            flops, seconds, targets = flops + f, seconds + s, targets + int((tgt > 0).sum())
-        epoch_gflop = flops / targets * split.n_train_targets / 1e9
-        per_target[name] = flops / targets
-        rate = flops / seconds / 1e9
-        print(f"| {name} | {epoch_gflop:,.0f} | {seconds / args.batches:.3f} | {rate:.1f} | {rate / peak:.0%} |")
+    for pool in (int(p) for p in args.length_pools.split(",")):
+        batches = target_batches(n_targets, cfg.batch_size, torch.Generator().manual_seed(0), split.train_lengths, pool)
+        widths = [padded_width(int(split.train_lengths[idx].max()), split.max_len) for idx in batches]
+        positions = sum(len(idx) * w for idx, w in zip(batches, widths)) / split.n_train_targets
+        for name in ("sasrec", "sicsrec"):
+            model = build_model(name, ModelConfig(hidden=args.hidden, ffn=args.hidden), split, prep.tables)
+            model.train()
+            if hasattr(model, "configure_training"):
+                model.configure_training(cfg)
+            opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+            flops, seconds, targets = 0, 0.0, 0
+            for idx, width in zip(batches[: args.batches], widths):
+                seq, tgt = split.train_inputs[idx, :width], split.train_targets[idx, :width]  # (B, width)
+                f, s = step_cost(model, seq, tgt, opt)
+                flops, seconds, targets = flops + f, seconds + s, targets + int((tgt > 0).sum())
+            epoch_gflop = flops / targets * split.n_train_targets / 1e9
+            per_target.setdefault(name, flops / targets)  # the first pool's (random batches by default)
+            rate = flops / seconds / 1e9
+            epoch_s = seconds / targets * split.n_train_targets
+            print(f"| {pool} | {positions:.2f} | {name} | {epoch_gflop:,.0f} | {seconds / min(args.batches, len(batches)):.3f} "
+                  f"| {epoch_s:.1f} | {rate:.1f} | {rate / peak:.0%} |")
 
     # One row per prefix, each padded to max_len (RecBole's layout): the encoder runs L positions per target.
     width = split.max_len
