@@ -102,6 +102,8 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2025)
+    ap.add_argument("--length-pool", type=int, default=TrainConfig.length_pool,
+                    help="our trainer's length pools (0 = random batches, as RecBole's)")
     ap.add_argument("--out", default="runs/parity")
     args = ap.parse_args()
     setup_logging()
@@ -136,7 +138,7 @@ def main() -> None:
 
     cfg = RunConfig("sasrec", data, FeatureConfig(), ModelConfig(hidden=args.hidden, ffn=args.hidden),
                     TrainConfig(max_epochs=args.max_epochs, patience=args.patience, seed=args.seed, device="cpu",
-                                threads=args.threads))
+                                threads=args.threads, length_pool=args.length_pool))
     ours = run_compare(cfg, out / "ours", ("sasrec",), prepared=Prepared(ds, split, None, {}), show_bar=False)
     m = ours["models"]["sasrec"]
     fit = json.loads((out / "ours" / "checkpoints" / "sasrec" / "config.json").read_text())["fits"][0]
