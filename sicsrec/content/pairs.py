@@ -124,7 +124,7 @@ def build_queries(dataset: Dataset, settings: MiningSettings | None = None) -> t
     from_end = inter.groupby("user_id", sort=False).cumcount(ascending=False)
     held_out = 2 if s.training_part_only else 0  # drop each user's validation and test item (decision 1)
     train = inter[from_end >= held_out]
-    targets = inter[from_end == held_out].set_index("user_id")["item_id"]  # last item of the training part
+    targets = inter[from_end == held_out].set_index("user_id")["item_id"]  # last training item (reference: test)
     cands = train[train["item_id"].to_numpy() != targets.reindex(train["user_id"]).to_numpy()]
     cands = cands.drop_duplicates(["user_id", "item_id"], keep="last")
     cands = cands.groupby("user_id", sort=False).tail(s.max_candidates)
