@@ -61,7 +61,8 @@ def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generato
     of its positions are padding), while every window is still seen once per epoch.
     """
     perm = torch.randperm(n_targets.numel(), generator=gen)
-    if lengths is not None and pool > 1:
+    pooled = lengths is not None and pool > 1
+    if pooled:
         pool_id = torch.div(torch.cumsum(n_targets[perm], 0) - 1, pool * batch_size, rounding_mode="floor")
         # stable sort by (pool, length): windows of one pool ordered by length, pools kept in order
         order = torch.argsort(pool_id * (int(lengths.max()) + 1) + lengths[perm], stable=True)
@@ -70,7 +71,7 @@ def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generato
     bid = torch.div(csum - 1, batch_size, rounding_mode="floor")  # batch of each window, nondecreasing
     cuts = torch.nonzero(bid[1:] != bid[:-1]).flatten() + 1
     batches = list(torch.tensor_split(perm, cuts.tolist()))
-    if lengths is not None and pool > 1:
+    if pooled:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
     return batches
 
