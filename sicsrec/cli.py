@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from sicsrec.config import STOP_METRICS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 log = logging.getLogger("sicsrec")
 
@@ -70,6 +70,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         f"0 = random batches) [{t.length_pool}]")
     g.add_argument("--max-epochs", type=int, default=t.max_epochs)
     g.add_argument("--patience", type=int, default=t.patience)
+    g.add_argument("--stop-metric", default=t.stop_metric, choices=list(STOP_METRICS),
+                   help=f"validation metric for early stopping and the kept epoch [{t.stop_metric}]")
     g.add_argument("--alpha", type=float, default=t.alpha, help="weight of the content-aware contrastive loss")
     g.add_argument("--reg-lambda", type=float, default=t.reg_lambda)
     g.add_argument("--seed", type=int, default=t.seed)
@@ -95,7 +97,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
         m.lora_rank = args.lora_rank
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
-        t.length_pool = args.length_pool
+        t.length_pool, t.stop_metric = args.length_pool, args.stop_metric
         t.alpha, t.reg_lambda, t.seed = args.alpha, args.reg_lambda, args.seed
         t.use_cl_loss, t.two_step = not args.no_cl, not args.one_step
         stage_a = hasattr(args, "max_candidates") or hasattr(args, "align_lr")  # a command that runs stage A

@@ -1,5 +1,6 @@
 """One training loop for every model: batches of ~`batch_size` prediction targets, full-softmax
-loss (+ the model's aux terms), validation HR@10 after each epoch, early stopping, best epoch kept.
+loss (+ the model's aux terms), a validation metric after each epoch (HR@10 by default), early
+stopping, best epoch kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from sicsrec.config import TrainConfig
+from sicsrec.config import STOP_METRICS, TrainConfig
 from sicsrec.data.split import Split
 from sicsrec.eval.evaluate import evaluate_model
 from sicsrec.model.base import SeqRecModel
@@ -96,7 +97,7 @@ class Trainer:
             self.progress(event)
 
     def fit(self, model: SeqRecModel, split: Split, stage: str) -> FitResult:
-        """Train until early stopping (valid HR@10, `patience` epochs) or `max_epochs`; keep the best."""
+        """Train until early stopping (`stop_metric` on valid, `patience` epochs) or `max_epochs`; keep the best."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
@@ -108,7 +109,9 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         n_targets = (split.train_targets > 0).sum(dim=1)
         result = FitResult(stage, 0, {})
-        best_state, best_hr, bad_epochs = None, -math.inf, 0
+        if cfg.stop_metric not in STOP_METRICS:
+            raise ValueError(f"stop_metric {cfg.stop_metric!r}: choose one of {', '.join(STOP_METRICS)}")
+        best_state, best_score, bad_epochs = None, -math.inf, 0
         t_start = time.time()
         log.info("%s: %s; %d train targets in %d windows", stage, model.trainable_summary(),
                  split.n_train_targets, len(n_targets))
@@ -142,9 +145,9 @@ class Trainer:
                 release_memory()
                 entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs, time.time() - t0 - secs)
                 result.history.append(entry)
-                improved = valid["hr@10"] > best_hr
+                improved = valid[cfg.stop_metric] > best_score
                 if improved:
-                    best_hr, bad_epochs = valid["hr@10"], 0
+                    best_score, bad_epochs = valid[cfg.stop_metric], 0
                     best_state = copy.deepcopy(model.state_dict())
                     result.best_epoch, result.best_valid = epoch, valid
                 else:

@@ -104,3 +104,17 @@ def test_content_rows_of_a_batch_equal_the_full_table_rows(image_dim, split):
     torch.testing.assert_close(rows, table[seq], rtol=1e-5, atol=1e-6)
     rows.sum().backward()  # gradients reach the feature tables through the distinct rows
     assert model.content.text.weight.grad[seq.unique()].abs().sum() > 0
+
+
+@pytest.mark.parametrize("metric", ["hr@10", "ndcg@5"])
+def test_the_kept_epoch_is_the_best_on_the_stop_metric(metric, split):
+    trained = _fit("sasrec", split, epochs=4, stop_metric=metric)
+    fit = trained.fits[0]
+    scores = [h.valid[metric] for h in fit.history]
+    assert fit.best_epoch == scores.index(max(scores)) + 1
+    assert evaluate_model(trained.model, split.valid)[metric] == pytest.approx(max(scores))
+
+
+def test_an_unknown_stop_metric_is_refused(split):
+    with pytest.raises(ValueError, match="stop_metric 'mrr'"):
+        _fit("sasrec", split, epochs=1, stop_metric="mrr")
