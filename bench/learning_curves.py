@@ -1,0 +1,73 @@
+"""Learning curves from saved checkpoints: what early stopping on valid HR@10 (the spec) keeps
+versus the epoch a different validation metric would keep, per fit (step 1 and step 2).
+
+    python bench/learning_curves.py runs/food/checkpoints/sicsrec runs/dance/checkpoints/sicsrec \
+        [--metric ndcg@10] [--html curves.html]
+
+Every checkpoint's config.json carries each fit's per-epoch validation metrics, so this needs no
+training. Prints a markdown table (no asserts); --html writes an interactive plotly figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STOP = "hr@10"  # the spec's early-stopping metric
+
+
+def fits_of(checkpoint: Path) -> list[dict]:
+    """The fits (stage, history) recorded in one checkpoint's config.json."""
+    cfg = json.loads((checkpoint / "config.json").read_text())
+    return [f for f in cfg.get("fits", []) if f.get("history")]
+
+
+def best_epoch(history: list[dict], metric: str) -> int:
+    """1-based epoch with the highest valid `metric` (the first one on ties, as the trainer keeps)."""
+    scores = [h["valid"][metric] for h in history]
+    return scores.index(max(scores)) + 1
+
+
+def label(checkpoint: Path) -> str:
+    """A short run name: the folders above `checkpoints/<model>`."""
+    parts = checkpoint.resolve().parts
+    return "/".join(parts[-5:-2] if parts[-2] == "checkpoints" else parts[-3:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", help="checkpoint folders (model.safetensors + config.json)")
+    ap.add_argument("--metric", default="ndcg@10", help="the alternative stopping metric to compare with")
+    ap.add_argument("--html", default=None, help="write the curves as an interactive plotly figure")
+    args = ap.parse_args()
+    alt = args.metric
+    print(f"| run | stage | epochs run | best by valid {STOP.upper()} | valid {alt.upper()} there | "
+          f"best by valid {alt.upper()} | valid {alt.upper()} there | {alt.upper()} left on the table |")
+    print("|---" * 8 + "|")
+    curves = []
+    for path in map(Path, args.checkpoints):
+        for fit in fits_of(path):
+            hist = fit["history"]
+            e_stop, e_alt = best_epoch(hist, STOP), best_epoch(hist, alt)
+            at_stop, at_alt = hist[e_stop - 1]["valid"][alt], hist[e_alt - 1]["valid"][alt]
+            print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} | {at_stop:.4f} | {e_alt} | "
+                  f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |")
+            curves.append((f"{label(path)} {fit['stage']}", hist))
+    if args.html:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"valid {STOP.upper()}", f"valid {alt.upper()}"))
+        for name, hist in curves:
+            epochs = [h["epoch"] for h in hist]
+            for col, metric in ((1, STOP), (2, alt)):
+                fig.add_trace(go.Scatter(x=epochs, y=[h["valid"][metric] for h in hist], mode="lines",
+                                         name=name, legendgroup=name, showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(title_text="epoch")
+        fig.write_html(args.html, include_plotlyjs="cdn")
+        print(f"\nwrote {args.html}")
+
+
+if __name__ == "__main__":
+    main()
