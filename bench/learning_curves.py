@@ -1,5 +1,5 @@
-"""Learning curves from saved checkpoints: what early stopping on valid HR@10 (the spec) keeps
-versus the epoch a different validation metric would keep, per fit (step 1 and step 2).
+"""Learning curves from saved checkpoints: the epoch early stopping kept (valid HR@10 by default,
+the spec) versus the epoch a different validation metric would keep, per fit (step 1 and step 2).
 
     python bench/learning_curves.py runs/food/checkpoints/sicsrec runs/dance/checkpoints/sicsrec \
         [--metric ndcg@10] [--html curves.html]
@@ -14,13 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-STOP = "hr@10"  # the spec's early-stopping metric
-
-
-def fits_of(checkpoint: Path) -> list[dict]:
-    """The fits (stage, history) recorded in one checkpoint's config.json."""
+def fits_of(checkpoint: Path) -> tuple[str, list[dict]]:
+    """The stopping metric the run used and the fits (stage, history) recorded in its config.json."""
     cfg = json.loads((checkpoint / "config.json").read_text())
-    return [f for f in cfg.get("fits", []) if f.get("history")]
+    stop = cfg.get("run", {}).get("train", {}).get("stop_metric", "hr@10")  # older runs: the spec's
+    return stop, [f for f in cfg.get("fits", []) if f.get("history")]
 
 
 def best_epoch(history: list[dict], metric: str) -> int:
@@ -42,26 +40,27 @@ def main() -> None:
     ap.add_argument("--html", default=None, help="write the curves as an interactive plotly figure")
     args = ap.parse_args()
     alt = args.metric
-    print(f"| run | stage | epochs run | best by valid {STOP.upper()} | valid {alt.upper()} there | "
+    print(f"| run | stage | epochs run | kept epoch (stopping metric) | valid {alt.upper()} there | "
           f"best by valid {alt.upper()} | valid {alt.upper()} there | {alt.upper()} left on the table |")
     print("|---" * 8 + "|")
     curves = []
     for path in map(Path, args.checkpoints):
-        for fit in fits_of(path):
+        stop, fits = fits_of(path)
+        for fit in fits:
             hist = fit["history"]
-            e_stop, e_alt = best_epoch(hist, STOP), best_epoch(hist, alt)
+            e_stop, e_alt = best_epoch(hist, stop), best_epoch(hist, alt)
             at_stop, at_alt = hist[e_stop - 1]["valid"][alt], hist[e_alt - 1]["valid"][alt]
-            print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} | {at_stop:.4f} | {e_alt} | "
+            print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} ({stop}) | {at_stop:.4f} | {e_alt} | "
                   f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |")
-            curves.append((f"{label(path)} {fit['stage']}", hist))
+            curves.append((f"{label(path)} {fit['stage']}", stop, hist))
     if args.html:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(rows=1, cols=2, subplot_titles=(f"valid {STOP.upper()}", f"valid {alt.upper()}"))
-        for name, hist in curves:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("valid (the run's stopping metric)", f"valid {alt.upper()}"))
+        for name, stop, hist in curves:
             epochs = [h["epoch"] for h in hist]
-            for col, metric in ((1, STOP), (2, alt)):
+            for col, metric in ((1, stop), (2, alt)):
                 fig.add_trace(go.Scatter(x=epochs, y=[h["valid"][metric] for h in hist], mode="lines",
                                          name=name, legendgroup=name, showlegend=col == 1), row=1, col=col)
         fig.update_xaxes(title_text="epoch")
