@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+
 def fits_of(checkpoint: Path) -> tuple[str, list[dict]]:
     """The stopping metric the run used and the fits (stage, history) recorded in its config.json."""
     cfg = json.loads((checkpoint / "config.json").read_text())
