@@ -31,15 +31,22 @@ def train(job: dict) -> dict:
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     epoch_times = []
-    fit_epoch = trainer._train_epoch
+    fit_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
+    progress = open("recbole_progress.log", "a", buffering=1)  # in the job's cwd: shows a long run's progress
 
     def timed_epoch(*a, **k):
         t = time.time()
         out = fit_epoch(*a, **k)
         epoch_times.append(time.time() - t)
+        progress.write(f"epoch {len(epoch_times)} train {epoch_times[-1]:.1f} s loss {float(out):.4f}\n")
         return out
 
-    trainer._train_epoch = timed_epoch
+    def logged_valid(*a, **k):
+        score, result = valid_epoch(*a, **k)
+        progress.write(f"epoch {len(epoch_times)} valid hit@10 {float(score):.4f}\n")
+        return score, result
+
+    trainer._train_epoch, trainer._valid_epoch = timed_epoch, logged_valid
     t0 = time.time()
     best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     seconds = time.time() - t0
