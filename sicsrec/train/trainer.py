@@ -152,9 +152,11 @@ class Trainer:
                     result.best_epoch, result.best_valid = epoch, valid
                 else:
                     bad_epochs += 1
-                log.info("%s epoch %d: loss %s | valid hr@10 %.4f ndcg@10 %.4f%s | %.1fs (%.0f targets/s)",
-                         stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()), valid["hr@10"],
-                         valid["ndcg@10"], " *" if improved else "", secs, entry.samples_per_s)
+                shown = dict.fromkeys(("hr@10", "ndcg@10", cfg.stop_metric))  # the starred metric is always printed
+                log.info("%s epoch %d: loss %s | valid %s%s | %.1fs (%.0f targets/s)",
+                         stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()),
+                         " ".join(f"{k} {valid[k]:.4f}" for k in shown), " *" if improved else "", secs,
+                         entry.samples_per_s)
                 self._emit(kind="epoch", stage=stage, epoch=epoch, max_epochs=cfg.max_epochs, loss=loss,
                            valid=valid, best_epoch=result.best_epoch, seconds=secs)
                 if bad_epochs >= cfg.patience:

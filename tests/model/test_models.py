@@ -1,5 +1,7 @@
 """One smoke test per model, plus the properties the trainer and serving rely on."""
 
+import logging
+
 import pytest
 import torch
 
@@ -106,11 +108,15 @@ def test_content_rows_of_a_batch_equal_the_full_table_rows(image_dim, split):
     assert model.content.text.weight.grad[seq.unique()].abs().sum() > 0
 
 
-def test_the_kept_epoch_is_the_best_on_the_stop_metric(split):
+def test_the_kept_epoch_is_the_best_on_the_stop_metric(split, caplog):
     # lr 3e-3 over 8 seeded epochs: valid HR@10 and NDCG@5 peak at different epochs on this split
     kept = {}
     for metric in ("hr@10", "ndcg@5"):
-        trained = _fit("sasrec", split, epochs=8, lr=3e-3, stop_metric=metric)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sicsrec"):
+            trained = _fit("sasrec", split, epochs=8, lr=3e-3, stop_metric=metric)
+        epoch_lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+        assert len(epoch_lines) == 8 and all("valid hr@10 " in ln and f" {metric} " in ln for ln in epoch_lines)
         fit = trained.fits[0]
         scores = [h.valid[metric] for h in fit.history]
         assert fit.best_epoch == scores.index(max(scores)) + 1
