@@ -80,6 +80,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--no-mix-decoder", action="store_true")
     a.add_argument("--no-cl", action="store_true", help="drop L_CL")
     a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
+    a.add_argument("--unfreeze-step1", action="store_true",
+                   help="step 2 starts from step 1 but fine-tunes its ID Transformer too (diagnostic)")
     a.add_argument("--reference", default="", help="comma list of spec decisions to run as the authors' code did: "
                    "5,6,7,8 (stage B); 1,2,3 (stage A: mine-pairs, align, pipeline)")
 
@@ -99,7 +101,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
         t.length_pool, t.stop_metric = args.length_pool, args.stop_metric
         t.alpha, t.reg_lambda, t.seed = args.alpha, args.reg_lambda, args.seed
-        t.use_cl_loss, t.two_step = not args.no_cl, not args.one_step
+        t.use_cl_loss, t.two_step, t.freeze_step1 = not args.no_cl, not args.one_step, not args.unfreeze_step1
         stage_a = hasattr(args, "max_candidates") or hasattr(args, "align_lr")  # a command that runs stage A
         for num in reference_decisions(args.reference):
             section, name = REFERENCE_SWITCHES[num]

@@ -102,6 +102,9 @@ class TrainConfig:
     use_cl_loss: bool = True
     # Two-step training: step 2 starts from a frozen step-1 ID encoder (False: one-step ablation).
     two_step: bool = True
+    # Step 2 freezes step 1's ID Transformer (False: fine-tunes it too; a diagnostic that separates
+    # one-step's from-scratch training from its trainable ID encoder).
+    freeze_step1: bool = True
     threads: int | None = None
 
 

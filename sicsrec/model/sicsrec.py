@@ -79,11 +79,11 @@ class SICSRec(SeqRecModel):
             params += block.add_adapters(self.cfg.lora_rank, self.cfg.lora_both_sublayers)
         return params
 
-    def load_step1(self, sasrec: nn.Module) -> None:
-        """Step 2 start: copy step 1's ID encoder, freeze its Transformer, train only its adapters."""
+    def load_step1(self, sasrec: nn.Module, freeze: bool = True) -> None:
+        """Step 2 start: copy step 1's ID encoder, freeze its Transformer (unless told not to), add adapters."""
         self.id_encoder.load_state_dict(sasrec.id_encoder.state_dict())
         for p in self.id_encoder.encoder.blocks.parameters():
-            p.requires_grad_(False)
+            p.requires_grad_(not freeze)
         if not self.cfg.id_adapters:
             self.add_id_adapters()
 

@@ -74,6 +74,6 @@ def train_model(name: str, split: Split, tables: ItemTables | None, model_cfg: M
     seed_everything(train_cfg.seed)
     model = build_model("sicsrec", ModelConfig(**vars(model_cfg)), split, tables)
     assert isinstance(model, SICSRec) and isinstance(step1.model, SASRec)
-    model.load_step1(step1.model)
+    model.load_step1(step1.model, freeze=train_cfg.freeze_step1)
     fit = trainer.fit(model, split, "sicsrec step 2")
     return Trained(model, step1.fits + [fit])

@@ -95,6 +95,17 @@ def test_two_step_freezes_the_id_transformer_and_trains_adapters(split):
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "adapter.up" in n)  # moved from zero-init
 
 
+def test_unfreezing_step1_lets_step_2_move_the_id_transformer(split):
+    cfg = TrainConfig(max_epochs=2, patience=2, batch_size=256, device="cpu", freeze_step1=False)
+    trainer = Trainer(cfg, torch.device("cpu"), show_bar=False)
+    step1 = train_model("sasrec", split, None, CFG, cfg, trainer)
+    before = {k: v.clone() for k, v in step1.model.id_encoder.encoder.blocks.state_dict().items()}
+    model = train_model("sicsrec", split, synthetic_tables(split), CFG, cfg, trainer, step1=step1).model
+    after = model.id_encoder.encoder.blocks.state_dict()
+    assert all(p.requires_grad for p in model.id_encoder.encoder.blocks.parameters())
+    assert any(not torch.equal(after[k], v) for k, v in before.items())  # step 2 trained them
+
+
 @pytest.mark.parametrize("image_dim", [None, 12])
 def test_content_rows_of_a_batch_equal_the_full_table_rows(image_dim, split):
     """The content branch computes each distinct item once per batch; the rows must be the table's."""
