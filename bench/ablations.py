@@ -66,7 +66,8 @@ def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> 
     path = out / "step1"
     try:
         model, config, _ = load_checkpoint(path)
-        if config.get("run") == json.loads(json.dumps(cfg.to_dict())):
+        stored = RunConfig.from_dict(config["run"]).to_dict()  # fields added since then take their defaults
+        if json.loads(json.dumps(stored)) == json.loads(json.dumps(cfg.to_dict())):
             return Trained(model, [FitResult("sasrec", config["fits"][0]["best_epoch"], {})])
     except Exception:  # absent or stale: train it
         pass
