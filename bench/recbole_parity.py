@@ -1,5 +1,6 @@
 """Peer parity: RecBole 1.2.1's SASRec vs ours on exactly our leave-one-out split, same settings, same
-threads, measured in one run; plus metric parity (one score matrix through both evaluators).
+threads, measured in one run; plus metric parity (one score matrix through both evaluators) and
+model parity (RecBole's trained weights run through our SASRec and our evaluator).
 
     python bench/recbole_parity.py --data ../shared/data/ninerec_bili_text/Bili_Food [--hidden 256]
         [--max-epochs 200] [--threads 2] [--out runs/parity]
@@ -29,7 +30,9 @@ sys.path.insert(0, str(ROOT))
 from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from sicsrec.data.split import Split, build_split  # noqa: E402
 from sicsrec.eval.compare import run_compare  # noqa: E402
+from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
+from sicsrec.model import SASRec  # noqa: E402
 from sicsrec.pipeline import Prepared, load_data  # noqa: E402
 from sicsrec.utils import setup_logging  # noqa: E402
 
@@ -80,6 +83,31 @@ def run_recbole(py: Path, job: dict) -> dict:
     if line is None:
         raise RuntimeError(f"RecBole runner failed:\n{proc.stderr[-4000:]}")
     return json.loads(line[len("RESULT "):])
+
+
+RECBOLE_NAMES = {"attn.q": "multi_head_attention.query", "attn.k": "multi_head_attention.key",
+                 "attn.v": "multi_head_attention.value", "attn.out": "multi_head_attention.dense",
+                 "attn.norm": "multi_head_attention.LayerNorm", "ffn.fc1": "feed_forward.dense_1",
+                 "ffn.fc2": "feed_forward.dense_2", "ffn.norm": "feed_forward.LayerNorm"}
+
+
+def recbole_weights_in_ours(path: Path, split: Split, cfg: ModelConfig) -> dict[str, dict[str, float]]:
+    """RecBole's trained SASRec loaded into our SASRec, valid/test by our evaluator: equal numbers
+    prove the forward pass and the evaluation identical, so any gap lies in training."""
+    w = np.load(path)
+    t = lambda k: torch.from_numpy(w[k])  # noqa: E731
+    model = SASRec(cfg, split.n_items)
+    emb = torch.zeros_like(model.id_encoder.item_emb.weight)
+    emb[torch.tensor([0] + [int(x) for x in w["tokens"][1:]])] = t("item_embedding.weight")  # RecBole id -> ours
+    state = {"id_encoder.item_emb.weight": emb, "id_encoder.pos_emb.weight": t("position_embedding.weight"),
+             "id_encoder.encoder.norm.weight": t("LayerNorm.weight"), "id_encoder.encoder.norm.bias": t("LayerNorm.bias")}
+    for i in range(cfg.layers):
+        for ours, theirs in RECBOLE_NAMES.items():
+            for p in ("weight", "bias"):
+                state[f"id_encoder.encoder.blocks.{i}.{ours}.{p}"] = t(f"trm_encoder.layer.{i}.{theirs}.{p}")
+    model.load_state_dict(state)
+    model.eval()
+    return {part: evaluate_model(model, getattr(split, part)) for part in ("valid", "test")}
 
 
 def metric_parity(py: Path, out: Path, n_items: int = 2000, n_users: int = 3000) -> dict[str, tuple[float, float]]:
@@ -155,6 +183,13 @@ def main() -> None:
     print(f"| seconds to best epoch | {sum(h['seconds'] for h in fit['history'][:fit['best_epoch']]):.0f} | "
           f"{sum(rb['epoch_seconds'][:rb['best_epoch']]):.0f} | |")
     print(f"| wall seconds (incl. eval) | {m['train_seconds']:.0f} | {rb_wall:.0f} | |")
+
+    swapped = recbole_weights_in_ours(out / "recbole_weights.npz", split, cfg.model_cfg)
+    print("\n## RecBole's trained weights in our SASRec, our evaluator (should equal RecBole's own figures)")
+    print("| | ours with RecBole's weights | RecBole 1.2.1 |\n|---|---|---|")
+    for k, rk in (("hr@10", "hit@10"), ("ndcg@10", "ndcg@10")):
+        print(f"| valid {k} | {swapped['valid'][k]:.4f} | {rb['valid'][rk]:.4f} |")
+        print(f"| test {k} | {swapped['test'][k]:.4f} | {rb['test'][rk]:.4f} |")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def train(job: dict) -> dict:
     best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     seconds = time.time() - t0
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    # The best weights and RecBole's item-token order, so the caller can run them through its own model.
+    np.savez("recbole_weights.npz", tokens=np.array(dataset.field2id_token["item_id"]),
+             **{k: v.cpu().numpy() for k, v in model.state_dict().items()})
     return {"valid": dict(best_valid), "test": dict(test), "epochs": len(epoch_times), "seconds": seconds,
             "epoch_seconds": epoch_times, "train_rows": len(train_data._dataset),
             "best_epoch": len(epoch_times) - trainer.cur_step}
