@@ -6,8 +6,9 @@ split, features, seed and evaluation code; test HR/NDCG@5/10 (full ranking) per 
 
 Variants (default: all named ones): full (the spec), no_cl, no_mix_decoder, no_content_encoder,
 one_step (no frozen pre-trained ID encoder), unfrozen (step 2 fine-tunes step 1's ID Transformer),
-aligned (stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code for that decision), and any step-2 setting as flag=value
-(alpha=X for the paper's 0.1..1.0 grid, lora-rank=8, dropout=0.3, ...: the compare flag of that name).
+aligned (stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code
+for that decision), and any step-2 setting as flag=value (alpha=X for the paper's 0.1..1.0 grid,
+lora-rank=8, dropout=0.3, ...: the compare flag of that name).
 Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json, so the
 script resumes. Prints a markdown table; no asserts.
 """
