@@ -3,7 +3,7 @@ threads, measured in one run; plus metric parity (one score matrix through both 
 model parity (RecBole's trained weights run through our SASRec and our evaluator).
 
     python bench/recbole_parity.py --data ../shared/data/ninerec_bili_text/Bili_Food [--hidden 256]
-        [--max-epochs 200] [--threads 2] [--out runs/parity]
+        [--max-epochs 200] [--threads 2] [--train-rows windows|prefixes] [--out runs/parity]
 
 RecBole is installed by this script into its own venv (torch 2.13.0, numpy 1.26.4); its files are
 never edited (bench/recbole/runner.py patches at import time). Our split is exported as RecBole's
@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2025)
     ap.add_argument("--length-pool", type=int, default=TrainConfig.length_pool,
                     help="our trainer's length pools (0 = random batches, as RecBole's)")
+    ap.add_argument("--train-rows", default="windows", choices=["windows", "prefixes"],
+                    help="our training rows: one causal pass per window, or RecBole's one row per target")
     ap.add_argument("--out", default="runs/parity")
     args = ap.parse_args()
     setup_logging()
@@ -143,9 +145,9 @@ def main() -> None:
     for k, (a, b) in metric_parity(py, out).items():
         print(f"{k}: ours {a:.6f} recbole {b:.6f} diff {a - b:+.2e}")
 
-    data = DataConfig(path=args.data)
+    data = DataConfig(path=args.data, train_rows=args.train_rows)
     ds = load_data(data)
-    split = build_split(ds, data.max_len, data.window_stride)
+    split = build_split(ds, data.max_len, data.window_stride, data.train_rows)
     name = "parity"
     n_rows = export_atomic(training_parts(ds, split), split, out / "atomic" / name, name, data.max_len)
     rb_cfg = {

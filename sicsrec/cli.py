@@ -43,6 +43,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-item-interactions", type=int, default=0)
     g.add_argument("--max-len", type=int, default=50, help="history length L [50]")
     g.add_argument("--window-stride", type=int, default=None, help="window advance for sequences longer than L [L/2]")
+    g.add_argument("--train-rows", default="windows", choices=["windows", "prefixes"],
+                   help="one causal pass per window [windows], or RecBole's one row per target (slower; "
+                        "more progress per epoch on long sequences)")
     f = p.add_argument_group("content features")
     f.add_argument("--text-encoder", default="minilm")
     f.add_argument("--image-encoder", default="efficientnet-lite0")
@@ -89,7 +92,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
     """Build the RunConfig from parsed arguments (unset training flags keep the spec's defaults)."""
     data = DataConfig(args.data, args.format, args.images, args.min_user_interactions, args.min_item_interactions,
-                      args.max_len, args.window_stride)
+                      args.max_len, args.window_stride, args.train_rows)
     feats = FeatureConfig(args.text_encoder, None if args.no_images else args.image_encoder,
                           False if args.no_images else None, args.features, args.image_norm)
     cfg = RunConfig(model, data, feats, ModelConfig(max_len=args.max_len), TrainConfig(device=args.device, threads=args.threads))
@@ -164,7 +167,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.checkpoint)
     run = rec.config.get("run", {})
     data = DataConfig(**{**run.get("data", {}), **({"path": args.data} if args.data else {})})
-    split = build_split(load_data(data), data.max_len, data.window_stride)
+    split = build_split(load_data(data), data.max_len, data.window_stride, data.train_rows)
     if [str(x) for x in split.item_ids] != rec.item_ids:
         print("error: the checkpoint's item catalogue differs from this dataset's split", file=sys.stderr)
         return 2

@@ -26,9 +26,12 @@ class DataConfig:
     min_item_interactions: int = 0
     max_len: int = 50
     # Sequences longer than max_len+1 are cut into windows advancing by this many targets, so each
-    # target keeps between max_len - stride and max_len items of context (1 = RecBole's exact
-    # expansion; None = max_len // 2).
+    # target keeps between max_len - stride and max_len items of context (1 = every target with its
+    # full last-max_len context; None = max_len // 2).
     window_stride: int | None = None
+    # Training rows: "windows" (one causal pass scores every target of a window) or "prefixes"
+    # (RecBole's one row per target: same loss, own dropout masks per target, ~10-20x the compute).
+    train_rows: str = "windows"
 
 
 @dataclass

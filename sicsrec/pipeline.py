@@ -45,7 +45,7 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
             cancel: threading.Event | None = None, show_bar: bool = True) -> Prepared:
     """Load and split the data; with `features`, extract (or read cached) content features too."""
     ds = load_data(data)
-    split = build_split(ds, data.max_len, data.window_stride)
+    split = build_split(ds, data.max_len, data.window_stride, data.train_rows)
     log.info("%s: %s", ds.name, ", ".join(f"{k}={v:,}" for k, v in split.counts().items()))
     if features is None:
         return Prepared(ds, split, None, {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import subprocess
 import sys
@@ -105,3 +106,13 @@ def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, de
     proc = run_cli(*[a if a != "0.2" else "0.3" for a in common], "--max-epochs", "1")  # other settings: retrain
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "reusing" not in proc.stderr and "sasrec epoch 1" in proc.stderr
+
+
+def test_prefix_rows_train_one_row_per_target_and_are_recorded(demo_slice, tmp_path):
+    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(tmp_path), "--hidden", "16", "--max-epochs", "1",
+                   "--max-len", "20", "--models", "sasrec", "--device", "cpu", "--train-rows", "prefixes")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    n_targets, n_rows = map(int, re.search(r"(\d+) train targets in (\d+) windows", proc.stderr).groups())
+    assert n_targets == n_rows == 150 * (40 - 3)  # every user: 40 ratings, 38 in training, 37 targets
+    cfg = json.loads((tmp_path / "checkpoints" / "sasrec" / "config.json").read_text())
+    assert cfg["run"]["data"]["train_rows"] == "prefixes"

@@ -6,6 +6,11 @@ from (at most) the `max_len` items before it — RecBole's one-row-per-prefix ex
 materialising every prefix, a sequence is stored once (right-padded) with a target at every
 position, so one causal pass scores all its prefixes. Sequences longer than max_len+1 are cut into
 overlapping windows; each target is counted in exactly one window.
+
+`rows="prefixes"` materialises RecBole's rows instead (one row per target, its last `max_len` items):
+~10-20x the compute, but every target then draws its own dropout masks and a batch mixes targets of
+many users. On long-sequence data that makes each epoch worth more (docs/BENCHMARKS.md, MovieLens
+parity); the loss is the same.
 """
 
 from __future__ import annotations
@@ -92,9 +97,24 @@ def _windows(seq: np.ndarray, max_len: int, stride: int) -> list[tuple[np.ndarra
     return out
 
 
-def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None) -> Split:
+TRAIN_ROWS = ("windows", "prefixes")
+
+
+def _prefix_rows(inputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split stride-1 windows into one row per target: (inputs, targets, lengths), target last."""
+    w, j = np.nonzero(targets)  # (M,) window and position of every target
+    keep = np.arange(inputs.shape[1])[None, :] <= j[:, None]  # (M, L): the target's context
+    rows = inputs[w] * keep
+    tgt = np.zeros_like(rows)
+    tgt[np.arange(len(w)), j] = targets[w, j]
+    return rows, tgt, j + 1
+
+
+def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None, rows: str = "windows") -> Split:
     """Leave-one-out split of a validated dataset (each user needs >= 3 interactions)."""
-    window_stride = window_stride or max(1, max_len // 2)
+    if rows not in TRAIN_ROWS:
+        raise ValueError(f"rows must be one of {', '.join(TRAIN_ROWS)}, got {rows!r}")
+    window_stride = 1 if rows == "prefixes" else window_stride or max(1, max_len // 2)
     if window_stride < 1 or window_stride > max_len:
         raise ValueError(f"window_stride must be in [1, {max_len}], got {window_stride}")
     inter = ds.interactions
@@ -113,15 +133,20 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
     valid_hist = [p[-max_len:] for p in train_parts]
     test_hist = [s[:-1][-max_len:] for s in seqs]
 
+    inputs, targets = _pad_right([w[0] for w in windows], max_len), _pad_right([w[1] for w in windows], max_len)
+    lengths = np.fromiter((len(w[0]) for w in windows), dtype=np.int64, count=len(windows))
+    if rows == "prefixes":
+        inputs, targets, lengths = _prefix_rows(inputs, targets)
+
     counts = np.bincount(np.concatenate(train_parts), minlength=len(item_ids) + 1)
     t = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
     return Split(
         name=ds.name,
         item_ids=item_ids,
         user_ids=np.asarray(users, dtype=object),
-        train_inputs=t(_pad_right([w[0] for w in windows], max_len)),
-        train_targets=t(_pad_right([w[1] for w in windows], max_len)),
-        train_lengths=t([len(w[0]) for w in windows]),
+        train_inputs=t(inputs),
+        train_targets=t(targets),
+        train_lengths=t(lengths),
         valid=EvalSet(t(_pad_right(valid_hist, max_len)), t([len(h) for h in valid_hist]), t([s[-2] for s in seqs])),
         test=EvalSet(t(_pad_right(test_hist, max_len)), t([len(h) for h in test_hist]), t([s[-1] for s in seqs])),
         item_counts=t(counts),

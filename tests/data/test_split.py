@@ -54,6 +54,25 @@ def test_windows_count_every_target_once_with_bounded_context(n, max_len, stride
                 assert context >= min(t - 1, max_len - stride)  # at least L - stride items of history
 
 
+def test_prefix_rows_are_recboles_expansion():
+    # u1's training part is items 1..10 (12 items, last two held out), u2's is 3,1,2
+    seqs = {"u1": [str(i) for i in range(1, 13)], "u2": ["3", "1", "2", "4", "5"]}
+    sp = build_split(_ds(seqs), max_len=4, rows="prefixes")
+    rows = set()
+    for inp, tgt, n in zip(sp.train_inputs.tolist(), sp.train_targets.tolist(), sp.train_lengths.tolist()):
+        assert sum(t > 0 for t in tgt) == 1 and tgt[n - 1] > 0  # one target, at the last valid position
+        assert all(x == 0 for x in inp[n:])
+        rows.add((tuple(inp[:n]), tgt[n - 1]))
+    expected = set()
+    for part in ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [3, 1, 2]):  # RecBole: every prefix, its last 4 items
+        expected |= {(tuple(part[max(0, t - 4):t]), part[t]) for t in range(1, len(part))}
+    assert rows == expected and len(rows) == sp.train_inputs.shape[0] == sp.n_train_targets == 11
+    windows = build_split(_ds(seqs), max_len=4)
+    assert windows.n_train_targets == sp.n_train_targets and windows.train_inputs.shape[0] < 11
+    with pytest.raises(ValueError, match="rows must be one of"):
+        build_split(_ds(seqs), rows="users")
+
+
 def test_users_with_too_few_interactions_are_a_clear_error():
     with pytest.raises(DataError, match="fewer than 3"):
         build_split(_ds({"u": ["1", "2"]}))
