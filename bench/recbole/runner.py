@@ -41,9 +41,15 @@ def train(job: dict) -> dict:
         progress.write(f"epoch {len(epoch_times)} train {epoch_times[-1]:.1f} s loss {float(out):.4f}\n")
         return out
 
+    curve = []  # with job["test_curve"]: valid and test metrics after every epoch (diagnosis only)
+
     def logged_valid(*a, **k):
         score, result = valid_epoch(*a, **k)
         progress.write(f"epoch {len(epoch_times)} valid hit@10 {float(score):.4f}\n")
+        if job.get("test_curve"):
+            test = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+            curve.append({"epoch": len(epoch_times), "valid": dict(result), "test": dict(test)})
+            progress.write(f"epoch {len(epoch_times)} test hit@10 {test['hit@10']:.4f} ndcg@10 {test['ndcg@10']:.4f}\n")
         return score, result
 
     trainer._train_epoch, trainer._valid_epoch = timed_epoch, logged_valid
@@ -56,7 +62,7 @@ def train(job: dict) -> dict:
              **{k: v.cpu().numpy() for k, v in model.state_dict().items()})
     return {"valid": dict(best_valid), "test": dict(test), "epochs": len(epoch_times), "seconds": seconds,
             "epoch_seconds": epoch_times, "train_rows": len(train_data._dataset),
-            "best_epoch": len(epoch_times) - trainer.cur_step}
+            "best_epoch": len(epoch_times) - trainer.cur_step, "curve": curve}
 
 
 def metrics(job: dict) -> dict:
