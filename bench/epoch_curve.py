@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from sicsrec.data.split import EvalSet, build_split  # noqa: E402
+from sicsrec.data.split import EvalSet  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.model import SeqRecModel  # noqa: E402
-from sicsrec.pipeline import load_data  # noqa: E402
+from sicsrec.pipeline import load_data, split_data  # noqa: E402
 from sicsrec.train.trainer import Trainer, set_threads  # noqa: E402
 from sicsrec.train.two_step import build_model  # noqa: E402
 from sicsrec.utils import seed_everything, setup_logging  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
     setup_logging()
     set_threads(args.threads)
     data = DataConfig(path=args.data, window_stride=args.window_stride, train_rows=args.train_rows)
-    split = build_split(load_data(data), data.max_len, data.window_stride, data.train_rows)
+    split = split_data(load_data(data), data)
     cfg = TrainConfig(max_epochs=args.epochs, patience=args.epochs + 1, seed=args.seed, device="cpu",
                       threads=args.threads, length_pool=args.length_pool)
     seed_everything(args.seed)

@@ -160,14 +160,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sicsrec.eval.evaluate import evaluate_model
-    from sicsrec.pipeline import load_data
-    from sicsrec.data.split import build_split
+    from sicsrec.pipeline import load_data, split_data
     from sicsrec.serve import Recommender
 
     rec = Recommender.load(args.checkpoint)
     run = rec.config.get("run", {})
     data = DataConfig(**{**run.get("data", {}), **({"path": args.data} if args.data else {})})
-    split = build_split(load_data(data), data.max_len, data.window_stride, data.train_rows)
+    split = split_data(load_data(data), data)
     if [str(x) for x in split.item_ids] != rec.item_ids:
         print("error: the checkpoint's item catalogue differs from this dataset's split", file=sys.stderr)
         return 2

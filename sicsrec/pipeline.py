@@ -40,12 +40,17 @@ def load_data(cfg: DataConfig) -> Dataset:
                         min_item_interactions=cfg.min_item_interactions)
 
 
+def split_data(ds: Dataset, cfg: DataConfig) -> Split:
+    """The leave-one-out split `cfg` asks for (history length, window stride, training rows)."""
+    return build_split(ds, cfg.max_len, cfg.window_stride, cfg.train_rows)
+
+
 def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu",
             progress: Callable[[str, int, int], None] | None = None,
             cancel: threading.Event | None = None, show_bar: bool = True) -> Prepared:
     """Load and split the data; with `features`, extract (or read cached) content features too."""
     ds = load_data(data)
-    split = build_split(ds, data.max_len, data.window_stride, data.train_rows)
+    split = split_data(ds, data)
     log.info("%s: %s", ds.name, ", ".join(f"{k}={v:,}" for k, v in split.counts().items()))
     if features is None:
         return Prepared(ds, split, None, {})
