@@ -41,6 +41,17 @@ def eval_row(model: SeqRecModel, data: EvalSet) -> dict[str, float]:
     return {"hr@10": m["hr@10"], "ndcg@10": m["ndcg@10"], "nll": nll}
 
 
+def print_blocks(title: str, rows: list[dict[str, float]], bucket: int = 10) -> None:
+    """Markdown table of per-epoch rows ({"epoch": n, metric: value, ...}) averaged over blocks of `bucket` epochs."""
+    keys = [k for k in rows[0] if k != "epoch"]
+    print(f"\n## {title}")
+    print("| epochs | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
+    for a in range(0, len(rows), bucket):
+        chunk = rows[a : a + bucket]
+        means = [np.mean([r[k] for r in chunk]) for k in keys]
+        print(f"| {chunk[0]['epoch']}-{chunk[-1]['epoch']} | " + " | ".join(f"{v:.4f}" for v in means) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -75,13 +86,8 @@ def main() -> None:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
     Trainer(cfg, torch.device("cpu"), progress=on_epoch, show_bar=False).fit(model, split, args.model)
-    keys = [k for k in rows[0] if k != "epoch"]
-    print(f"\n## {args.model} on {split.name}: d {args.hidden}, {args.train_rows}, seed {args.seed}, no early stopping")
-    print("| epochs | " + " | ".join(keys) + " |\n|" + "---|" * (len(keys) + 1))
-    for a in range(0, len(rows), args.bucket):
-        chunk = rows[a : a + args.bucket]
-        means = [np.mean([r[k] for r in chunk]) for k in keys]
-        print(f"| {chunk[0]['epoch']}-{chunk[-1]['epoch']} | " + " | ".join(f"{v:.4f}" for v in means) + " |")
+    print_blocks(f"{args.model} on {split.name}: d {args.hidden}, {args.train_rows}, seed {args.seed}, no early stopping",
+                 rows, args.bucket)
     best = max(rows, key=lambda r: r["valid hr@10"])
     print(f"\nvalid HR@10 peaks at epoch {best['epoch']} (the first on ties): test HR@10 {best['test hr@10']:.4f}, "
           f"NDCG@10 {best['test ndcg@10']:.4f}")

@@ -35,6 +35,7 @@ from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
 from sicsrec.model import SASRec  # noqa: E402
 from sicsrec.pipeline import Prepared, load_data, split_data  # noqa: E402
 from sicsrec.utils import setup_logging  # noqa: E402
+from epoch_curve import print_blocks  # noqa: E402  (bench/ is on sys.path when this script runs)
 
 VENV = Path(os.environ.get("SICSREC_RECBOLE_VENV", Path.home() / ".cache" / "sicsrec-recbole-venv"))
 PINS = ["torch==2.13.0", "recbole==1.2.1", "numpy==1.26.4", "pandas==2.2.3"]
@@ -122,17 +123,6 @@ def metric_parity(py: Path, out: Path, n_items: int = 2000, n_users: int = 3000)
     return {k: (ours[k], theirs[k]) for k in ours}
 
 
-def print_curve(curve: list[dict], bucket: int = 10) -> None:
-    """RecBole's valid and test HR@10 / NDCG@10, averaged over blocks of `bucket` epochs."""
-    keys = [(p, k) for p in ("valid", "test") for k in ("hit@10", "ndcg@10")]
-    print("\n## RecBole: valid and test after every epoch (means per block of epochs)")
-    print("| epochs | " + " | ".join(f"{p} {k}" for p, k in keys) + " |\n|" + "---|" * (len(keys) + 1))
-    for a in range(0, len(curve), bucket):
-        chunk = curve[a : a + bucket]
-        means = [np.mean([c[p][k] for c in chunk]) for p, k in keys]
-        print(f"| {chunk[0]['epoch']}-{chunk[-1]['epoch']} | " + " | ".join(f"{v:.4f}" for v in means) + " |")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -205,7 +195,9 @@ def main() -> None:
     print(f"| wall seconds (incl. eval) | {m['train_seconds']:.0f} | {rb_wall:.0f} | |")
 
     if rb["curve"]:
-        print_curve(rb["curve"])
+        rows = [{"epoch": c["epoch"], **{f"{p} {k}": c[p][k] for p in ("valid", "test") for k in ("hit@10", "ndcg@10")}}
+                for c in rb["curve"]]
+        print_blocks("RecBole: valid and test after every epoch (means per block of epochs)", rows)
     swapped = recbole_weights_in_ours(out / "recbole_weights.npz", split, cfg.model_cfg)
     print("\n## RecBole's trained weights in our SASRec, our evaluator (should equal RecBole's own figures)")
     print("| | ours with RecBole's weights | RecBole 1.2.1 |\n|---|---|---|")
