@@ -114,6 +114,9 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
     """Leave-one-out split of a validated dataset (each user needs >= 3 interactions)."""
     if rows not in TRAIN_ROWS:
         raise ValueError(f"rows must be one of {', '.join(TRAIN_ROWS)}, got {rows!r}")
+    if rows == "prefixes" and window_stride not in (None, 1):
+        # Prefix rows give every target its full last-max_len context: a stride has no meaning there.
+        raise ValueError(f"window_stride {window_stride} does not apply to prefix rows (each target keeps its full context)")
     window_stride = 1 if rows == "prefixes" else window_stride or max(1, max_len // 2)
     if window_stride < 1 or window_stride > max_len:
         raise ValueError(f"window_stride must be in [1, {max_len}], got {window_stride}")

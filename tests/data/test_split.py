@@ -71,6 +71,9 @@ def test_prefix_rows_are_recboles_expansion():
     assert windows.n_train_targets == sp.n_train_targets and windows.train_inputs.shape[0] < 11
     with pytest.raises(ValueError, match="rows must be one of"):
         build_split(_ds(seqs), rows="users")
+    with pytest.raises(ValueError, match="does not apply to prefix rows"):
+        build_split(_ds(seqs), max_len=4, window_stride=2, rows="prefixes")
+    assert build_split(_ds(seqs), max_len=4, window_stride=1, rows="prefixes").n_train_targets == 11
 
 
 def test_users_with_too_few_interactions_are_a_clear_error():
