@@ -33,14 +33,14 @@ METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 
 
 def run_one(name: str, seed: int, out: Path, extra: list[str]) -> dict:
-    """One compare run (reused when its results.json is complete)."""
+    """One compare run (reused when its results.json is complete; a partial run keeps its finished models)."""
     res_path = out / "results.json"
     if res_path.is_file():
         res = json.loads(res_path.read_text())
         if not res.get("cancelled") and {"sasrec", "content", "sicsrec"} <= set(res["models"]):
             return res
     args = build_parser().parse_args(["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), *extra])
-    return run_compare(run_config(args), out)
+    return run_compare(run_config(args), out, resume=True)
 
 
 def summarise(name: str, runs: list[dict]) -> list[str]:
