@@ -6,6 +6,8 @@ the spec) versus the epoch a different validation metric would keep, per fit (st
 
 Every checkpoint's config.json carries each fit's per-epoch validation metrics, so this needs no
 training. Prints a markdown table (no asserts); --html writes an interactive plotly figure.
+For two-step runs a second table shows the hand-over: step 1's kept validation score, step 2's
+after its first epoch, and step 2's kept one (does step 2 keep what step 1 learned?).
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def main() -> None:
             print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} ({stop}) | {at_stop:.4f} | {e_alt} | "
                   f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |")
             curves.append((f"{label(path)} {fit['stage']}", stop, hist))
+    handover = [(path, stop, fits) for path in map(Path, args.checkpoints) for stop, fits in [fits_of(path)] if len(fits) > 1]
+    if handover:
+        print("\n| run | metric | step 1 kept | step 2 after epoch 1 | step 2 kept | step 2 kept / step 1 kept |")
+        print("|---" * 6 + "|")
+    for path, stop, fits in handover:
+        (h1, s1), (h2, s2) = ((f["history"], f["history"][best_epoch(f["history"], stop) - 1]) for f in fits[-2:])
+        for m in dict.fromkeys((stop, alt)):
+            print(f"| {label(path)} | valid {m.upper()} | {s1['valid'][m]:.4f} | {h2[0]['valid'][m]:.4f} | "
+                  f"{s2['valid'][m]:.4f} | {s2['valid'][m] / s1['valid'][m]:.3f} |")
     if args.html:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
