@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from sicsrec.data.split import EvalSet  # noqa: E402
+from sicsrec.eval.evaluate import score_batches  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
 from sicsrec.model import SeqRecModel  # noqa: E402
 from sicsrec.pipeline import load_data, split_data  # noqa: E402
@@ -38,10 +39,7 @@ def eval_row(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> dict[
     batched scoring pass (bounded memory on any catalogue)."""
     model.eval()
     ranks, nll = [], 0.0
-    for s in range(0, data.targets.numel(), batch_size):
-        lengths = data.lengths[s : s + batch_size]
-        scores = model.score(data.history[s : s + batch_size, : int(lengths.max())], lengths)  # (b, N+1)
-        targets = data.targets[s : s + batch_size]
+    for scores, targets in score_batches(model.score, data, batch_size):
         ranks.append(target_ranks(scores, targets))
         nll += F.cross_entropy(scores, targets, reduction="sum").item()
     m = metrics_from_ranks(torch.cat(ranks))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -13,15 +13,18 @@ from sicsrec.model.base import SeqRecModel
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def rank_all(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Ranks of every query's target among all N items, scored in batches of `batch_size` users."""
-    ranks = []
+def score_batches(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048,
+                  device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(scores (b, N+1), targets (b,)) for `batch_size` users at a time: full ranking in bounded memory."""
     for s in range(0, data.targets.numel(), batch_size):
         lengths = data.lengths[s : s + batch_size]
         hist = data.history[s : s + batch_size, : int(lengths.max())].to(device)  # trim to the longest
-        scores = score_fn(hist, lengths.to(device))  # (b, N+1)
-        ranks.append(target_ranks(scores, data.targets[s : s + batch_size].to(device)).cpu())
-    return torch.cat(ranks)
+        yield score_fn(hist, lengths.to(device)), data.targets[s : s + batch_size].to(device)
+
+
+def rank_all(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Ranks of every query's target among all N items, scored in batches of `batch_size` users."""
+    return torch.cat([target_ranks(scores, targets).cpu() for scores, targets in score_batches(score_fn, data, batch_size, device)])
 
 
 def evaluate_model(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> dict[str, float]:
