@@ -46,9 +46,11 @@ def main() -> None:
     print(f"| run | stage | epochs run | kept epoch (stopping metric) | valid {alt.upper()} there | "
           f"best by valid {alt.upper()} | valid {alt.upper()} there | {alt.upper()} left on the table |")
     print("|---" * 8 + "|")
-    curves = []
+    curves, handover = [], []  # handover: two-step runs (step 1 and step 2 fits)
     for path in map(Path, args.checkpoints):
         stop, fits = fits_of(path)
+        if len(fits) > 1:
+            handover.append((path, stop, fits))
         for fit in fits:
             hist = fit["history"]
             e_stop, e_alt = best_epoch(hist, stop), best_epoch(hist, alt)
@@ -56,15 +58,15 @@ def main() -> None:
             print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} ({stop}) | {at_stop:.4f} | {e_alt} | "
                   f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |")
             curves.append((f"{label(path)} {fit['stage']}", stop, hist))
-    handover = [(path, stop, fits) for path in map(Path, args.checkpoints) for stop, fits in [fits_of(path)] if len(fits) > 1]
     if handover:
         print("\n| run | metric | step 1 kept | step 2 after epoch 1 | step 2 kept | step 2 kept / step 1 kept |")
         print("|---" * 6 + "|")
     for path, stop, fits in handover:
-        (h1, s1), (h2, s2) = ((f["history"], f["history"][best_epoch(f["history"], stop) - 1]) for f in fits[-2:])
+        kept1, kept2 = (f["history"][best_epoch(f["history"], stop) - 1]["valid"] for f in fits[-2:])
+        first2 = fits[-1]["history"][0]["valid"]
         for m in dict.fromkeys((stop, alt)):
-            print(f"| {label(path)} | valid {m.upper()} | {s1['valid'][m]:.4f} | {h2[0]['valid'][m]:.4f} | "
-                  f"{s2['valid'][m]:.4f} | {s2['valid'][m] / s1['valid'][m]:.3f} |")
+            print(f"| {label(path)} | valid {m.upper()} | {kept1[m]:.4f} | {first2[m]:.4f} | {kept2[m]:.4f} | "
+                  f"{kept2[m] / kept1[m]:.3f} |")
     if args.html:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
