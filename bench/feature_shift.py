@@ -6,7 +6,8 @@
 Reads the raw and the aligned features from the feature cache (no encoding; run `align` first) and
 prints: each item's cosine between its raw and aligned vector, the overlap of its 10 nearest
 neighbours before and after, and the mean cosine of the mined pairs against random item pairs in
-both spaces (how much closer than chance the LLM's pairs are). Prints markdown; no asserts.
+both spaces (how much closer than chance the LLM's pairs are). The neighbour overlap builds n x n
+similarities: meant for catalogues of up to a few tens of thousands of items. Prints markdown; no asserts.
 """
 
 from __future__ import annotations
