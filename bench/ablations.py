@@ -1,14 +1,18 @@
 """SICSRec ablations and the alpha grid: each variant is one switch on top of the same step-1 SASRec,
 split, features, seed and evaluation code; test HR/NDCG@5/10 (full ranking) per variant.
 
-    python bench/ablations.py --data demo --hidden 64 [--variants full,no_cl,alpha=0.5,...] [--out runs/ablations]
-        [-- any further compare flags shared by every variant, e.g. --max-epochs 30]
+    python bench/ablations.py [--variants full,no_cl,alpha=0.5,...] [--out runs/ablations] -- --data demo --hidden 64
+        [any further compare flags shared by every variant, e.g. --max-epochs 30]
+    python bench/ablations.py --seeds 2025,2026,2027 [--baselines runs/quality/dance] --variants ... -- --data ...
+        (one run per seed under OUT/seed<S>; mean ± std per variant, NDCG@5 vs full and vs the best
+        baseline of bench/quality.py's run of the same seed, both taken per seed)
 
-Variants (default: all named ones): full (the spec), no_cl, no_mix_decoder, no_content_encoder,
-one_step (no frozen pre-trained ID encoder), unfrozen (step 2 fine-tunes step 1's ID Transformer),
-aligned (stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code
-for that decision), and any step-2 setting as flag=value (alpha=X for the paper's 0.1..1.0 grid,
-lora-rank=8, dropout=0.3, ...: the compare flag of that name).
+Variants (default: all named ones): full (the spec), no_cl, no_mix_decoder, no_content_encoder, one_step
+(no frozen pre-trained ID encoder), unfrozen (step 2 fine-tunes step 1's ID Transformer),
+identity_fusion (step 2 starts from step 1's user vector: fusion W_id = I, content blocks 0), aligned
+(stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code for that
+decision), and any step-2 setting as flag=value (alpha=X for the paper's 0.1..1.0 grid, lora-rank=8,
+dropout=0.3, ...: the compare flag of that name).
 Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json, so the
 script resumes. Prints a markdown table; no asserts.
 """
@@ -21,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +48,7 @@ VARIANTS: dict[str, list[str]] = {
     "one_step": ["--one-step"],
     "unfrozen": ["--unfreeze-step1"],
     "aligned": ["--features", "aligned"],
+    "identity_fusion": ["--fusion-init", "identity"],
     **{f"ref{n}": ["--reference", str(n)] for n in (5, 6, 7, 8)},
     **{f"alpha={a}": ["--alpha", a] for a in ("0.1", "0.4", "0.6", "0.8", "1.0")},
 }
@@ -79,27 +85,17 @@ def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> 
     return trained
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--out", default="runs/ablations")
-    ap.add_argument("base", nargs=argparse.REMAINDER, help="compare flags shared by all variants (--data ...)")
-    args = ap.parse_args()
-    base = [a for a in args.base if a != "--"]
-    setup_logging()
-    out = Path(args.out)
+def run_seed(base: list[str], names: list[str], out: Path, trainer: Trainer, preps: dict[str, Prepared]) -> dict[str, dict]:
+    """Step 1 and every variant for the seed in `base`; rows {variant: {test, valid, epochs, seconds}}."""
     out.mkdir(parents=True, exist_ok=True)
     cfg0 = variant_config(base, "full")
-    set_threads(cfg0.train.threads)
-    device = resolve_device(cfg0.train.device)
-    trainer = Trainer(cfg0.train, device, show_bar=False)
-    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(device), show_bar=False)}
+    trainer.cfg = cfg0.train
     step1 = step1_model(cfg0, preps[cfg0.features.source], trainer, out)
     split = preps[cfg0.features.source].split
     rows = {"sasrec (step 1)": {"test": evaluate_model(step1.model, split.test),
                                 "valid": evaluate_model(step1.model, split.valid),
                                 "epochs": step1.fits[0].best_epoch, "seconds": 0.0}}
-    for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
+    for name in names:
         done = out / f"{name}.json"
         if done.is_file():
             rows[name] = json.loads(done.read_text())
@@ -107,7 +103,7 @@ def main() -> None:
         cfg = variant_config(base, name)
         source = cfg.features.source
         if source not in preps:
-            preps[source] = prepare(cfg.data, cfg.features, str(device), show_bar=False)
+            preps[source] = prepare(cfg.data, cfg.features, str(trainer.device), show_bar=False)
         prep = preps[source]
         trainer.cfg = cfg.train
         t = time.time()
@@ -118,7 +114,11 @@ def main() -> None:
                    "epochs": trained.fits[-1].best_epoch, "seconds": round(time.time() - t, 1)}
         done.write_text(json.dumps(row, indent=2))
         rows[name] = row
+    return rows
 
+
+def seed_table(base: list[str], rows: dict[str, dict]) -> None:
+    """One seed: each variant's figures and its NDCG@5 relative to the full model."""
     full = rows.get("full")
     print(f"\n{' '.join(base)}\n")
     # valid HR@10 is what the paper selects on (alpha grid); test columns are what it reports
@@ -129,6 +129,61 @@ def main() -> None:
         rel = f"{r['test']['ndcg@5'] / full['test']['ndcg@5'] - 1:+.1%}" if full and name != "full" else ""
         print(f"| {name} | {r['valid']['hr@10']:.4f} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
               + f" | {rel} | {r['epochs']} | {r['seconds']:.0f} |")
+
+
+def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines: Path | None) -> None:
+    """Several seeds: mean ± std per variant; NDCG@5 vs full and vs the best baseline are taken per
+    seed (same split and seed on both sides) and then averaged, as bench/quality.py does."""
+    seeds = sorted(per_seed)
+    names = list(per_seed[seeds[0]])
+    base_runs = {s: json.loads((baselines / f"seed{s}" / "results.json").read_text())["models"] for s in seeds} if baselines else {}
+    best = max(("sasrec", "content"), key=lambda b: np.mean([base_runs[s][b]["test"]["ndcg@5"] for s in seeds])) if baselines else ""
+    print(f"\n{' '.join(base)}; seeds {', '.join(map(str, seeds))}\n")
+    extra = f" | NDCG@5 vs best baseline ({best}) |" if baselines else " |"
+    print("| variant | valid HR@10 | " + " | ".join(f"test {m.upper()}" for m in METRICS) + " | NDCG@5 vs full" + extra)
+    print("|---" * (len(METRICS) + 3 + bool(baselines)) + "|")
+    for name in names:
+        rs = [per_seed[s][name] for s in seeds]
+        ndcg5 = [r["test"]["ndcg@5"] for r in rs]
+        vs_full = _gain(ndcg5, [per_seed[s]["full"]["test"]["ndcg@5"] for s in seeds]) if name != "full" and "full" in names else ""
+        vs_best = f" {_gain(ndcg5, [base_runs[s][best]['test']['ndcg@5'] for s in seeds])} |" if baselines else ""
+        print(f"| {name} | {_cell([r['valid']['hr@10'] for r in rs])} | "
+              + " | ".join(_cell([r["test"][m] for r in rs]) for m in METRICS) + f" | {vs_full} |{vs_best}")
+
+
+def _cell(values: list[float]) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
+
+def _gain(values: list[float], refs: list[float]) -> str:
+    """Per-seed relative gain, then its mean ± std in percent."""
+    g = 100 * (np.array(values) / np.array(refs) - 1)
+    return f"{g.mean():+.1f}% ± {g.std():.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--out", default="runs/ablations")
+    ap.add_argument("--seeds", default="", help="comma list: one run per seed under OUT/seed<S>, mean ± std table")
+    ap.add_argument("--baselines", type=Path, default=None,
+                    help="a bench/quality.py dataset folder (seed<S>/results.json) for NDCG@5 vs the best baseline")
+    ap.add_argument("base", nargs=argparse.REMAINDER, help="compare flags shared by all variants (--data ...)")
+    args = ap.parse_args()
+    base = [a for a in args.base if a != "--"]
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    setup_logging()
+    cfg0 = variant_config(base, "full")
+    set_threads(cfg0.train.threads)
+    device = resolve_device(cfg0.train.device)
+    trainer = Trainer(cfg0.train, device, show_bar=False)
+    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(device), show_bar=False)}
+    if not args.seeds:
+        seed_table(base, run_seed(base, names, Path(args.out), trainer, preps))
+        return
+    seeds = [int(s) for s in args.seeds.split(",")]
+    per_seed = {s: run_seed([*base, "--seed", str(s)], names, Path(args.out) / f"seed{s}", trainer, preps) for s in seeds}
+    seeds_table(base, per_seed, args.baselines)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
     a.add_argument("--unfreeze-step1", action="store_true",
                    help="step 2 starts from step 1 but fine-tunes its ID Transformer too (diagnostic)")
+    a.add_argument("--fusion-init", default=d.fusion_init, choices=["random", "identity"],
+                   help="fusion layer at the start of step 2: random N(0, 0.02), or identity on the ID part "
+                        "and zero on the content parts (step 2 starts from step 1's user vector)")
     a.add_argument("--reference", default="", help="comma list of spec decisions to run as the authors' code did: "
                    "5,6,7,8 (stage B); 1,2,3 (stage A: mine-pairs, align, pipeline)")
 
@@ -99,7 +102,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec") -> RunConfig:
     if hasattr(args, "hidden"):
         m, t = cfg.model_cfg, cfg.train
         m.hidden, m.ffn, m.layers, m.heads, m.dropout, m.attn_dropout = args.hidden, args.hidden, args.layers, args.heads, args.dropout, args.dropout
-        m.lora_rank = args.lora_rank
+        m.lora_rank, m.fusion_init = args.lora_rank, args.fusion_init
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
         t.length_pool, t.stop_metric = args.length_pool, args.stop_metric

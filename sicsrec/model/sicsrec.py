@@ -21,6 +21,9 @@ from sicsrec.model.losses import content_infonce, embedding_l2
 from sicsrec.model.sasrec import IDEncoder
 
 
+FUSION_INITS = ("random", "identity")
+
+
 class MixDecoder(nn.Module):
     """Causal cross-attention layers over LN+dropout of both streams (as the reference);
     chained (decision 5) or each fed the original query (reference)."""
@@ -62,6 +65,13 @@ class SICSRec(SeqRecModel):
         self.fusion = nn.Linear(3 * d, d)
         self.item_dropout = nn.Dropout(cfg.dropout)
         init_weights(self)
+        if cfg.fusion_init not in FUSION_INITS:
+            raise ValueError(f"fusion_init must be one of {FUSION_INITS}, got {cfg.fusion_init!r}")
+        if cfg.fusion_init == "identity":
+            with torch.no_grad():  # u = h_id until the content side learns a non-zero W_c, W_mix
+                self.fusion.weight.zero_()
+                self.fusion.weight[:, :d] = torch.eye(d)
+                self.fusion.bias.zero_()
         if cfg.id_adapters:
             self.add_id_adapters()
         self.alpha, self.reg_lambda, self.remove_false_negatives, self.use_cl = 0.2, 0.01, True, True

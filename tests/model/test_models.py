@@ -1,5 +1,6 @@
 """One smoke test per model, plus the properties the trainer and serving rely on."""
 
+import dataclasses
 import logging
 
 import pytest
@@ -104,6 +105,27 @@ def test_unfreezing_step1_lets_step_2_move_the_id_transformer(split):
     after = model.id_encoder.encoder.blocks.state_dict()
     assert all(p.requires_grad for p in model.id_encoder.encoder.blocks.parameters())
     assert any(not torch.equal(after[k], v) for k, v in before.items())  # step 2 trained them
+
+
+def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(split):
+    cfg = TrainConfig(max_epochs=2, patience=2, batch_size=256, device="cpu")
+    step1 = train_model("sasrec", split, None, CFG, cfg, Trainer(cfg, torch.device("cpu"), show_bar=False))
+    ident = dataclasses.replace(CFG, fusion_init="identity")
+    model = build_model("sicsrec", ident, split, synthetic_tables(split))
+    model.load_step1(step1.model)
+    model.eval(), step1.model.eval()
+    seq, lengths = split.test.history, split.test.lengths
+    step1_user = step1.model.user_vectors(seq, lengths).user
+    out = model.user_vectors(seq, lengths)
+    torch.testing.assert_close(out.user, torch.nn.functional.normalize(step1_user, dim=-1))
+    assert out.parts["content"].abs().max() == 0 and out.parts["mixed"].abs().max() == 0
+    # The default random fusion mixes all three streams: its start is not step 1's user vector.
+    random_start = build_model("sicsrec", CFG, split, synthetic_tables(split))
+    random_start.load_step1(step1.model)
+    random_start.eval()
+    assert not torch.allclose(random_start.user_vectors(seq, lengths).user, out.user, atol=1e-3)
+    with pytest.raises(ValueError, match="fusion_init"):
+        build_model("sicsrec", dataclasses.replace(CFG, fusion_init="eye"), split, synthetic_tables(split))
 
 
 @pytest.mark.parametrize("image_dim", [None, 12])
