@@ -9,12 +9,13 @@ split, features, seed and evaluation code; test HR/NDCG@5/10 (full ranking) per 
 
 Variants (default: all named ones): full (the spec), no_cl, no_mix_decoder, no_content_encoder, one_step
 (no frozen pre-trained ID encoder), unfrozen (step 2 fine-tunes step 1's ID Transformer),
-identity_fusion (step 2 starts from step 1's user vector: fusion W_id = I, content blocks 0), aligned
+identity_fusion (step 2 starts from step 1's user vector: fusion W_id = I, content blocks 0),
+identity_fusion_matched (the same with W_id at a random block's norm, 0.02·sqrt(d)·I), aligned
 (stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code for that
 decision), and any step-2 setting as flag=value (alpha=X for the paper's 0.1..1.0 grid, lora-rank=8,
 dropout=0.3, ...: the compare flag of that name).
-Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json, so the
-script resumes. Prints a markdown table; no asserts.
+Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json (figures) and
+OUT/<variant>/ (checkpoint), so the script resumes. Prints a markdown table; no asserts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
+from sicsrec.eval.compare import fits_record  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.pipeline import Prepared, prepare  # noqa: E402
 from sicsrec.train.trainer import FitResult, Trainer, set_threads  # noqa: E402
@@ -49,6 +51,7 @@ VARIANTS: dict[str, list[str]] = {
     "unfrozen": ["--unfreeze-step1"],
     "aligned": ["--features", "aligned"],
     "identity_fusion": ["--fusion-init", "identity"],
+    "identity_fusion_matched": ["--fusion-init", "identity_matched"],
     **{f"ref{n}": ["--reference", str(n)] for n in (5, 6, 7, 8)},
     **{f"alpha={a}": ["--alpha", a] for a in ("0.1", "0.4", "0.6", "0.8", "1.0")},
 }
@@ -112,6 +115,10 @@ def run_seed(base: list[str], names: list[str], out: Path, trainer: Trainer, pre
         with torch.no_grad():
             row = {"test": evaluate_model(trained.model, prep.split.test), "valid": trained.fits[-1].best_valid,
                    "epochs": trained.fits[-1].best_epoch, "seconds": round(time.time() - t, 1)}
+        # Kept for inspection (bench/learning_curves.py, bench/fusion_attribution.py, the app).
+        save_checkpoint(out / name, trained.model, item_table(prep.split, prep.dataset.items),
+                        {"dataset": prep.dataset.name, "run": cfg.to_dict(), "metrics": {"test": row["test"], "valid": row["valid"]},
+                         "features": prep.features_meta, "fits": fits_record(trained)})
         done.write_text(json.dumps(row, indent=2))
         rows[name] = row
     return rows

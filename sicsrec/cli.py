@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sicsrec.config import STOP_METRICS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
+from sicsrec.config import FUSION_INITS, STOP_METRICS, DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 
 log = logging.getLogger("sicsrec")
 
@@ -85,9 +85,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
     a.add_argument("--unfreeze-step1", action="store_true",
                    help="step 2 starts from step 1 but fine-tunes its ID Transformer too (diagnostic)")
-    a.add_argument("--fusion-init", default=d.fusion_init, choices=["random", "identity"],
+    a.add_argument("--fusion-init", default=d.fusion_init, choices=list(FUSION_INITS),
                    help="fusion layer at the start of step 2: random N(0, 0.02), or identity on the ID part "
-                        "and zero on the content parts (step 2 starts from step 1's user vector)")
+                        "(identity_matched: scaled to a random block's norm) and zero on the content parts "
+                        "(step 2 starts from step 1's user vector)")
     a.add_argument("--reference", default="", help="comma list of spec decisions to run as the authors' code did: "
                    "5,6,7,8 (stage B); 1,2,3 (stage A: mine-pairs, align, pipeline)")
 

@@ -70,14 +70,16 @@ class ModelConfig:
     # Ablation switches (all True = the full SICSRec).
     use_content_encoder: bool = True
     use_mix_decoder: bool = True
-    # Fusion W = [W_id | W_c | W_mix] at construction: "random" (N(0, 0.02) like every other layer)
-    # or "identity" (W_id = I, W_c = W_mix = 0, b = 0: step 2 starts from step 1's user vector,
-    # scored by cosine, and the content side grows from zero). The spec leaves this init open.
+    # Fusion W = [W_id | W_c | W_mix] at construction: "random" (N(0, 0.02) like every other layer),
+    # "identity" (W_id = I, W_c = W_mix = 0, b = 0: step 2 starts from step 1's user vector, scored
+    # by cosine, and the content side grows from zero) or "identity_matched" (the same with W_id =
+    # 0.02·sqrt(d)·I, a random block's norm). The spec leaves this init open.
     fusion_init: str = "random"
     # Set by step 2: the ID Transformer carries low-rank adapters (needed to rebuild a checkpoint).
     id_adapters: bool = False
 
 
+FUSION_INITS = ("random", "identity", "identity_matched")  # ModelConfig.fusion_init
 STOP_METRICS = ("hr@10", "ndcg@10", "hr@5", "ndcg@5")  # validation metrics early stopping may follow
 
 

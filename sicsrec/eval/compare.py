@@ -35,7 +35,8 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _fits(trained: Trained) -> list[dict[str, Any]]:
+def fits_record(trained: Trained) -> list[dict[str, Any]]:
+    """Each fit's stage, kept epoch, stop reason, seconds and per-epoch log, as saved in a checkpoint."""
     return [{"stage": f.stage, "best_epoch": f.best_epoch, "stopped": f.stopped, "seconds": f.seconds,
              "history": [asdict(h) for h in f.history]} for f in trained.fits]
 
@@ -110,7 +111,7 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
         if reused is None:
             save_checkpoint(out / "checkpoints" / name, trained.model, items,
                             {"dataset": prep.dataset.name, "run": run.to_dict(), "metrics": metrics,
-                             "features": prep.features_meta, "fits": _fits(trained)})
+                             "features": prep.features_meta, "fits": fits_record(trained)})
         save_json(results, out / "results.json")  # after every model, so a cancelled run keeps its part
         log.info("%s test: %s", name, " ".join(f"{k}={v:.4f}" for k, v in metrics["test"].items()))
     results["cancelled"] = trainer.cancel.is_set()

@@ -7,6 +7,7 @@ EVERY position, so training scores all prefixes of a sequence in one causal pass
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -59,7 +60,7 @@ class SeqRecModel(nn.Module):
 
     def __init__(self, cfg: ModelConfig, n_items: int) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg = dataclasses.replace(cfg)  # its own copy: step 2 sets id_adapters on it
         self.n_items = n_items  # real items; index 0 is padding
 
     def forward(self, seq: torch.Tensor) -> SeqOutput:  # (B, T) -> user (B, T, d)

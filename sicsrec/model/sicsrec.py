@@ -13,15 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sicsrec.config import ModelConfig, TrainConfig
+from sicsrec.config import FUSION_INITS, ModelConfig, TrainConfig
 from sicsrec.model.base import SeqOutput, SeqRecModel
 from sicsrec.model.content_seq import ContentItems
 from sicsrec.model.layers import Block, SequenceEncoder, init_weights
 from sicsrec.model.losses import content_infonce, embedding_l2
 from sicsrec.model.sasrec import IDEncoder
-
-
-FUSION_INITS = ("random", "identity")
 
 
 class MixDecoder(nn.Module):
@@ -67,10 +64,14 @@ class SICSRec(SeqRecModel):
         init_weights(self)
         if cfg.fusion_init not in FUSION_INITS:
             raise ValueError(f"fusion_init must be one of {FUSION_INITS}, got {cfg.fusion_init!r}")
-        if cfg.fusion_init == "identity":
-            with torch.no_grad():  # u = h_id until the content side learns a non-zero W_c, W_mix
+        if cfg.fusion_init.startswith("identity"):
+            # u ∝ h_id until the content side learns a non-zero W_c, W_mix. "identity_matched" scales
+            # W_id to a random N(0, 0.02) block's norm (||g·I||_F = 0.02·d): Adam grows W_c and W_mix
+            # by ~lr per step either way, so a unit W_id leaves them too small to matter for long.
+            gain = 1.0 if cfg.fusion_init == "identity" else 0.02 * d**0.5
+            with torch.no_grad():
                 self.fusion.weight.zero_()
-                self.fusion.weight[:, :d] = torch.eye(d)
+                self.fusion.weight[:, :d] = gain * torch.eye(d)
                 self.fusion.bias.zero_()
         if cfg.id_adapters:
             self.add_id_adapters()

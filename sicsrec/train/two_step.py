@@ -72,7 +72,7 @@ def train_model(name: str, split: Split, tables: ItemTables | None, model_cfg: M
         if trainer.cancel.is_set():
             raise Cancelled("cancelled during step 1; step 2 not started")
     seed_everything(train_cfg.seed)
-    model = build_model("sicsrec", ModelConfig(**vars(model_cfg)), split, tables)
+    model = build_model("sicsrec", model_cfg, split, tables)
     assert isinstance(model, SICSRec) and isinstance(step1.model, SASRec)
     model.load_step1(step1.model, freeze=train_cfg.freeze_step1)
     fit = trainer.fit(model, split, "sicsrec step 2")

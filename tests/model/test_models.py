@@ -107,10 +107,11 @@ def test_unfreezing_step1_lets_step_2_move_the_id_transformer(split):
     assert any(not torch.equal(after[k], v) for k, v in before.items())  # step 2 trained them
 
 
-def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(split):
+@pytest.mark.parametrize("init", ["identity", "identity_matched"])
+def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(init, split):
     cfg = TrainConfig(max_epochs=2, patience=2, batch_size=256, device="cpu")
     step1 = train_model("sasrec", split, None, CFG, cfg, Trainer(cfg, torch.device("cpu"), show_bar=False))
-    ident = dataclasses.replace(CFG, fusion_init="identity")
+    ident = dataclasses.replace(CFG, fusion_init=init)
     model = build_model("sicsrec", ident, split, synthetic_tables(split))
     model.load_step1(step1.model)
     model.eval(), step1.model.eval()
@@ -119,6 +120,8 @@ def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(split):
     out = model.user_vectors(seq, lengths)
     torch.testing.assert_close(out.user, torch.nn.functional.normalize(step1_user, dim=-1))
     assert out.parts["content"].abs().max() == 0 and out.parts["mixed"].abs().max() == 0
+    gain = model.fusion.weight[0, 0].item()
+    assert gain == pytest.approx(1.0 if init == "identity" else 0.02 * CFG.hidden**0.5)
     # The default random fusion mixes all three streams: its start is not step 1's user vector.
     random_start = build_model("sicsrec", CFG, split, synthetic_tables(split))
     random_start.load_step1(step1.model)
