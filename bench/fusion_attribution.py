@@ -5,7 +5,9 @@
 For every SICSRec checkpoint: the Frobenius norm of each block of the fusion layer W = [W_id | W_c |
 W_mix], and, over the test users, the mean contribution of each part of the user vector to the
 test target's score (the app's exact attribution: part · e_target / ||u||, before 1/tau; the
-parts plus the bias sum to the cosine score). No training; prints a markdown table, no asserts.
+parts plus the bias sum to the cosine score). For a SASRec (step-1) checkpoint: its test metrics
+scored as trained (s_u · E_i) and as step 2 scores (cosine, the spec's normalize(E)), i.e. what
+the spec's scoring alone costs step 1's ranking. No training; prints markdown tables, no asserts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -22,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from sicsrec.checkpoint import load_checkpoint  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
-from sicsrec.model import SICSRec  # noqa: E402
+from sicsrec.model import SASRec, SICSRec  # noqa: E402
 from sicsrec.pipeline import load_data, split_data  # noqa: E402
 
 PARTS = ("behavior", "content", "mixed", "bias")
@@ -43,34 +46,54 @@ def target_contributions(model: SICSRec, history: torch.Tensor, lengths: torch.T
     return {p: v / len(lengths) for p, v in sums.items()}
 
 
+def cosine_scored(model: SASRec) -> SASRec:
+    """The same SASRec scoring against unit-norm item embeddings (step 2's cosine scoring)."""
+    dot_table = model.item_table
+    model.item_table = lambda: F.normalize(dot_table(), dim=-1)  # type: ignore[method-assign]
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", help="SICSRec checkpoint folders")
+    ap.add_argument("checkpoints", nargs="+", help="SICSRec (and SASRec step-1) checkpoint folders")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     splits = {}
-    print("| checkpoint | ‖W_id‖ | ‖W_c‖ | ‖W_mix‖ | " + " | ".join(f"target score: {p}" for p in PARTS)
-          + " | test NDCG@5 |")
-    print("|---" * (5 + len(PARTS)) + "|")
+    fusion_rows, step1_rows = [], []
     for path in args.checkpoints:
         model, config, _ = load_checkpoint(path)
-        if not isinstance(model, SICSRec):
-            print(f"| {path} | not a SICSRec checkpoint ({config.get('model')}) |")
-            continue
         run = RunConfig.from_dict(config["run"])
         key = (run.data.path, run.data.max_len)
         if key not in splits:
             splits[key] = split_data(load_data(run.data), run.data)
         test = splits[key].test
         model.eval()
+        if isinstance(model, SASRec):
+            dot = evaluate_model(model, test)
+            cos = evaluate_model(cosine_scored(model), test)
+            step1_rows.append(f"| {path} | {dot['ndcg@5']:.4f} | {cos['ndcg@5']:.4f} | {cos['ndcg@5'] / dot['ndcg@5'] - 1:+.1%} | "
+                              f"{dot['ndcg@10']:.4f} | {cos['ndcg@10']:.4f} | {cos['ndcg@10'] / dot['ndcg@10'] - 1:+.1%} |")
+            continue
+        if not isinstance(model, SICSRec):
+            print(f"{path}: a {config.get('model')} checkpoint, skipped")
+            continue
         d = model.cfg.hidden
         w = model.fusion.weight.detach()  # (d, 3d)
         norms = [float(w[:, i * d : (i + 1) * d].norm()) for i in range(3)]
         contrib = target_contributions(model, test.history, test.lengths, test.targets)
         ndcg5 = evaluate_model(model, test)["ndcg@5"]
-        print(f"| {path} | " + " | ".join(f"{x:.2f}" for x in norms) + " | "
-              + " | ".join(f"{contrib[p]:+.3f}" for p in PARTS) + f" | {ndcg5:.4f} |")
+        fusion_rows.append(f"| {path} | " + " | ".join(f"{x:.2f}" for x in norms) + " | "
+                           + " | ".join(f"{contrib[p]:+.3f}" for p in PARTS) + f" | {ndcg5:.4f} |")
+    if fusion_rows:
+        print("| checkpoint | ‖W_id‖ | ‖W_c‖ | ‖W_mix‖ | " + " | ".join(f"target score: {p}" for p in PARTS)
+              + " | test NDCG@5 |")
+        print("|---" * (5 + len(PARTS)) + "|")
+        print("\n".join(fusion_rows))
+    if step1_rows:
+        print("\n| step-1 checkpoint | test NDCG@5, dot | cosine | change | test NDCG@10, dot | cosine | change |")
+        print("|---" * 7 + "|")
+        print("\n".join(step1_rows))
 
 
 if __name__ == "__main__":
