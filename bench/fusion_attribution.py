@@ -24,7 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from sicsrec.checkpoint import load_checkpoint  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
-from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
+from sicsrec.data.split import EvalSet  # noqa: E402
+from sicsrec.eval.evaluate import evaluate_model, rank_all  # noqa: E402
+from sicsrec.eval.metrics import metrics_from_ranks  # noqa: E402
 from sicsrec.model import SASRec, SICSRec  # noqa: E402
 from sicsrec.pipeline import load_data, split_data  # noqa: E402
 
@@ -46,11 +48,17 @@ def target_contributions(model: SICSRec, history: torch.Tensor, lengths: torch.T
     return {p: v / len(lengths) for p, v in sums.items()}
 
 
-def cosine_scored(model: SASRec) -> SASRec:
-    """The same SASRec scoring against unit-norm item embeddings (step 2's cosine scoring)."""
-    dot_table = model.item_table
-    model.item_table = lambda: F.normalize(dot_table(), dim=-1)  # type: ignore[method-assign]
-    return model
+@torch.no_grad()
+def cosine_metrics(model: SASRec, data: EvalSet) -> dict[str, float]:
+    """A SASRec's metrics when scored against unit-norm item embeddings (step 2's cosine scoring)."""
+    table = F.normalize(model.item_table(), dim=-1)  # (N+1, d)
+
+    def score(hist: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:  # -> (B, N+1)
+        scores = model.user_vectors(hist, lengths).user @ table.T
+        scores[:, 0] = float("-inf")
+        return scores
+
+    return metrics_from_ranks(rank_all(score, data))
 
 
 def main() -> None:
@@ -71,7 +79,7 @@ def main() -> None:
         model.eval()
         if isinstance(model, SASRec):
             dot = evaluate_model(model, test)
-            cos = evaluate_model(cosine_scored(model), test)
+            cos = cosine_metrics(model, test)
             step1_rows.append(f"| {path} | {dot['ndcg@5']:.4f} | {cos['ndcg@5']:.4f} | {cos['ndcg@5'] / dot['ndcg@5'] - 1:+.1%} | "
                               f"{dot['ndcg@10']:.4f} | {cos['ndcg@10']:.4f} | {cos['ndcg@10'] / dot['ndcg@10'] - 1:+.1%} |")
             continue
