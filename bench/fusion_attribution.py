@@ -34,18 +34,17 @@ PARTS = ("behavior", "content", "mixed", "bias")
 
 
 @torch.no_grad()
-def target_contributions(model: SICSRec, history: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-                         batch_size: int = 2048) -> dict[str, float]:
+def target_contributions(model: SICSRec, data: EvalSet, batch_size: int = 2048) -> dict[str, float]:
     """Mean over users of each part's share of the target's cosine score (part · e_t / ||u||)."""
     table = model.item_table()  # (N+1, d), normalised as at inference
     sums = dict.fromkeys(PARTS, 0.0)
-    for s in range(0, len(lengths), batch_size):
-        n = lengths[s : s + batch_size]
-        out = model.user_vectors(history[s : s + batch_size, : int(n.max())], n)
-        e = table[targets[s : s + batch_size]]  # (B, d)
+    for s in range(0, len(data.lengths), batch_size):
+        n = data.lengths[s : s + batch_size]
+        out = model.user_vectors(data.history[s : s + batch_size, : int(n.max())], n)
+        e = table[data.targets[s : s + batch_size]]  # (B, d)
         for p in PARTS:
             sums[p] += float(((out.parts[p] * e).sum(-1) * out.part_scale[:, 0]).sum())  # (B,) summed
-    return {p: v / len(lengths) for p, v in sums.items()}
+    return {p: v / len(data.lengths) for p, v in sums.items()}
 
 
 @torch.no_grad()
@@ -89,7 +88,7 @@ def main() -> None:
         d = model.cfg.hidden
         w = model.fusion.weight.detach()  # (d, 3d)
         norms = [float(w[:, i * d : (i + 1) * d].norm()) for i in range(3)]
-        contrib = target_contributions(model, test.history, test.lengths, test.targets)
+        contrib = target_contributions(model, test)
         ndcg5 = evaluate_model(model, test)["ndcg@5"]
         fusion_rows.append(f"| {path} | " + " | ".join(f"{x:.2f}" for x in norms) + " | "
                            + " | ".join(f"{contrib[p]:+.3f}" for p in PARTS) + f" | {ndcg5:.4f} |")

@@ -114,7 +114,8 @@ def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(init, split):
     ident = dataclasses.replace(CFG, fusion_init=init)
     model = build_model("sicsrec", ident, split, synthetic_tables(split))
     model.load_step1(step1.model)
-    model.eval(), step1.model.eval()
+    model.eval()
+    step1.model.eval()
     seq, lengths = split.test.history, split.test.lengths
     step1_user = step1.model.user_vectors(seq, lengths).user
     out = model.user_vectors(seq, lengths)
