@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint  # noqa: E402
+from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
 from sicsrec.eval.compare import fits_record  # noqa: E402
@@ -40,7 +40,7 @@ from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.pipeline import Prepared, prepare  # noqa: E402
 from sicsrec.train.trainer import FitResult, Trainer, set_threads  # noqa: E402
 from sicsrec.train.two_step import Trained, train_model  # noqa: E402
-from sicsrec.utils import resolve_device, setup_logging  # noqa: E402
+from sicsrec.utils import atomic_write_text, resolve_device, setup_logging  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "full": [],
@@ -79,8 +79,8 @@ def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> 
         stored = RunConfig.from_dict(config["run"]).to_dict()  # fields added since then take their defaults
         if json.loads(json.dumps(stored)) == json.loads(json.dumps(cfg.to_dict())):
             return Trained(model, [FitResult("sasrec", config["fits"][0]["best_epoch"], {})])
-    except Exception:  # absent or stale: train it
-        pass
+    except (CheckpointError, KeyError) as e:  # absent, unreadable or without its run record: train it
+        print(f"step 1: {e}; training it", file=sys.stderr)
     trained = train_model("sasrec", prep.split, None, cfg.model_cfg, cfg.train, trainer)
     fit = trained.fits[0]
     save_checkpoint(path, trained.model, item_table(prep.split, prep.dataset.items),
@@ -119,7 +119,7 @@ def run_seed(base: list[str], names: list[str], out: Path, trainer: Trainer, pre
         save_checkpoint(out / name, trained.model, item_table(prep.split, prep.dataset.items),
                         {"dataset": prep.dataset.name, "run": cfg.to_dict(), "metrics": {"test": row["test"], "valid": row["valid"]},
                          "features": prep.features_meta, "fits": fits_record(trained)})
-        done.write_text(json.dumps(row, indent=2))
+        atomic_write_text(done, json.dumps(row, indent=2))  # the resume mark: never half-written
         rows[name] = row
     return rows
 

@@ -13,7 +13,9 @@ the spec's scoring alone costs step 1's ranking. No training; prints markdown ta
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -71,7 +73,7 @@ def main() -> None:
     for path in args.checkpoints:
         model, config, _ = load_checkpoint(path)
         run = RunConfig.from_dict(config["run"])
-        key = (run.data.path, run.data.max_len)
+        key = json.dumps(asdict(run.data), sort_keys=True)  # one split per distinct data config
         if key not in splits:
             splits[key] = split_data(load_data(run.data), run.data)
         test = splits[key].test

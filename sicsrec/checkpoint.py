@@ -7,6 +7,8 @@ that replaces the old one by rename; an interrupted save leaves the previous che
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -22,6 +24,7 @@ from sicsrec.model import MODELS, SeqRecModel
 from sicsrec.utils import atomic_write_text
 
 FORMAT = "sicsrec-checkpoint/1"
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(Exception):
@@ -44,7 +47,11 @@ def save_checkpoint(path: str | Path, model: SeqRecModel, items: dict[str, list]
     """Write the checkpoint folder atomically and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    old = _previous(path)
+    if not path.exists() and old.exists():  # a save interrupted between its two renames: put the old one back
+        old.rename(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; a checkpoint folder is as readable as any other
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
@@ -61,7 +68,6 @@ def save_checkpoint(path: str | Path, model: SeqRecModel, items: dict[str, list]
         }
         atomic_write_text(tmp / "config.json", json.dumps(config, indent=2, default=str))
         atomic_write_text(tmp / "items.json", json.dumps(items, ensure_ascii=False))
-        old = path.with_name(f".{path.name}.old")
         if old.exists():
             shutil.rmtree(old)
         if path.exists():
@@ -74,7 +80,13 @@ def save_checkpoint(path: str | Path, model: SeqRecModel, items: dict[str, list]
     return path
 
 
+def _previous(path: Path) -> Path:
+    """Where a save parks the checkpoint it replaces until the new one is in place."""
+    return path.with_name(f".{path.name}.old")
+
+
 def read_json(path: Path) -> Any:
+    """Parsed JSON of a checkpoint file; CheckpointError naming the file when missing or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -86,15 +98,27 @@ def read_json(path: Path) -> Any:
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel, dict[str, Any], dict[str, list]]:
     """Rebuild the model from config.json and load its weights; returns (model, config, items)."""
     path = Path(path)
+    if not path.exists() and _previous(path).exists():
+        log.warning("%s: missing; loading the previous checkpoint %s (a save was interrupted)", path, _previous(path))
+        path = _previous(path)
     config = read_json(path / "config.json")
     items = read_json(path / "items.json")
+    if not isinstance(config, dict) or not isinstance(items, dict):
+        raise CheckpointError(f"{path}: config.json and items.json must each hold a JSON object")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"{path / 'config.json'}: unknown format {config.get('format')!r}, expected {FORMAT}")
     name = config.get("model")
     if name not in MODELS:
         raise CheckpointError(f"{path / 'config.json'}: unknown model {name!r} (known: {sorted(MODELS)})")
-    cfg: ModelConfig = model_config_from_dict(config["model_cfg"])
-    model = MODELS[name](cfg, config["n_items"], text_dim=config.get("text_dim") or 384, image_dim=config.get("image_dim"))
+    try:
+        cfg: ModelConfig = model_config_from_dict(config["model_cfg"])
+        model = MODELS[name](cfg, int(config["n_items"]), text_dim=config.get("text_dim") or 384,
+                             image_dim=config.get("image_dim"))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path / 'config.json'}: incomplete or invalid model settings ({type(e).__name__}: {e})") from None
+    listed = ["item_ids", "titles", *(["popularity"] if "popularity" in items else [])]
+    if not all(isinstance(items.get(k), list) and len(items[k]) == model.n_items for k in listed):
+        raise CheckpointError(f"{path / 'items.json'}: {', '.join(listed)} must each list the {model.n_items} items")
     try:
         state = load_file(str(path / "model.safetensors"), device=device)
     except FileNotFoundError:
@@ -105,8 +129,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path / 'model.safetensors'}: does not match config.json ({e})") from None
-    if len(items.get("item_ids", [])) != config["n_items"]:
-        raise CheckpointError(f"{path / 'items.json'}: {len(items.get('item_ids', []))} items, config says {config['n_items']}")
     model.to(device).eval()
     return model, config, items
 

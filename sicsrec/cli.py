@@ -47,8 +47,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="one causal pass per window [windows], or RecBole's one row per target (slower; "
                         "more progress per epoch on long sequences)")
     f = p.add_argument_group("content features")
-    f.add_argument("--text-encoder", default="minilm")
-    f.add_argument("--image-encoder", default="efficientnet-lite0")
+    f.add_argument("--text-encoder", default="minilm",
+                   help="minilm [default] | clip:<local weights file> (open_clip ViT-B-32 text tower)")
+    f.add_argument("--image-encoder", default="efficientnet-lite0",
+                   help="efficientnet-lite0 [default] | clip:<local weights file> (open_clip ViT-B-32 image tower)")
     f.add_argument("--no-images", action="store_true", help="ignore images even when the dataset has them")
     f.add_argument("--features", default="raw", choices=["raw", "aligned"], help="raw encoder features or stage-A aligned ones")
     f.add_argument("--image-norm", default="center_l2", choices=["center_l2", "none"],
@@ -169,7 +171,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     rec = Recommender.load(args.checkpoint)
     run = rec.config.get("run", {})
-    data = DataConfig(**{**run.get("data", {}), **({"path": args.data} if args.data else {})})
+    data = RunConfig.from_dict(run).data  # unknown keys (another version's checkpoint) ignored
+    data.path = args.data or data.path
     split = split_data(load_data(data), data)
     if [str(x) for x in split.item_ids] != rec.item_ids:
         print("error: the checkpoint's item catalogue differs from this dataset's split", file=sys.stderr)
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from sicsrec.checkpoint import CheckpointError
+    from sicsrec.content.encoders import EncoderUnavailableError
     from sicsrec.data.schema import DataError
     from sicsrec.utils import setup_logging
 
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(getattr(args, "verbose", False))
     try:
         return args.fn(args)
-    except (DataError, CheckpointError, ValueError) as e:
+    except (DataError, CheckpointError, EncoderUnavailableError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

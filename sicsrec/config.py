@@ -32,6 +32,8 @@ class DataConfig:
     # Training rows: "windows" (one causal pass scores every target of a window) or "prefixes"
     # (RecBole's one row per target: same loss, own dropout masks per target, ~10-20x the compute).
     train_rows: str = "windows"
+    # Refuse image paths in the items file that point outside the dataset folder (uploads are untrusted).
+    confine_images: bool = False
 
 
 @dataclass

@@ -37,7 +37,7 @@ def load_data(cfg: DataConfig) -> Dataset:
         return load_demo(images=cfg.images)
     return load_dataset(cfg.path, format=cfg.format, images=cfg.images,
                         min_user_interactions=cfg.min_user_interactions,
-                        min_item_interactions=cfg.min_item_interactions)
+                        min_item_interactions=cfg.min_item_interactions, confine_images=cfg.confine_images)
 
 
 def split_data(ds: Dataset, cfg: DataConfig) -> Split:

@@ -86,11 +86,14 @@ def test_evaluate_cli_reproduces_the_saved_test_metrics(compared):
         assert math.isclose(got["test"][k], v, abs_tol=1e-9)
 
 
-def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path):
+def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
     proc = run_cli("compare", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("recommend", "--checkpoint", str(tmp_path), "--history", "1")
     assert proc.returncode == 2 and "config.json" in proc.stderr and "Traceback" not in proc.stderr
+    for encoder, message in [("clip", "needs its pretrained"), (f"clip:{tmp_path / 'none.safetensors'}", "not found")]:
+        proc = run_cli("prepare", "--data", str(demo_slice), "--text-encoder", encoder)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):

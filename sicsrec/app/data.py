@@ -29,7 +29,7 @@ LAYOUTS = """Accepted layouts (zip the folder or its contents):
 * **csv**: `items.csv` (item_id, title, optional genres/category, description, image) + `interactions.csv`
   (user_id, item_id, timestamp or order), optional `images/<item_id>.jpg`
 * **RecBole**: `<name>.item` + `<name>.inter` (tab-separated, `field:type` headers)
-* **NineRec**: the item and interaction csv files of a NineRec domain, optional `*_cover/` images
+* **NineRec**: a domain's `sequential_data.txt` + `*_item_sort.csv` (or `*_item.csv`), optional `*_cover/` images
 * **MovieLens**: `movies.csv` + `ratings.csv` (ml-latest / ml-latest-small layout)
 
 Limits: 200 MB uncompressed, 20,000 files; no absolute paths, `..` or symbolic links inside the zip."""
@@ -156,7 +156,7 @@ class DataTab:
         shutil.rmtree(dest, ignore_errors=True)
         try:
             root = safe_extract(path, dest)
-            ds = load_dataset(root, name=name)
+            ds = load_dataset(root, name=name, confine_images=True)
             bad = corrupt_images(ds)
         except UploadError as e:
             shutil.rmtree(dest, ignore_errors=True)

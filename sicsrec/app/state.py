@@ -7,6 +7,7 @@ lives in `gr.State` in the UI, never here.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from sicsrec.data import Dataset
 from sicsrec.data.thumbnails import thumbnail_for
 from sicsrec.serve import Recommender, popular_items
 from sicsrec.serve.projection import Projection, project
+from sicsrec.utils import atomic_write_bytes
 
 log = logging.getLogger("sicsrec.app")
 
@@ -136,13 +138,12 @@ class Thumbnails:
         digest = hashlib.sha1(f"{src.resolve()}\0{src.stat().st_mtime_ns}".encode()).hexdigest()[:16]
         out = self.cache_dir / f"real-{digest}.jpg"
         if not out.is_file():
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
             with Image.open(src) as im:
                 im = im.convert("RGB")
                 im.thumbnail((THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
-                tmp = out.with_name(f".{out.name}.{threading.get_ident()}.tmp")
-                im.save(tmp, format="JPEG", quality=85)
-                tmp.replace(out)
+                buf = io.BytesIO()
+                im.save(buf, format="JPEG", quality=85)
+            atomic_write_bytes(out, buf.getvalue())
         return str(out)
 
 
@@ -215,11 +216,12 @@ def load_run(path: str | Path, fallback: Callable[[], Catalogue] | None = None) 
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file (results.json, config.json, ...), or None when absent or unreadable."""
+    """A JSON object file (results.json, config.json, ...), or None when absent, unreadable or not an object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return None
+    return data if isinstance(data, dict) else None
 
 
 def run_label(path: Path, results: dict[str, Any] | None) -> str:

@@ -318,8 +318,10 @@ class TrainTab:
             return ("Check stage A: users to ask ≥ 2 (empty = all), alignment epochs ≥ 1, 0 < alignment lr < 1, "
                     "optimizer sgd or adamw."), gr.Timer(active=False)
         images = str(self.studio.config.images) if dataset == "demo" and self.studio.config.images else None
+        path = self.studio.datasets[dataset]
+        uploaded = Path(path).resolve().is_relative_to(self.studio.config.uploads.resolve())  # untrusted: confine
         cfg = RunConfig(
-            models[-1] if models else "sicsrec", DataConfig(path=self.studio.datasets[dataset], images=images),
+            models[-1] if models else "sicsrec", DataConfig(path=path, images=images, confine_images=uploaded),
             model_cfg=ModelConfig(hidden=hidden, ffn=hidden),
             train=TrainConfig(lr=lr, batch_size=batch, max_epochs=epochs, patience=patience, alpha=alpha,
                               device=device or "auto", threads=self.studio.config.train_threads))

@@ -130,10 +130,19 @@ def _index_key(items: pd.DataFrame, text_encoder: EncoderRef, image_encoder: Enc
 
 
 def _read_index(root: Path) -> dict:
+    """The aligned-features index ({} when absent or unreadable: lookups then find no aligned features)."""
     try:
-        return json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+        return _parse_index(root / INDEX_FILE)
     except (OSError, ValueError):
         return {}
+
+
+def _parse_index(path: Path) -> dict:
+    """The index file's object; OSError/ValueError when it cannot be read or is not a JSON object."""
+    index = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(index, dict):
+        raise ValueError("not a JSON object")
+    return index
 
 
 def _cached(items: pd.DataFrame, source: str, text_encoder: EncoderRef, image_encoder: EncoderRef | None,
@@ -164,8 +173,16 @@ def resolve_aligned_source(items: pd.DataFrame, text_encoder: EncoderRef = "mini
 
 
 def _write_index(root: Path, key: str, entry: dict) -> None:
-    """Point the index entry `key` at `entry` (read-modify-write, replaced atomically)."""
-    index = _read_index(root)
+    """Point the index entry `key` at `entry` (read-modify-write, replaced atomically). An unreadable
+    index is kept aside as <index>.corrupt rather than overwritten, so its entries can be recovered."""
+    path, index = root / INDEX_FILE, {}
+    if path.is_file():
+        try:
+            index = _parse_index(path)
+        except (OSError, ValueError) as e:
+            kept = path.with_name(path.name + ".corrupt")
+            path.replace(kept)
+            log.warning("%s: unreadable (%s); kept as %s and started a new index", path, e, kept)
     index[key] = entry
     atomic_write_text(root / INDEX_FILE, json.dumps(index, indent=1, ensure_ascii=False))
 

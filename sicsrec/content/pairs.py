@@ -149,7 +149,7 @@ def _misaligned(t: Callable[[str], tuple[str, str]]) -> Callable[[list[str]], tu
     """Decision 2's reference behaviour: ids in history order zipped with the titles of the ids sorted
     (numerically when they are numbers, as the reference's integer ids were)."""
     def key(iid: str) -> tuple:
-        return (0, int(iid), "") if iid.isdigit() else (1, 0, iid)
+        return (0, int(iid), "") if iid.isascii() and iid.isdigit() else (1, 0, iid)
 
     return lambda ids: tuple((iid, t(other)[1]) for iid, other in zip(ids, sorted(ids, key=key)))
 

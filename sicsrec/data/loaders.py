@@ -592,17 +592,27 @@ def _image_listing(folder: Path) -> dict[str, str]:
 
 
 def _resolve_images(
-    items: pd.DataFrame, raw: RawData, root: Path, images: Path | None, report: ValidationReport
+    items: pd.DataFrame, raw: RawData, root: Path, images: Path | None, report: ValidationReport,
+    confine_images: bool = False,
 ) -> pd.Series:
     """Absolute paths of existing images; "" (and a "missing image" problem) where one was expected.
 
     Priority: the `images` folder, then the file's image column; the format's own image folder
-    (images/, posters/, covers/, NineRec's *_cover/) is used when neither is given.
+    (images/, posters/, covers/, NineRec's *_cover/) is used when neither is given. With
+    `confine_images` (untrusted uploads) an image column path that resolves outside `root` is refused.
     """
     written = items["image"]
     from_column = pd.Series(
         [os.path.abspath(os.path.join(root, p)) if p else "" for p in written], index=items.index, dtype=object
     )
+    if confine_images:
+        inside = str(root.resolve()) + os.sep
+        outside = pd.Series([bool(p) and not os.path.realpath(p).startswith(inside) for p in from_column],
+                            index=items.index, dtype=bool)
+        _flag(report, "image outside the dataset", items.assign(_path=written), outside, raw.image_column,
+              "image {_path!r} is outside the dataset folder; ignored")
+        from_column = from_column.where(~outside, "")
+        written = written.where(~outside, "")
     exists = pd.Series([bool(p) and os.path.isfile(p) for p in from_column], index=items.index, dtype=bool)
     from_column = from_column.where(exists, "")
     folder = images if images is not None else raw.image_dir
@@ -630,6 +640,7 @@ def _validate(
     min_user_interactions: int,
     min_item_interactions: int,
     name: str,
+    confine_images: bool = False,
 ) -> Dataset:
     """Shared cleaning of raw tables into a Dataset (see the module docstring for the rules)."""
     items = raw.items
@@ -685,7 +696,7 @@ def _validate(
             f"min_item_interactions={min_item_interactions} / min_user_interactions={min_user_interactions} filters)"
         )
 
-    items = items.assign(image_path=_resolve_images(items, raw, root, images, report))
+    items = items.assign(image_path=_resolve_images(items, raw, root, images, report, confine_images))
     inter = inter.sort_values(["user_id", "order"], kind="stable").astype({"order": "int64"})
     items = items[ITEM_COLUMNS].astype(str).reset_index(drop=True)
     inter = inter[INTERACTION_COLUMNS].astype({"user_id": str, "item_id": str}).reset_index(drop=True)
@@ -714,10 +725,12 @@ def load_dataset(
     min_user_interactions: int = 5,
     min_item_interactions: int = 0,
     name: str | None = None,
+    confine_images: bool = False,
 ) -> Dataset:
     """Load and validate a dataset folder (or a file in it) of any registered format.
 
-    `images` is an optional folder of <item_id>.jpg/.jpeg/.png that sets or overrides image paths.
+    `images` is an optional folder of <item_id>.jpg/.jpeg/.png that sets or overrides image paths;
+    `confine_images` ignores image column paths outside the folder (set it for untrusted uploads).
     Problems go to `dataset.report`; anything that prevents loading raises `DataError`.
     """
     path = Path(path).expanduser()
@@ -734,4 +747,5 @@ def load_dataset(
             raise DataError(f"{images}: image folder does not exist")
     report = ValidationReport()
     raw = FORMATS[format].read(root, focus, report)
-    return _validate(raw, root, report, images, min_user_interactions, min_item_interactions, name or raw.name)
+    return _validate(raw, root, report, images, min_user_interactions, min_item_interactions, name or raw.name,
+                     confine_images)

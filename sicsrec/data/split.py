@@ -125,7 +125,7 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
     index = pd.Series(np.arange(1, len(item_ids) + 1), index=item_ids)
     idx = index.loc[inter["item_id"].to_numpy()].to_numpy()
     users, starts, lens = np.unique(inter["user_id"].to_numpy(), return_index=True, return_counts=True)
-    order = np.argsort(starts)  # keep users in file order
+    order = np.argsort(starts)  # users in the order of their rows (the loader sorts them by id)
     users, starts, lens = users[order], starts[order], lens[order]
     if (lens < 3).any():
         raise DataError(f"{ds.name}: {int((lens < 3).sum())} users have fewer than 3 interactions; leave-one-out needs 3")
@@ -159,4 +159,4 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
 
 def _id_sort_key(x: str) -> tuple[int, int | str]:
     """Numeric ids in numeric order, then the rest as strings (stable item indices across runs)."""
-    return (0, int(x)) if str(x).isdigit() else (1, str(x))
+    return (0, int(x)) if str(x).isascii() and str(x).isdigit() else (1, str(x))  # not '²': int() refuses it

@@ -8,9 +8,8 @@ text branch already sees, so training on it would fake an image modality.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import re
-import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
+
+from sicsrec.utils import atomic_write_bytes
 
 # Muted, mid-dark tones: white text stays readable on all of them and neighbours differ in hue.
 PALETTE = (
@@ -164,9 +165,7 @@ def thumbnail_for(
     cache = Path(cache_dir)
     out = cache / f"{re.sub(r'[^A-Za-z0-9_-]', '_', item_id)[:40]}-{key}.png"
     if not out.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=cache)
-        with os.fdopen(fd, "wb") as f:
-            title_card(title, category, size).save(f, format="PNG")
-        os.replace(tmp, out)
+        buf = io.BytesIO()
+        title_card(title, category, size).save(buf, format="PNG")
+        atomic_write_bytes(out, buf.getvalue())
     return str(out)

@@ -47,7 +47,8 @@ def _resumable(path: Path, run: RunConfig) -> Trained | None:
         model, config, _ = load_checkpoint(path)
     except CheckpointError:
         return None
-    saved, now = config.get("run", {}), run.to_dict()
+    # Through RunConfig, so settings added since the checkpoint was written compare at their defaults.
+    saved, now = RunConfig.from_dict(config.get("run", {})).to_dict(), run.to_dict()
     for d in (saved.get("model_cfg", {}), now["model_cfg"]):
         d.pop("id_adapters", None)  # set by step 2 itself
     if any(saved.get(k) != now[k] for k in ("model", "data", "features", "model_cfg", "train")):

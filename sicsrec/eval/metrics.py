@@ -9,9 +9,11 @@ METRICS = tuple(f"{m}@{k}" for m in ("hr", "ndcg") for k in KS)
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """0-based rank of each target among all items: the number of items scored strictly higher."""
+    """0-based rank of each target among all items: the number of items scored strictly higher.
+    A NaN target score (a diverged model) ranks last, so it can never count as a hit."""
     t = scores.gather(1, targets[:, None])  # (B, 1)
-    return (scores > t).sum(dim=1)
+    ranks = (scores > t).sum(dim=1)  # (B,)
+    return torch.where(torch.isnan(t[:, 0]), torch.full_like(ranks, scores.shape[1]), ranks)
 
 
 def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[str, float]:

@@ -109,6 +109,7 @@ class Recommender:
             res.unknown = unknown
             return res
         truncated = max(0, len(idx) - self.max_len)
+        seen = idx  # every clicked item is excluded, also those older than the model's window
         idx, known = idx[-self.max_len:], known[-self.max_len:]
         seq = torch.tensor([idx], device=self.device)  # (1, T)
         out = self.model.user_vectors(seq, torch.tensor([len(idx)], device=self.device))
@@ -116,10 +117,10 @@ class Recommender:
             scores = (out.user @ self._table.T)[0]  # (N+1,) = u·e_i / ||u||
             scores[0] = float("-inf")
             if exclude_history:
-                scores[torch.tensor(idx, device=self.device)] = float("-inf")
+                scores[torch.tensor(seen, device=self.device)] = float("-inf")
             top_scores, top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))  # (k,), (k,)
         else:
-            top, top_scores = self._approximate_top(out.user, idx if exclude_history else [], k)
+            top, top_scores = self._approximate_top(out.user, sorted(set(seen)) if exclude_history else [], k)
         e = self._table[top]  # (k, d)
         scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}

@@ -45,7 +45,7 @@ class FitResult:
     best_valid: dict[str, float]
     history: list[EpochLog] = field(default_factory=list)
     seconds: float = 0.0
-    stopped: str = "max_epochs"  # max_epochs | early_stop | cancelled
+    stopped: str = "max_epochs"  # max_epochs | early_stop | cancelled | diverged
 
     @property
     def epochs(self) -> int:
@@ -140,6 +140,14 @@ class Trainer:
                         self._emit(kind="step", stage=stage, epoch=epoch, step=step, steps=len(batches),
                                    loss=float(out.total.detach()))
                 loss = {k: v / len(batches) for k, v in sums.items()}
+                if not all(math.isfinite(v) for v in loss.values()):
+                    if best_state is None:
+                        raise ValueError(f"{stage}: the training loss is not finite at epoch {epoch} ({loss}); "
+                                         "no epoch to keep. Try a lower --lr.")
+                    result.stopped = "diverged"
+                    log.error("%s epoch %d: the training loss is not finite (%s); stopping and keeping the best "
+                              "epoch so far (%d). Try a lower --lr.", stage, epoch, loss, result.best_epoch)
+                    break
                 secs = time.time() - t0
                 valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
                 release_memory()

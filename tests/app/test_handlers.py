@@ -144,6 +144,16 @@ def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: P
     assert studio.run(str(copy)) is not first
 
 
+def test_unreadable_run_files_read_as_absent(tmp_path: Path) -> None:
+    from sicsrec.app.state import _read_json
+
+    for name, data in [("latin1.json", '{"dataset": "café"}'.encode("latin-1")), ("list.json", b"[1, 2]"),
+                       ("torn.json", b'{"dataset": ')]:
+        (tmp_path / name).write_bytes(data)
+        assert _read_json(tmp_path / name) is None, name
+    assert _read_json(tmp_path / "absent.json") is None
+
+
 def test_evaluate_reads_results_json(studio: Studio) -> None:
     table, fig, text = EvaluateTab(studio).show("")
     assert list(table["model"])[:2] == ["popularity", "SASRec (behavior only)"] and "SICSRec" in list(table["model"])
@@ -209,6 +219,28 @@ def test_good_upload_reports_and_registers(studio: Studio, slice_dir: Path, tmp_
     assert "ready to train on" in report and "users" in report and "do not decode" in report
     name = choices.value
     assert name in studio.datasets and Path(studio.datasets[name]).is_dir() and preview.visible
+
+
+def test_an_upload_cannot_reach_images_outside_itself(studio: Studio, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4), "red").save(secret)
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), "blue").save(png, format="PNG")
+    items = f"item_id,title,image\na,Alpha,pics/a.png\nb,Beta,{secret}\nc,Gamma,../../../secret.png\n"
+    clicks = "user_id,item_id,timestamp\n" + "".join(f"u{u},{i},{t}\n" for u in range(3) for t, i in enumerate("abcab"))
+    upload = _zip(tmp_path / "csv.zip", {"items.csv": items.encode(), "interactions.csv": clicks.encode(),
+                                         "pics/a.png": png.getvalue()})
+    report, preview, choices = DataTab(studio).upload(str(upload))
+    assert "ready to train on" in report and "outside the dataset folder" in report, report
+    assert str(secret) in report  # named, so the uploader sees which rows were ignored
+    from sicsrec.data import load_dataset
+
+    ds = load_dataset(studio.datasets[choices.value], confine_images=True)
+    assert ds.items.set_index("item_id")["image_path"].ne("").to_dict() == {"a": True, "b": False, "c": False}
 
 
 # --- training -----------------------------------------------------------------------------------

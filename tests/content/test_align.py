@@ -65,6 +65,19 @@ def test_info_nce_leaves_duplicate_items_out_of_the_denominator() -> None:
     assert masked < 1e-6 and unmasked == pytest.approx(2 / 3 * np.log(2), abs=1e-4)
 
 
+def test_an_unreadable_aligned_index_is_kept_aside_not_overwritten(tmp_path) -> None:
+    from sicsrec.content.align import INDEX_FILE, _read_index, _write_index
+
+    (tmp_path / INDEX_FILE).write_bytes(b'{"other dataset": {"source": "aligned:1"')  # torn by a crash
+    assert _read_index(tmp_path) == {}
+    _write_index(tmp_path, "k", {"source": "aligned:2"})
+    assert (tmp_path / f"{INDEX_FILE}.corrupt").read_bytes().startswith(b'{"other dataset"')
+    assert _read_index(tmp_path) == {"k": {"source": "aligned:2"}}
+    _write_index(tmp_path, "j", {"source": "aligned:3"})  # a readable index is extended, nothing set aside
+    assert set(_read_index(tmp_path)) == {"k", "j"}
+    assert len(list(tmp_path.glob("*.corrupt"))) == 1
+
+
 def test_prepare_aligned_before_align_says_what_to_run(world) -> None:
     with pytest.raises(AlignedFeaturesMissing, match="align"):
         prepare(DataConfig(str(world["data"])), FeatureConfig(source="aligned"), show_bar=False)

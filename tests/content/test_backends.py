@@ -116,8 +116,8 @@ def test_reply_cache_survives_a_half_written_line(tmp_path) -> None:
     cache = ReplyCache(path)
     cache.append("a", {"record": {"reply": "1"}})
     cache.close()
-    with path.open("a") as f:
-        f.write('{"key": "b", "rec')  # the process died mid-line
+    with path.open("ab") as f:
+        f.write('{"key": "b", "record": {"reply": "café'.encode()[:-1])  # died mid-line, mid-character
     cache = ReplyCache(path)
     assert len(cache) == 1
     cache.append("c", {"record": {"reply": "2"}})

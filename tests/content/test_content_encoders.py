@@ -139,8 +139,13 @@ def test_clip_weights_file_and_errors(tmp_path):
         get_encoder("clip", modality="image", pretrained=str(tmp_path / "nope.safetensors"))
     with pytest.raises(ValueError, match="neither a weights file nor a pretrained tag"):
         encoder_spec("clip", modality="image", pretrained="no-such-tag")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="needs its pretrained: write clip:<local weights file>"):
         get_encoder("clip", modality="image")  # pretrained must be chosen explicitly
+    # "clip:<file>" (the CLI's --text-encoder / --image-encoder form) is the same encoder as pretrained=<file>
+    by_name = get_encoder(f"clip:{weights}", modality="text", model_name="ViT-S-32")
+    assert by_name.spec == enc.spec and torch.equal(by_name.encode(["a poster"]), enc.encode(["a poster"]))
+    with pytest.raises(ValueError, match="takes no value"):
+        encoder_spec("minilm:/some/file")
 
 
 def test_clip_pretrained_tag_fails_clearly_offline():

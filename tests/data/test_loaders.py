@@ -338,3 +338,20 @@ def test_ninerec(tmp_path: Path) -> None:
     assert where(ds, "short user") == [("sequential_data.txt", 3, None)]
     assert items.loc["1", "image_path"].endswith("Bili_Toy_cover/1.jpg")
     assert ds.report.kind_counts["missing image"] == 2
+
+
+def test_confined_images_refuse_paths_outside_the_dataset(tmp_path: Path) -> None:
+    # An uploaded items.csv may name any file on the host: confined loading ignores those (the app's uploads).
+    root, secret = tmp_path / "upload", image(tmp_path / "host" / "secret.png")
+    image(root / "pics" / "a.png")
+    (root / "pics" / "link.png").symlink_to(secret)
+    write(root, "items.csv", f"item_id,title,image\na,Alpha,pics/a.png\nb,Beta,../host/secret.png\nc,Gamma,{secret}\n"
+                             "d,Delta,pics/link.png\n")
+    write(root, "interactions.csv", "user_id,item_id,timestamp\n" + "".join(f"u1,{i},{t}\n" for t, i in enumerate("abcda")))
+    trusted = load_dataset(root).items.set_index("item_id")["image_path"]
+    assert (trusted != "").all()  # a local user's own absolute or relative paths are honoured
+    ds = load_dataset(root, confine_images=True)
+    paths = ds.items.set_index("item_id")["image_path"].to_dict()
+    assert paths == {"a": str((root / "pics" / "a.png").resolve()), "b": "", "c": "", "d": ""}
+    assert [line for _, line, _ in where(ds, "image outside the dataset")] == [3, 4, 5]
+    assert "missing image" not in ds.report.kind_counts

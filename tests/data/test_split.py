@@ -79,3 +79,10 @@ def test_prefix_rows_are_recboles_expansion():
 def test_users_with_too_few_interactions_are_a_clear_error():
     with pytest.raises(DataError, match="fewer than 3"):
         build_split(_ds({"u": ["1", "2"]}))
+
+
+def test_item_indices_sort_numeric_ids_numerically_and_others_as_text():
+    from sicsrec.data.split import _id_sort_key
+
+    ids = ["10", "9", "b", "²", "a", "100"]  # '²' passes str.isdigit but int() refuses it
+    assert sorted(ids, key=_id_sort_key) == ["9", "10", "100", "a", "b", "²"]

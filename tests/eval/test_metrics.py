@@ -14,6 +14,15 @@ def test_ranks_count_strictly_higher_scores():
     assert target_ranks(scores, torch.tensor([2, 3])).tolist() == [2, 0]
 
 
+def test_a_nan_target_score_ranks_last_not_first():
+    # A diverged model scores NaN: NaN > x is False for every x, so a plain count would rank it first (a hit).
+    scores = torch.linspace(0, 1, 12).repeat(2, 1)  # (2, 12): item 11 scores highest
+    scores[0] = float("nan")
+    ranks = target_ranks(scores, torch.tensor([11, 11]))
+    assert ranks.tolist() == [12, 0]
+    assert metrics_from_ranks(ranks)["hr@10"] == 0.5
+
+
 def test_hand_computed_hr_and_ndcg():
     ranks = torch.tensor([0, 4, 5, 9, 10])  # 0-based
     m = metrics_from_ranks(ranks)

@@ -162,6 +162,12 @@ def test_the_kept_epoch_is_the_best_on_the_stop_metric(split, caplog):
     assert kept["hr@10"] != kept["ndcg@5"]  # so the metric, not the epoch count, chose the epoch
 
 
+def test_a_diverging_run_stops_with_a_clear_message(split):
+    # Adam steps ~lr: at 1e10 the weights overflow in the first epoch, so there is no epoch to keep.
+    with pytest.raises(ValueError, match="not finite at epoch 1.*lower --lr"):
+        _fit("sasrec", split, epochs=2, lr=1e10)
+
+
 def test_an_unknown_stop_metric_is_refused(split):
     with pytest.raises(ValueError, match="stop_metric 'mrr'"):
         _fit("sasrec", split, epochs=1, stop_metric="mrr")

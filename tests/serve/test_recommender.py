@@ -86,12 +86,28 @@ def test_long_histories_use_the_last_max_len_items(saved):
     long = [str(i % 60) for i in range(45)]
     res = rec.recommend(long, k=3)
     assert res.truncated == 25 and len(res.used_history) == 20
+    # Items clicked before the model's window are still excluded from the recommendations.
+    everything = rec.recommend(long, k=len(rec.item_ids))
+    assert not set(long) & {it["item_id"] for it in everything.items}
+    assert len(everything.items) == len(rec.item_ids) - len(set(long) & set(rec.item_ids))
 
 
 def test_broken_checkpoints_fail_with_a_clear_message(saved, tmp_path):
     _, path = saved
     with pytest.raises(CheckpointError, match="config.json"):
         load_checkpoint(tmp_path / "missing")
+    config = json.loads((path / "config.json").read_text())
+    for broken, message in [([], "JSON object"), ({**config, "n_items": "many"}, "invalid model settings"),
+                            ({k: v for k, v in config.items() if k != "model_cfg"}, "model_cfg")]:
+        (path / "config.json").write_text(json.dumps(broken))
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+    (path / "config.json").write_text(json.dumps(config))
+    items = json.loads((path / "items.json").read_text())
+    (path / "items.json").write_text(json.dumps({**items, "titles": items["titles"][:-1]}))
+    with pytest.raises(CheckpointError, match="items.json"):
+        load_checkpoint(path)
+    (path / "items.json").write_text(json.dumps(items))
     (path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_checkpoint(path)
@@ -110,6 +126,19 @@ def test_interrupted_save_keeps_the_previous_checkpoint(saved, split, monkeypatc
         save_checkpoint(path, model, item_table(split, synthetic_dataset().items))
     assert (path / "model.safetensors").read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_save_interrupted_between_its_renames_is_recovered(saved, split):
+    # The swap is path -> .old, then tmp -> path: a crash between them leaves only .old.
+    model, path = saved
+    parked = path.with_name(f".{path.name}.old")
+    path.rename(parked)
+    loaded, _, _ = load_checkpoint(path)  # read from the parked copy
+    hist, lengths = split.test.history[:8], split.test.lengths[:8]
+    assert torch.equal(loaded.score(hist, lengths), model.score(hist, lengths))
+    save_checkpoint(path, model, item_table(split, synthetic_dataset().items))  # the next save puts it back first
+    assert path.is_dir() and not parked.exists()
+    assert oct(path.stat().st_mode & 0o777) == oct(0o755)
 
 
 def test_popular_items_rank_by_count_and_skip_excluded() -> None:
