@@ -132,6 +132,7 @@ def reference_decisions(text: str, sections: tuple[str, ...] | None = None) -> s
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    """Load, validate and split a dataset, cache its features, print the report."""
     from sicsrec.pipeline import prepare
 
     cfg = run_config(args)
@@ -144,6 +145,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Train the chosen models on one split and print their full-ranking metrics side by side."""
     from sicsrec.eval.compare import markdown_table, run_compare
 
     models = tuple(m.strip() for m in args.models.split(","))
@@ -155,6 +157,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model (SICSRec with its step-1 SASRec) and print where its checkpoint went."""
     from sicsrec.eval.compare import markdown_table, run_compare
 
     models = ("sasrec", "sicsrec") if args.model == "sicsrec" and not args.one_step else (args.model,)
@@ -165,6 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Re-rank the valid and test users of a checkpoint's dataset with its model."""
     from sicsrec.eval.evaluate import evaluate_model
     from sicsrec.pipeline import load_data, split_data
     from sicsrec.serve import Recommender
@@ -183,6 +187,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    """Top-k recommendations for a click history from a checkpoint, as JSON."""
     from sicsrec.serve import Recommender
     from sicsrec.serve.index import IndexConfig
 
@@ -201,6 +206,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `python -m sicsrec` parser: one sub-command per pipeline stage."""
     p = argparse.ArgumentParser(prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -245,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; known failures print one `error:` line and exit 2, Ctrl-C exits 130."""
     from sicsrec.checkpoint import CheckpointError
     from sicsrec.content.encoders import EncoderUnavailableError
     from sicsrec.data.schema import DataError

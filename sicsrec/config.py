@@ -130,10 +130,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (the form checkpoints and results.json store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """Inverse of `to_dict`; missing settings take their defaults, unknown ones are ignored."""
         return cls(
             model=d.get("model", "sicsrec"),
             data=_build(DataConfig, d.get("data", {})),
@@ -150,6 +152,7 @@ def _build(cls: type[T], d: dict[str, Any]) -> T:
 
 
 def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """A ModelConfig from a stored dict (unknown keys ignored)."""
     return _build(ModelConfig, d)
 
 

@@ -34,6 +34,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -79,6 +80,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Timestamped INFO (DEBUG with `verbose`) log lines on stderr."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

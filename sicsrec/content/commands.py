@@ -136,6 +136,7 @@ def _load(args: argparse.Namespace) -> tuple[RunConfig, Dataset]:
 
 
 def cmd_mine_pairs(args: argparse.Namespace) -> int:
+    """Ask the LLM backend for each user's next-item pair and write pairs.csv (stage A, step 1)."""
     from sicsrec.content.pairs import mine_pairs
 
     _, ds = _load(args)
@@ -145,6 +146,7 @@ def cmd_mine_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_align(args: argparse.Namespace) -> int:
+    """Fine-tune the encoders on mined pairs and cache the aligned features (stage A, step 2)."""
     from sicsrec.content.align import align
 
     cfg, ds = _load(args)
@@ -169,6 +171,7 @@ def _results_current(path: Path, cfg: RunConfig, models: tuple[str, ...], source
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Stage A then stage B in one command: mine pairs, align, train and compare on aligned features."""
     from sicsrec.content.align import align
     from sicsrec.content.pairs import mine_pairs, pairs_current
     from sicsrec.eval.compare import markdown_table, run_compare

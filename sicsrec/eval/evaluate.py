@@ -51,5 +51,6 @@ def popularity_scores(split: Split) -> ScoreFn:
 
 
 def evaluate_popularity(split: Split) -> dict[str, dict[str, float]]:
+    """Valid and test metrics of ranking by training popularity, through the same evaluator."""
     fn = popularity_scores(split)
     return {name: metrics_from_ranks(rank_all(fn, getattr(split, name))) for name in ("valid", "test")}

@@ -107,6 +107,7 @@ class SeqRecModel(nn.Module):
         return scores
 
     def trainable_summary(self) -> str:
+        """One log line: trainable vs all parameters."""
         n_train = sum(p.numel() for p in self.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in self.parameters())
         return f"{self.name}: {n_train:,} trainable of {n_all:,} parameters"

@@ -74,6 +74,7 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", index: IndexConfig | None = None) -> "Recommender":
+        """Load a checkpoint folder (safetensors + JSON only) for serving."""
         model, config, items = load_checkpoint(path, device)
         return cls(model, config, items, Path(path), index)
 
@@ -168,6 +169,7 @@ class Recommender:
 
     @torch.no_grad()
     def user_vector(self, history: list[str]) -> np.ndarray | None:
+        """The scored user vector of a history (its last max_len known items), or None when none are known."""
         idx = self.resolve(history)[0][-self.max_len:]
         if not idx:
             return None
