@@ -1,7 +1,7 @@
 """How close a training step gets to the machine: FLOPs per epoch (counted by torch's FlopCounterMode
 over forward + backward) against the measured dense matmul rate, for SASRec and SICSRec step 2.
 
-    python bench/bench_flops.py [--data demo] [--hidden 256] [--threads 2] [--batches 10] [--length-pools 0,4]
+    python bench/bench_flops.py [--data demo] [--hidden 256] [--threads 2] [--batches 10] [--length-pools 0]
 
 Each length pool (`--length-pool` of the trainer; 0 = random batches) gets its own rows and the
 epoch's padded positions per target. Also counts what RecBole's one-row-per-prefix layout (every

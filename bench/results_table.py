@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -33,4 +34,6 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ap = argparse.ArgumentParser(description="One markdown table from several compare runs' results.json.")
+    ap.add_argument("runs", nargs="+", help="compare --out folders (each holding results.json)")
+    main(ap.parse_args().runs)
