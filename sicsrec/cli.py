@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(s)
     _train_args(s)
     s.add_argument("--out", required=True)
-    s.add_argument("--models", default="sasrec,content,sicsrec")
+    s.add_argument("--models", default="sasrec,content,sicsrec",
+                   help="comma list of sasrec, content, sicsrec (popularity is always evaluated) [all three]")
     s.add_argument("--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings")
     s.set_defaults(fn=cmd_compare)
 

@@ -94,6 +94,8 @@ def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
     for encoder, message in [("clip", "needs its pretrained"), (f"clip:{tmp_path / 'none.safetensors'}", "not found")]:
         proc = run_cli("prepare", "--data", str(demo_slice), "--text-encoder", encoder)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(tmp_path / "o"), "--models", "pop,gru4rec")
+    assert proc.returncode == 2 and "unknown model(s) 'gru4rec'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):

@@ -11,6 +11,7 @@ from typing import Any
 from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
 from sicsrec.config import RunConfig, save_json
 from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
+from sicsrec.model import MODELS
 from sicsrec.pipeline import Prepared, prepare
 from sicsrec.train.trainer import EpochLog, FitResult, ProgressHook, Trainer, set_threads
 from sicsrec.train.two_step import Cancelled, Trained, train_model
@@ -67,6 +68,11 @@ def run_compare(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ("sas
     """Train `models` on one split (SICSRec's step 1 is the SASRec run), evaluate all with full ranking,
     write checkpoints under out/checkpoints/<model>/ and out/results.json; return the results dict.
     With `resume`, a model whose finished checkpoint in `out` has identical settings is reused."""
+    models = tuple(m for m in models if m != "pop")  # popularity is always evaluated
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}: choose from {', '.join(MODELS)} "
+                         "(popularity is always evaluated)")
     out = Path(out)
     set_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
