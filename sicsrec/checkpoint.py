@@ -97,10 +97,10 @@ def read_json(path: Path) -> Any:
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel, dict[str, Any], dict[str, list]]:
     """Rebuild the model from config.json and load its weights; returns (model, config, items)."""
-    path = Path(path)
-    if not path.exists() and _previous(path).exists():
-        log.warning("%s: missing; loading the previous checkpoint %s (a save was interrupted)", path, _previous(path))
-        path = _previous(path)
+    path, parked = Path(path), _previous(Path(path))
+    if not path.exists() and parked.exists():
+        log.warning("%s: missing; loading the previous checkpoint %s (a save was interrupted)", path, parked)
+        path = parked
     config = read_json(path / "config.json")
     items = read_json(path / "items.json")
     if not isinstance(config, dict) or not isinstance(items, dict):

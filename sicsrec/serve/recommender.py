@@ -121,7 +121,7 @@ class Recommender:
                 scores[torch.tensor(seen, device=self.device)] = float("-inf")
             top_scores, top = torch.topk(scores, min(k, int(torch.isfinite(scores).sum())))  # (k,), (k,)
         else:
-            top, top_scores = self._approximate_top(out.user, sorted(set(seen)) if exclude_history else [], k)
+            top, top_scores = self._approximate_top(out.user, seen if exclude_history else [], k)
         e = self._table[top]  # (k, d)
         scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
@@ -133,10 +133,10 @@ class Recommender:
         return res
 
     def _approximate_top(self, user: torch.Tensor, exclude: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k rows from the approximate index (asked for k + |exclude| so exclusions leave k), re-ranked
-        by their exact scores; returns (rows, scores), both (k,)."""
-        _, rows = self.ann.search(user.cpu().numpy(), min(k + len(exclude), len(self.item_ids)))  # (1, k')
-        banned = set(exclude)
+        """Top-k rows from the approximate index (asked for k + |distinct exclusions| so they leave k),
+        re-ranked by their exact scores; returns (rows, scores), both (k,)."""
+        banned = set(exclude)  # a history repeats items: count each once
+        _, rows = self.ann.search(user.cpu().numpy(), min(k + len(banned), len(self.item_ids)))  # (1, k')
         top = torch.tensor([r + 1 for r in rows[0].tolist() if r >= 0 and r + 1 not in banned][:k],
                            dtype=torch.long, device=self.device)  # +1: row 0 of the table is padding
         scores, order = torch.sort((user @ self._table[top].T)[0], descending=True)  # (k,)
