@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
-from sicsrec.eval.compare import fits_record  # noqa: E402
+from sicsrec.run.experiment import fits_record  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
-from sicsrec.pipeline import Prepared, prepare  # noqa: E402
+from sicsrec.run.prepare import Prepared, prepare  # noqa: E402
 from sicsrec.train.trainer import FitResult, Trainer, set_threads  # noqa: E402
 from sicsrec.train.two_step import Trained, train_model  # noqa: E402
 from sicsrec.utils import atomic_write_text, resolve_device, setup_logging  # noqa: E402

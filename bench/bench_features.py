@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from sicsrec.content import extract_features, get_encoder, load_image  # noqa: E402
+from sicsrec.features import extract_features, get_encoder, load_image  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "movielens_small_posters"
 

@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, TrainConfig  # noqa: E402
-from sicsrec.pipeline import prepare  # noqa: E402
+from sicsrec.run.prepare import prepare  # noqa: E402
 from sicsrec.train.trainer import padded_width, target_batches  # noqa: E402
 from sicsrec.train.two_step import build_model  # noqa: E402
 
@@ -80,8 +80,6 @@ def main() -> None:
         for name in ("sasrec", "sicsrec"):
             model = build_model(name, ModelConfig(hidden=args.hidden, ffn=args.hidden), split, prep.tables)
             model.train()
-            if hasattr(model, "configure_training"):
-                model.configure_training(cfg)
             opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
             flops, seconds, targets = 0, 0.0, 0
             for idx, width in zip(batches[: args.batches], widths):

@@ -27,7 +27,7 @@ from sicsrec.data.split import EvalSet  # noqa: E402
 from sicsrec.eval.evaluate import score_batches  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
 from sicsrec.model import SeqRecModel  # noqa: E402
-from sicsrec.pipeline import load_data, split_data  # noqa: E402
+from sicsrec.run.prepare import load_data, split_data  # noqa: E402
 from sicsrec.train.trainer import Trainer, set_threads  # noqa: E402
 from sicsrec.train.two_step import build_model  # noqa: E402
 from sicsrec.utils import seed_everything, setup_logging  # noqa: E402

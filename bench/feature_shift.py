@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig  # noqa: E402
-from sicsrec.content.align import resolve_aligned_source  # noqa: E402
-from sicsrec.content.features import extract_features  # noqa: E402
-from sicsrec.pipeline import load_data  # noqa: E402
+from sicsrec.stage_a.align import resolve_aligned_source  # noqa: E402
+from sicsrec.features.extract import extract_features  # noqa: E402
+from sicsrec.run.prepare import load_data  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from sicsrec.data.split import EvalSet  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model, rank_all  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks  # noqa: E402
 from sicsrec.model import SASRec, SICSRec  # noqa: E402
-from sicsrec.pipeline import load_data, split_data  # noqa: E402
+from sicsrec.run.prepare import load_data, split_data  # noqa: E402
 
 PARTS = ("behavior", "content", "mixed", "bias")
 

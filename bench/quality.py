@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sicsrec.cli import build_parser, run_config  # noqa: E402
-from sicsrec.eval.compare import MODEL_ORDER, run_compare  # noqa: E402
+from sicsrec.run.experiment import MODEL_ORDER, run_compare  # noqa: E402
 from sicsrec.utils import setup_logging  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from sicsrec.data.split import Split  # noqa: E402
-from sicsrec.eval.compare import run_compare  # noqa: E402
+from sicsrec.run.experiment import run_compare  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
 from sicsrec.model import SASRec  # noqa: E402
-from sicsrec.pipeline import Prepared, load_data, split_data  # noqa: E402
+from sicsrec.run.prepare import Prepared, load_data, split_data  # noqa: E402
 from sicsrec.utils import setup_logging  # noqa: E402
 from epoch_curve import print_blocks  # noqa: E402  (bench/ is on sys.path when this script runs)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sicsrec.eval.compare import MODEL_ORDER  # noqa: E402
+from sicsrec.run.experiment import MODEL_ORDER  # noqa: E402
 
 
 def main(paths: list[str]) -> None:

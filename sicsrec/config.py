@@ -77,11 +77,18 @@ class ModelConfig:
     # by cosine, and the content side grows from zero) or "identity_matched" (the same with W_id =
     # 0.02·sqrt(d)·I, a random block's norm). The spec leaves this init open.
     fusion_init: str = "random"
+    # Loss weights of the content models (the model computes its own loss terms).
+    alpha: float = 0.2  # weight of L_CL
+    reg_lambda: float = 0.01  # weight of the L2 term on the item embedding and content tables
+    use_cl_loss: bool = True
+    # Decision 7: drop same-target false negatives from the L_CL denominator (False: logit set to 0).
+    remove_false_negatives: bool = True
     # Set by step 2: the ID Transformer carries low-rank adapters (needed to rebuild a checkpoint).
     id_adapters: bool = False
 
 
 FUSION_INITS = ("random", "identity", "identity_matched")  # ModelConfig.fusion_init
+LOSS_WEIGHTS = ("alpha", "reg_lambda", "use_cl_loss", "remove_false_negatives")  # in TrainConfig until 0.1
 STOP_METRICS = ("hr@10", "ndcg@10", "hr@5", "ndcg@5")  # validation metrics early stopping may follow
 
 
@@ -97,8 +104,6 @@ class TrainConfig:
     # curves show it rarely changes the kept epoch (docs/BENCHMARKS.md); ndcg@10 is there for users
     # who select by NDCG.
     stop_metric: str = "hr@10"
-    alpha: float = 0.2  # weight of L_CL
-    reg_lambda: float = 0.01
     weight_decay: float = 0.0
     seed: int = 2025
     device: str = "auto"
@@ -108,9 +113,6 @@ class TrainConfig:
     # random batches, as RecBole): batches pad to similar widths. Bili_Food: 8.5 -> 3.5 positions
     # per target, SASRec's test metrics unchanged over 3 seeds (docs/BENCHMARKS.md).
     length_pool: int = 4
-    # Decision 7: drop same-target false negatives from the L_CL denominator (False: logit set to 0).
-    remove_false_negatives: bool = True
-    use_cl_loss: bool = True
     # Two-step training: step 2 starts from a frozen step-1 ID encoder (False: one-step ablation).
     two_step: bool = True
     # Step 2 freezes step 1's ID Transformer (False: fine-tunes it too; a diagnostic that separates
@@ -135,14 +137,46 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        """Inverse of `to_dict`; missing settings take their defaults, unknown ones are ignored."""
+        """Inverse of `to_dict`; missing settings take their defaults, unknown ones are ignored.
+
+        Configs written before the loss weights moved to ModelConfig keep them under "train": they
+        are read from there when "model_cfg" lacks them."""
+        train, model_cfg = d.get("train", {}), dict(d.get("model_cfg", {}))
+        for key in LOSS_WEIGHTS:
+            if key not in model_cfg and key in train:
+                model_cfg[key] = train[key]
         return cls(
             model=d.get("model", "sicsrec"),
             data=_build(DataConfig, d.get("data", {})),
             features=_build(FeatureConfig, d.get("features", {})),
-            model_cfg=_build(ModelConfig, d.get("model_cfg", {})),
-            train=_build(TrainConfig, d.get("train", {})),
+            model_cfg=_build(ModelConfig, model_cfg),
+            train=_build(TrainConfig, train),
         )
+
+
+# Spec decision number -> (config section, field) whose False reproduces the authors' reference code.
+# "mining" (MiningSettings) and "align" (AlignConfig) are stage A's; the others are RunConfig sections.
+# Not switchable: 4 (the reference fine-tuned BERT's pooler, then extracted the raw CLS state; our
+# encoders have no pooler to discard) and 9 (the reference's 300-d step 1 cannot load into its 256-d step 2).
+REFERENCE_SWITCHES = {
+    1: ("mining", "training_part_only"),
+    2: ("mining", "candidate_titles_aligned"),
+    3: ("align", "train_heads"),
+    5: ("model_cfg", "chain_mix_decoder"),
+    6: ("model_cfg", "lora_both_sublayers"),
+    7: ("model_cfg", "remove_false_negatives"),
+    8: ("model_cfg", "normalized_item_scoring"),
+}
+
+
+def reference_decisions(text: str, sections: tuple[str, ...] | None = None) -> set[int]:
+    """The decision numbers of a --reference list ("5,7"), optionally only those of `sections`."""
+    nums = set()
+    for num in filter(None, (s.strip() for s in text.split(","))):
+        if not num.isdigit() or int(num) not in REFERENCE_SWITCHES:
+            raise ValueError(f"--reference: unknown decision {num!r}; switchable: {sorted(REFERENCE_SWITCHES)}")
+        nums.add(int(num))
+    return {n for n in nums if sections is None or REFERENCE_SWITCHES[n][0] in sections}
 
 
 def _build(cls: type[T], d: dict[str, Any]) -> T:

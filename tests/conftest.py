@@ -1,10 +1,19 @@
-"""Shared test fixtures."""
+"""Shared test fixtures: offline env, the real datasets, loaded encoders, generated images."""
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before any hub-aware import: fail fast, never download
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from sicsrec.features import get_encoder
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -15,3 +24,58 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+POSTERS = SHARED_DATA / "movielens_small_posters" / "posters"
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged MiniLM text encoder, loaded once per session."""
+    return get_encoder("minilm")
+
+
+@pytest.fixture(scope="session")
+def effnet():
+    """The packaged EfficientNet-Lite0 image encoder, loaded once per session."""
+    return get_encoder("efficientnet-lite0")
+
+
+def _make_image(path: Path, seed: int, size: tuple[int, int] = (96, 128), mode: str = "RGB") -> Path:
+    """Write a distinct synthetic image (random blocks on a seeded colour gradient) and return its path."""
+    rng = np.random.default_rng(seed)
+    h, w = size[1], size[0]
+    grad = np.linspace(0, 1, w)[None, :, None] * rng.uniform(0, 255, 3)[None, None, :]
+    arr = np.broadcast_to(grad, (h, w, 3)).copy()
+    for _ in range(4):
+        y, x = rng.integers(0, h - 16), rng.integers(0, w - 16)
+        arr[y : y + 16, x : x + 16] = rng.uniform(0, 255, 3)
+    img = Image.fromarray(arr.astype(np.uint8))
+    img.convert(mode).save(path)
+    return path
+
+
+def _write_corrupt(path: Path) -> Path:
+    """Write bytes that are not an image under an image file name."""
+    path.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg" * 10)
+    return path
+
+
+@pytest.fixture
+def make_image():
+    """make_image(path, seed, size=(w, h), mode="RGB") writes a distinct synthetic image."""
+    return _make_image
+
+
+@pytest.fixture
+def write_corrupt():
+    """write_corrupt(path) writes non-image bytes under an image file name."""
+    return _write_corrupt
+
+
+@pytest.fixture
+def posters() -> list[Path]:
+    """A few real MovieLens posters from ../shared/data, or skip when that folder is absent."""
+    files = sorted(POSTERS.glob("*.jpg"))[:4] if POSTERS.is_dir() else []
+    if not files:
+        pytest.skip(f"real posters not found under {POSTERS}")
+    return files

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from sicsrec.app.explore import empty_figure
 from sicsrec.app.plots import MODEL_NAMES, metrics_figure
 from sicsrec.app.state import Studio
-from sicsrec.eval.compare import MODEL_ORDER
+from sicsrec.run.experiment import MODEL_ORDER
 
 COLUMNS = ["model", "test HR@5", "test HR@10", "test NDCG@5", "test NDCG@10", "valid HR@10", "epochs", "train s"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sicsrec.data.thumbnails import category_colour
+from sicsrec.app.thumbnails import category_colour
 from sicsrec.serve import PARTS
 from sicsrec.serve.projection import Projection
 
@@ -116,7 +116,7 @@ def training_figure(events: list[dict[str, Any]]) -> go.Figure:
 
 def metrics_figure(results: dict[str, Any]) -> go.Figure:
     """Grouped bars of the test HR/NDCG@5/10 of every model in a run's results.json."""
-    from sicsrec.eval.compare import MODEL_ORDER
+    from sicsrec.run.experiment import MODEL_ORDER
 
     metrics = ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
     fig = go.Figure()

@@ -23,7 +23,7 @@ from PIL import Image
 from sicsrec.checkpoint import CheckpointError
 from sicsrec.config import DataConfig
 from sicsrec.data import Dataset
-from sicsrec.data.thumbnails import thumbnail_for
+from sicsrec.app.thumbnails import thumbnail_for
 from sicsrec.serve import Recommender, popular_items
 from sicsrec.serve.projection import Projection, project
 from sicsrec.utils import atomic_write_bytes
@@ -252,7 +252,7 @@ class Studio:
     def fallback_catalogue(self) -> Catalogue:
         """The catalogue of the --data dataset, used when no model is loaded."""
         if self._fallback is None:
-            from sicsrec.pipeline import load_data
+            from sicsrec.run.prepare import load_data
 
             images = None if self.config.images is None else str(self.config.images)
             self._fallback = Catalogue.from_dataset(load_data(DataConfig(path=self.config.data, images=images)))

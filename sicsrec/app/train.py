@@ -18,11 +18,11 @@ from sicsrec.app.explore import empty_figure
 from sicsrec.app.plots import MODEL_NAMES, training_figure
 from sicsrec.app.state import Studio
 from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from sicsrec.content.align import AlignConfig, align
-from sicsrec.content.llm import BACKENDS, BackendOptions, get_backend
-from sicsrec.content.pairs import MiningSettings, mine_pairs
-from sicsrec.eval.compare import MODEL_ORDER, run_compare
-from sicsrec.pipeline import load_data
+from sicsrec.stage_a.align import AlignConfig, align
+from sicsrec.stage_a.llm import BACKENDS, BackendOptions, get_backend
+from sicsrec.stage_a.pairs import MiningSettings, mine_pairs
+from sicsrec.run.experiment import MODEL_ORDER, run_compare
+from sicsrec.run.prepare import load_data
 from sicsrec.utils import resolve_device
 
 log = logging.getLogger("sicsrec.app")

@@ -98,3 +98,9 @@ class Dataset:
         missing += [c for c in INTERACTION_COLUMNS if c not in self.interactions.columns]
         if missing:
             raise DataError(f"{self.name}: internal schema is missing columns {missing}")
+
+    def feature_items(self) -> pd.DataFrame:
+        """The item rows that get content features: those that occur in interactions, in table order.
+
+        The one rule shared by feature extraction and stage A, so both hash the same content."""
+        return self.items[self.items["item_id"].isin(set(self.interactions["item_id"]))]

@@ -1,4 +1,10 @@
-"""HR@k and NDCG@k from full-ranking scores (one relevant item per query)."""
+"""HR@k and NDCG@k from full-ranking scores (one relevant item per query).
+
+Ties count against the target (the pessimistic rank): an item scoring exactly the target's
+score ranks above it. A model that scores every item alike (a dead layer, a constant output)
+then ranks each target last instead of first, so it can never look perfect or be kept by early
+stopping; popularity, which ties for most users, is not flattered either.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +12,14 @@ import torch
 
 KS = (5, 10)
 METRICS = tuple(f"{m}@{k}" for m in ("hr", "ndcg") for k in KS)
+TIE_RULE = "pessimistic: rank = 1 + the number of other items scoring >= the target"
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """0-based rank of each target among all items: the number of items scored strictly higher.
-    A NaN target score (a diverged model) ranks last, so it can never count as a hit."""
+    """0-based rank of each target among all items: the number of OTHER items scoring >= the target
+    (ties against the target). A NaN target score (a diverged model) ranks last, so it is never a hit."""
     t = scores.gather(1, targets[:, None])  # (B, 1)
-    ranks = (scores > t).sum(dim=1)  # (B,)
+    ranks = (scores >= t).sum(dim=1) - 1  # (B,): the target itself always satisfies >=
     return torch.where(torch.isnan(t[:, 0]), torch.full_like(ranks, scores.shape[1]), ranks)
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sicsrec.config import FUSION_INITS, ModelConfig, TrainConfig
+from sicsrec.config import FUSION_INITS, ModelConfig
 from sicsrec.model.base import SeqOutput, SeqRecModel
 from sicsrec.model.content_seq import ContentItems
 from sicsrec.model.layers import Block, SequenceEncoder, init_weights
@@ -75,12 +75,6 @@ class SICSRec(SeqRecModel):
                 self.fusion.bias.zero_()
         if cfg.id_adapters:
             self.add_id_adapters()
-        self.alpha, self.reg_lambda, self.remove_false_negatives, self.use_cl = 0.2, 0.01, True, True
-
-    def configure_training(self, train: TrainConfig) -> None:
-        """Take the loss weights of step 2 from the training config."""
-        self.alpha, self.reg_lambda = train.alpha, train.reg_lambda
-        self.remove_false_negatives, self.use_cl = train.remove_false_negatives, train.use_cl_loss
 
     def add_id_adapters(self) -> list[nn.Parameter]:
         """Attach rank-r adapters to every ID Transformer layer (decision 6: after attention and FFN)."""
@@ -128,11 +122,12 @@ class SICSRec(SeqRecModel):
 
     def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
-        if self.use_cl and self.alpha > 0:
+        cfg = self.cfg
+        if cfg.use_cl_loss and cfg.alpha > 0:
             uniq, inv = torch.unique(targets, return_inverse=True)
-            terms["cl"] = self.alpha * content_infonce(
-                user, self.content(uniq), inv, self.cfg.temperature, self.remove_false_negatives
+            terms["cl"] = cfg.alpha * content_infonce(
+                user, self.content(uniq), inv, cfg.temperature, cfg.remove_false_negatives
             )
-        if self.reg_lambda > 0:
-            terms["reg"] = self.reg_lambda * embedding_l2(self.id_encoder.item_emb.weight, *self.content.raw_tables())
+        if cfg.reg_lambda > 0:
+            terms["reg"] = cfg.reg_lambda * embedding_l2(self.id_encoder.item_emb.weight, *self.content.raw_tables())
         return terms

@@ -16,6 +16,7 @@ import torch
 
 from sicsrec.checkpoint import load_checkpoint
 from sicsrec.model.base import SeqRecModel
+from sicsrec.serve.history import parse_history
 from sicsrec.serve.index import IndexConfig, ItemIndex
 
 PARTS = ("behavior", "content", "mixed", "bias")
@@ -33,14 +34,18 @@ def popular_items(item_ids: list[str], titles: list[str], popularity: np.ndarray
 
 @dataclass
 class RecResult:
-    """Ranked items (dicts with item_id, title, score and its four parts) and what happened to the input."""
+    """Ranked items (dicts with item_id, title, score and its four parts), what happened to the input,
+    and the one forward pass behind them (user vector, stream parts), so callers never rerun the model."""
 
     items: list[dict[str, Any]]
-    source: str  # "model" or "popular" (empty history: most popular items, not personalised)
+    source: str  # "model" or "popular" (no known item in the history: most popular items, not personalised)
     used_history: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     truncated: int = 0  # history items beyond the model's max length (the oldest are dropped)
     influence: np.ndarray | None = None  # (len(used_history), k): score drop when that item is removed
+    repeats: int = 0  # repeated clicks counted once
+    user: np.ndarray | None = None  # (d,) the scored user vector (None for popular answers)
+    parts: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> (d,) its share of the user vector
 
     @property
     def message(self) -> str:
@@ -50,6 +55,8 @@ class RecResult:
         if self.unknown:
             notes.append(f"Ignored {len(self.unknown)} unknown item id(s): {', '.join(self.unknown[:5])}"
                          + (" ..." if len(self.unknown) > 5 else ""))
+        if self.repeats:
+            notes.append(f"{self.repeats} repeated click(s) counted once, at the latest position.")
         if self.truncated:
             notes.append(f"Only the last {len(self.used_history)} items are used; {self.truncated} older ones dropped.")
         return " ".join(notes)
@@ -86,11 +93,10 @@ class Recommender:
     def max_len(self) -> int:
         return self.model.cfg.max_len
 
-    def resolve(self, history: list[str]) -> tuple[list[int], list[str], list[str]]:
-        """Map ids to indices, returning (indices, known ids, unknown ids); order is kept."""
-        known = [str(h).strip() for h in history if str(h).strip() in self.index]
-        unknown = [str(h).strip() for h in history if str(h).strip() and str(h).strip() not in self.index]
-        return [self.index[h] for h in known], known, unknown
+    def resolve(self, history: str | list[str]) -> tuple[list[int], list[str], list[str]]:
+        """Map ids to indices by the history rule (`serve.history`): (indices, known ids, unknown ids)."""
+        h = parse_history(history, self.index)
+        return [self.index[i] for i in h.known], h.known, h.unknown
 
     def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
         return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
@@ -100,11 +106,15 @@ class Recommender:
         return RecResult(popular_items(self.item_ids, self.titles, self.popularity, k), "popular")
 
     @torch.no_grad()
-    def recommend(self, history: list[str], k: int = 10, exclude_history: bool = True,
+    def recommend(self, history: str | list[str], k: int = 10, exclude_history: bool = True,
                   influence: bool = False) -> RecResult:
-        """Top-k items for a click history (oldest first), each with its exact score attribution."""
+        """Top-k items for a click history (oldest first), each with its exact score attribution.
+
+        One forward pass of the model: the result carries its user vector and stream parts, and the
+        leave-one-out influence (one batched pass more) reuses it."""
         k = max(1, min(int(k), len(self.item_ids)))
-        idx, known, unknown = self.resolve(history)
+        parsed = parse_history(history, self.index)
+        idx, known, unknown = [self.index[i] for i in parsed.known], parsed.known, parsed.unknown
         if not idx:
             res = self.popular(k)
             res.unknown = unknown
@@ -127,9 +137,10 @@ class Recommender:
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
         items = [self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS})
                  for j, i in enumerate(top)]
-        res = RecResult(items, "model", known, unknown, truncated)
+        res = RecResult(items, "model", known, unknown, truncated, repeats=parsed.repeats,
+                        user=out.user[0].cpu().numpy(), parts={p: v[0].cpu().numpy() for p, v in out.parts.items()})
         if influence:
-            res.influence = self._influence(idx, top)
+            res.influence = self._influence(idx, top, out.user)
         return res
 
     def _approximate_top(self, user: torch.Tensor, exclude: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,11 +153,12 @@ class Recommender:
         scores, order = torch.sort((user @ self._table[top].T)[0], descending=True)  # (k,)
         return top[order], scores
 
-    def _influence(self, idx: list[int], top: torch.Tensor) -> np.ndarray:
-        """Leave-one-out influence: score of each top item minus its score without history item j."""
+    def _influence(self, idx: list[int], top: torch.Tensor, user: torch.Tensor) -> np.ndarray:
+        """Leave-one-out influence: score of each top item minus its score without history item j
+        (`user` (1, d) is the full history's vector, already computed)."""
         n = len(idx)
         full = torch.tensor([idx], device=self.device)
-        base = (self.model.user_vectors(full, torch.tensor([n], device=self.device)).user @ self._table[top].T)[0]
+        base = (user @ self._table[top].T)[0]  # (k,)
         if n == 1:
             return base.cpu().numpy()[None, :]
         keep = ~torch.eye(n, dtype=torch.bool)  # row j keeps every position but j
@@ -167,11 +179,3 @@ class Recommender:
                 return self.model.content()[1:].cpu().numpy()
             return self._table[1:].cpu().numpy()
 
-    @torch.no_grad()
-    def user_vector(self, history: list[str]) -> np.ndarray | None:
-        """The scored user vector of a history (its last max_len known items), or None when none are known."""
-        idx = self.resolve(history)[0][-self.max_len:]
-        if not idx:
-            return None
-        out = self.model.user_vectors(torch.tensor([idx], device=self.device), torch.tensor([len(idx)], device=self.device))
-        return out.user[0].cpu().numpy()

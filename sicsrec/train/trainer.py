@@ -11,20 +11,17 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
 from sicsrec.config import STOP_METRICS, TrainConfig
 from sicsrec.data.split import Split
 from sicsrec.eval.evaluate import evaluate_model
+from sicsrec.events import EpochEvent, FitDone, ProgressEvent, ProgressHook, StepEvent
 from sicsrec.model.base import SeqRecModel
 from sicsrec.utils import release_memory
 
 log = logging.getLogger("sicsrec.train")
-
-ProgressHook = Callable[[dict], None]
-
 
 @dataclass
 class EpochLog:
@@ -84,7 +81,7 @@ def padded_width(longest: int, max_len: int, bucket: int = 8) -> int:
 
 
 class Trainer:
-    """Fits a SeqRecModel on a Split; `progress` receives dict events, `cancel` stops between batches."""
+    """Fits a SeqRecModel on a Split; `progress` receives typed events, `cancel` stops between batches."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device, progress: ProgressHook | None = None,
                  cancel: threading.Event | None = None, show_bar: bool = True) -> None:
@@ -92,7 +89,7 @@ class Trainer:
         # Ctrl-C sets this too, so callers running several fits stop after the current one.
         self.cancel = cancel if cancel is not None else threading.Event()
 
-    def _emit(self, **event: object) -> None:
+    def _emit(self, event: ProgressEvent) -> None:
         if self.progress is not None:
             self.progress(event)
 
@@ -102,8 +99,6 @@ class Trainer:
 
         cfg = self.cfg
         model.to(self.device)
-        if hasattr(model, "configure_training"):
-            model.configure_training(cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -137,8 +132,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{float(out.total.detach()):.4f}")
                     if step % 10 == 0 or step == len(batches):
                         release_memory()  # varying batch shapes fragment the heap: RSS would grow every epoch
-                        self._emit(kind="step", stage=stage, epoch=epoch, step=step, steps=len(batches),
-                                   loss=float(out.total.detach()))
+                        self._emit(StepEvent(stage, epoch, step, len(batches), float(out.total.detach())))
                 loss = {k: v / len(batches) for k, v in sums.items()}
                 if not all(math.isfinite(v) for v in loss.values()):
                     if best_state is None:
@@ -165,8 +159,7 @@ class Trainer:
                          stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()),
                          " ".join(f"{k} {valid[k]:.4f}" for k in shown), " *" if improved else "", secs,
                          entry.samples_per_s)
-                self._emit(kind="epoch", stage=stage, epoch=epoch, max_epochs=cfg.max_epochs, loss=loss,
-                           valid=valid, best_epoch=result.best_epoch, seconds=secs)
+                self._emit(EpochEvent(stage, epoch, cfg.max_epochs, loss, valid, result.best_epoch, secs))
                 if bad_epochs >= cfg.patience:
                     result.stopped = "early_stop"
                     break
@@ -178,8 +171,7 @@ class Trainer:
             model.load_state_dict(best_state)
         model.eval()
         result.seconds = time.time() - t_start
-        self._emit(kind="done", stage=stage, stopped=result.stopped, best_epoch=result.best_epoch,
-                   best_valid=result.best_valid, seconds=result.seconds)
+        self._emit(FitDone(stage, result.stopped, result.best_epoch, result.best_valid, result.seconds))
         return result
 
 

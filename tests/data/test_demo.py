@@ -7,7 +7,7 @@ from pathlib import Path
 from PIL import Image
 
 from sicsrec.data import DEMO_PATH, load_demo
-from sicsrec.data.thumbnails import NEUTRAL, PALETTE, category_colour, thumbnail_for, title_card
+from sicsrec.app.thumbnails import NEUTRAL, PALETTE, category_colour, thumbnail_for, title_card
 
 
 def test_demo_ships_only_the_csvs_and_licence() -> None:

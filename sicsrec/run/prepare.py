@@ -1,17 +1,17 @@
-"""Glue shared by the CLI, the benchmarks and the app: dataset -> split -> content feature tables."""
+"""The first stage of every run: dataset -> leave-one-out split -> content feature tables."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from sicsrec.config import DataConfig, FeatureConfig
 from sicsrec.data.schema import Dataset
 from sicsrec.data.split import Split, build_split
+from sicsrec.events import FeatureProgress, ProgressHook
 from sicsrec.model import ItemTables
 from sicsrec.train.two_step import tables_for_split
 from sicsrec.utils import resolve_device
@@ -46,7 +46,7 @@ def split_data(ds: Dataset, cfg: DataConfig) -> Split:
 
 
 def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu",
-            progress: Callable[[str, int, int], None] | None = None,
+            progress: ProgressHook | None = None,
             cancel: threading.Event | None = None, show_bar: bool = True) -> Prepared:
     """Load and split the data; with `features`, extract (or read cached) content features too."""
     ds = load_data(data)
@@ -54,17 +54,18 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
     log.info("%s: %s", ds.name, ", ".join(f"{k}={v:,}" for k, v in split.counts().items()))
     if features is None:
         return Prepared(ds, split, None, {})
-    from sicsrec.content import extract_features
+    from sicsrec.features import extract_features
 
-    items = ds.items[ds.items["item_id"].isin(set(split.item_ids))]
+    items = ds.feature_items()
     source = features.source
     if source == "aligned":  # the latest stage-A features for this content (a clear error when there are none)
-        from sicsrec.content.align import resolve_aligned_source
+        from sicsrec.stage_a.align import resolve_aligned_source
 
         source = resolve_aligned_source(items, features.text_encoder, features.image_encoder, features.use_images)
     feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
                              use_images=features.use_images, device=str(resolve_device(device)), progress=show_bar,
-                             progress_callback=progress, cancel=cancel, source=source)
+                             progress_callback=None if progress is None else lambda *a: progress(FeatureProgress(*a)),
+                             cancel=cancel, source=source)
     image = feats.image if feats.image is None else normalize_image_features(feats.image, feats.image_mask,
                                                                               features.image_norm)
     tables = tables_for_split(split, feats.item_ids, feats.text, image, feats.image_mask)

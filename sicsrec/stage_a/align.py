@@ -39,9 +39,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from sicsrec.content.cache import FeatureCache, cache_key
-from sicsrec.content.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
-from sicsrec.content.features import (
+from sicsrec.features.cache import FeatureCache, cache_key
+from sicsrec.features.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
+from sicsrec.features.extract import (
     EncoderRef,
     FeaturesNotFound,
     extract_features,
@@ -51,8 +51,8 @@ from sicsrec.content.features import (
     store_features,
     text_digest,
 )
-from sicsrec.content.images import ImageDataset, default_num_workers
-from sicsrec.content.pairs import read_pairs
+from sicsrec.features.images import ImageDataset, default_num_workers
+from sicsrec.stage_a.pairs import read_pairs
 from sicsrec.data.schema import Dataset as RecDataset
 from sicsrec.utils import atomic_write_text, resolve_device, seed_everything
 
@@ -104,12 +104,6 @@ class AlignResult:
     counts: dict = field(default_factory=dict)
     seconds: float = 0.0
     skipped: bool = False  # the features for this provenance were already cached
-
-
-def feature_items(dataset: RecDataset) -> pd.DataFrame:
-    """The item rows features are extracted for: the items that occur in interactions, in table order
-    (what `sicsrec.pipeline.prepare` extracts, so the content digests match)."""
-    return dataset.items[dataset.items["item_id"].isin(set(dataset.interactions["item_id"]))]
 
 
 def _spec(ref: EncoderRef, modality: str) -> EncoderSpec:
@@ -275,7 +269,7 @@ def align(
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
     pairs_csv = Path(pairs) / "pairs.csv" if Path(pairs).is_dir() else Path(pairs)
     pair_table, pair_meta = read_pairs(pairs_csv)
-    items = feature_items(dataset)
+    items = dataset.feature_items()
     ids, texts, paths = item_content(items)
     with_images = _with_images(items, cfg.use_images)
     if with_images and image_encoder is None:

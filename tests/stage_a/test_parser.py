@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sicsrec.content.pairs import parse_reply
+from sicsrec.stage_a.pairs import parse_reply
 
 CANDIDATES = ["12", "1", "305", "tt-7"]
 TARGET = "99"

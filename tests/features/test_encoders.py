@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sicsrec.content import (
+from sicsrec.features import (
     ENCODERS,
     ClipEncoder,
     Encoder,

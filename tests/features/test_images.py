@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from sicsrec.content import ImageDataset, default_num_workers, image_loader, load_image
+from sicsrec.features import ImageDataset, default_num_workers, image_loader, load_image
 
 SMALL = T.Compose([T.Resize((32, 32)), T.ToTensor()])
 

@@ -7,7 +7,8 @@ import re
 
 import pandas as pd
 
-from sicsrec.content.pairs import MiningSettings, PairQuery, build_queries
+from sicsrec.stage_a.pairs import MiningSettings, build_queries
+from sicsrec.stage_a.prompt import PairQuery
 from sicsrec.data.schema import Dataset, ValidationReport
 
 

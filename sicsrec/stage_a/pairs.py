@@ -3,7 +3,7 @@
 For each user the training part of the sequence (everything but the last two items, which are
 validation and test: spec decision 1) gives the query: its last item is the target, the other
 distinct training-part items (the most recent `max_candidates`) are the candidates, each shown
-as `id-title` with its own title (decision 2). The backend (`sicsrec.content.llm`) answers with
+as `id-title` with its own title (decision 2). The backend (`sicsrec.stage_a.llm`) answers with
 one `id-title` or `-1`; `parse_reply` accepts only an answer that names a candidate id.
 
     queries, stats = build_queries(dataset, MiningSettings(max_users=200))
@@ -32,26 +32,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sicsrec.content.llm import BackendError, BackendOptions, PairBackend, ReplyCache, get_backend, reply_key
 from sicsrec.data.schema import Dataset
+from sicsrec.stage_a.llm import BackendError, BackendOptions, PairBackend, ReplyCache, get_backend, reply_key
+from sicsrec.stage_a.prompt import PROMPT_VERSION, PairQuery
 from sicsrec.utils import atomic_write_text
 
 log = logging.getLogger("sicsrec")
 
-PROMPT_VERSION = 1  # bump when the prompt text changes (it is part of every reply's cache key anyway)
-NONE_ANSWER = "-1"
 STATUSES = ("accepted", "none", "unparseable", "off_list", "self_pair")
 PAIR_COLUMNS = ["target_id", "target_title", "pair_id", "pair_title", "user_id"]
-
-SYSTEM_PROMPT = "You are a semantic discriminator for a recommender system. You compare item titles."
-INSTRUCTION = (
-    "A user interacted with the target item and with the candidate items below. Choose the ONE candidate "
-    "whose content is most semantically similar to the target item. If no candidate is similar, answer -1."
-)
-OUTPUT_FORMAT = (
-    "Answer with exactly one line in the format id-title, where id is the number before the dash of the "
-    "chosen candidate, or answer -1 if no candidate is similar. Do not explain."
-)
 
 
 @dataclass
@@ -68,30 +57,6 @@ class MiningSettings:
     # Decision 2: each candidate id is shown with its own title (False: the reference zipped the ids in
     # history order with the titles of the candidates sorted by id, so most ids carry another's title).
     candidate_titles_aligned: bool = True
-
-
-@dataclass(frozen=True)
-class PairQuery:
-    """One user's question: the target (id, title) and the candidates [(id, title), ...] in history order."""
-
-    user_id: str
-    target: tuple[str, str]
-    candidates: tuple[tuple[str, str], ...]
-
-    def messages(self) -> list[dict[str, str]]:
-        """Chat messages: instruction, the target's title, candidates as `id-title`, the output format."""
-        lines = "\n".join(f"{iid}-{title}" for iid, title in self.candidates)
-        user = f"{INSTRUCTION}\n\nTarget item: {self.target[1]}\n\nCandidates (id-title):\n{lines}\n\n{OUTPUT_FORMAT}"
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-    def options(self) -> list[str]:
-        """Every well-formed answer: each candidate's `id-title`, then `-1` (last)."""
-        return [f"{iid}-{title}" for iid, title in self.candidates] + [NONE_ANSWER]
-
-    def prompt_hash(self) -> str:
-        """sha256 of the canonical JSON of the messages: the prompt part of a reply's cache key."""
-        blob = json.dumps(self.messages(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 @dataclass

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from sicsrec.cli import main
-from sicsrec.content.commands import _print_mining
-from sicsrec.content.llm import BackendOptions, ReplyCache, get_backend
-from sicsrec.content.pairs import MiningSettings, build_queries, mine_pairs, pairs_current
+from sicsrec.cli.stage_a import _print_mining
+from sicsrec.stage_a.llm import BackendOptions, ReplyCache, get_backend
+from sicsrec.stage_a.pairs import MiningSettings, build_queries, mine_pairs, pairs_current
 from sicsrec.data.schema import Dataset, ValidationReport
 from tests.helpers import ChatServer
 

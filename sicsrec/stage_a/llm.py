@@ -1,6 +1,6 @@
 """Pair-mining backends behind one interface, plus the append-only reply cache.
 
-A backend answers one `PairQuery` (see `sicsrec.content.pairs`) with a JSON-able record, which
+A backend answers one `PairQuery` (`sicsrec.stage_a.prompt`) with a JSON-able record, which
 is cached; `backend.reply(record, query)` turns the record into the answer text that the strict
 parser reads. Registry (`BACKENDS`):
 
@@ -42,16 +42,14 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from sicsrec.content.cache import default_cache_dir
+from sicsrec.features.cache import default_cache_dir
+from sicsrec.stage_a.prompt import PairQuery
 from sicsrec.utils import resolve_device
-
-if TYPE_CHECKING:
-    from sicsrec.content.pairs import PairQuery
 
 log = logging.getLogger("sicsrec")
 
@@ -364,7 +362,7 @@ class EmbeddingBackend(PairBackend):
     fallback = True
 
     def __init__(self, opts: BackendOptions) -> None:
-        from sicsrec.content.encoders import encoder_spec
+        from sicsrec.features.encoders import encoder_spec
 
         super().__init__(opts)
         self.vectors: dict[str, np.ndarray] = {}
@@ -375,7 +373,7 @@ class EmbeddingBackend(PairBackend):
 
     def setup(self, queries: list[PairQuery]) -> None:
         """Embed every title the queries show, once, in batches."""
-        from sicsrec.content.encoders import get_encoder
+        from sicsrec.features.encoders import get_encoder
 
         titles = sorted({t for q in queries for _, t in (q.target, *q.candidates)} - set(self.vectors))
         if titles:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from sicsrec.content import (
+from sicsrec.features import (
     ExtractionCancelled,
     FeatureCache,
     FeaturesNotFound,
@@ -20,7 +20,7 @@ from sicsrec.content import (
     load_features,
     store_features,
 )
-from sicsrec.content import features as features_mod
+from sicsrec.features import features as features_mod
 
 TITLES = [
     "Toy Story (1995)",
@@ -241,7 +241,7 @@ def test_real_posters(posters, tmp_path, minilm, effnet):
 
 
 def test_image_rows_are_centred_and_unit_norm_and_missing_rows_stay_zero() -> None:
-    from sicsrec.pipeline import normalize_image_features
+    from sicsrec.run.prepare import normalize_image_features
 
     rng = np.random.default_rng(0)
     raw = rng.uniform(0, 6, size=(6, 5)).astype(np.float32)  # CNN-like: non-negative, large

@@ -37,9 +37,9 @@ import torch
 from tqdm.auto import tqdm
 
 from sicsrec import __version__
-from sicsrec.content.cache import CacheEntry, FeatureCache, cache_key
-from sicsrec.content.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
-from sicsrec.content.images import image_loader
+from sicsrec.features.cache import CacheEntry, FeatureCache, cache_key
+from sicsrec.features.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
+from sicsrec.features.images import image_loader
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import pickle
 import numpy as np
 import pytest
 
-from sicsrec.content import FeatureCache, cache_key, default_cache_dir
-from sicsrec.content import cache as cache_mod
+from sicsrec.features import FeatureCache, cache_key, default_cache_dir
+from sicsrec.features import cache as cache_mod
 
 KEY = cache_key("test", 1)
 
@@ -79,7 +79,7 @@ def test_damaged_entry_is_a_miss_with_warning(tmp_path, caplog, damage):
         meta = json.loads(meta_path.read_text())
         meta["dim"] = 8
         meta_path.write_text(json.dumps(meta))
-    with caplog.at_level(logging.WARNING, logger="sicsrec.content.cache"):
+    with caplog.at_level(logging.WARNING, logger="sicsrec.features.cache"):
         assert cache.get(KEY) is None
     assert "damaged" in caplog.text
 

@@ -1,7 +1,7 @@
-"""Content features: text/image encoders, safe image loading, the on-disk feature cache, extraction."""
+"""Frozen content features: text/image encoders (registry), safe image loading, the on-disk cache, extraction."""
 
-from sicsrec.content.cache import CacheEntry, FeatureCache, cache_key, default_cache_dir
-from sicsrec.content.encoders import (
+from sicsrec.features.cache import CacheEntry, FeatureCache, cache_key, default_cache_dir
+from sicsrec.features.encoders import (
     ENCODERS,
     ClipEncoder,
     EfficientNetLite0Encoder,
@@ -12,7 +12,7 @@ from sicsrec.content.encoders import (
     encoder_spec,
     get_encoder,
 )
-from sicsrec.content.features import (
+from sicsrec.features.extract import (
     ExtractionCancelled,
     FeaturesNotFound,
     ItemFeatures,
@@ -24,7 +24,7 @@ from sicsrec.content.features import (
     store_features,
     text_digest,
 )
-from sicsrec.content.images import ImageDataset, default_num_workers, image_loader, load_image
+from sicsrec.features.images import ImageDataset, default_num_workers, image_loader, load_image
 
 __all__ = [
     "ENCODERS",

@@ -16,10 +16,10 @@ from PIL import Image
 
 from sicsrec.cli import main
 from sicsrec.config import DataConfig, FeatureConfig
-from sicsrec.content import FeatureCache, extract_features
-from sicsrec.content.align import AlignConfig, AlignedFeaturesMissing, align, feature_items, info_nce, \
+from sicsrec.features import FeatureCache, extract_features
+from sicsrec.stage_a.align import AlignConfig, AlignedFeaturesMissing, align, info_nce, \
     resolve_aligned_source
-from sicsrec.pipeline import load_data, normalize_image_features, prepare
+from sicsrec.run.prepare import load_data, normalize_image_features, prepare
 
 TITLES = ["Chocolate cake recipe", "Baking a lemon cake", "Strawberry cream cake", "Cheesecake without oven",
           "Football final highlights", "Best football goals", "Basketball dunk contest", "Tennis match point"]
@@ -66,7 +66,7 @@ def test_info_nce_leaves_duplicate_items_out_of_the_denominator() -> None:
 
 
 def test_an_unreadable_aligned_index_is_kept_aside_not_overwritten(tmp_path) -> None:
-    from sicsrec.content.align import INDEX_FILE, _read_index, _write_index
+    from sicsrec.stage_a.align import INDEX_FILE, _read_index, _write_index
 
     (tmp_path / INDEX_FILE).write_bytes(b'{"other dataset": {"source": "aligned:1"')  # torn by a crash
     assert _read_index(tmp_path) == {}
@@ -95,7 +95,7 @@ def test_losses_decrease_and_aligned_features_reach_prepare(world) -> None:
     assert dropped == (9, 1, 1, 1, 6)
     assert c["pair_items_without_image"] == 1 and c["items_without_image"] == 1
 
-    items = feature_items(ds)
+    items = ds.feature_items()
     assert resolve_aligned_source(items) == res.source and res.source.startswith("aligned:")
     aligned = extract_features(items, source=res.source, progress=False)  # a cache read: no encoder given
     assert aligned.text.shape == (8, 384) and aligned.image.shape == (8, 1280)

@@ -1,0 +1,86 @@
+"""Command-line interface: one subcommand per pipeline stage, each a thin call into the library.
+
+    python -m sicsrec prepare   --data PATH        load, validate (report), split, extract features
+    python -m sicsrec train     --data PATH --model sicsrec --out DIR
+    python -m sicsrec evaluate  --checkpoint DIR --data PATH
+    python -m sicsrec compare   --data PATH --out DIR          SICSRec vs baselines, results.json
+    python -m sicsrec recommend --checkpoint DIR --history ID,ID --json
+    python -m sicsrec mine-pairs | align | pipeline            stage A (see sicsrec.cli.stage_a)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sicsrec.checkpoint import CheckpointError
+from sicsrec.cli import stage_a
+from sicsrec.cli.args import data_args, run_config, train_args
+from sicsrec.cli.commands import cmd_compare, cmd_evaluate, cmd_prepare, cmd_recommend, cmd_train
+from sicsrec.data.schema import DataError
+from sicsrec.features.encoders import EncoderUnavailableError
+from sicsrec.stage_a.llm import BackendError
+from sicsrec.utils import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m sicsrec` parser: one sub-command per pipeline stage."""
+    p = argparse.ArgumentParser(prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="load + validate a dataset, print the report and split, cache features")
+    data_args(s)
+    s.add_argument("--no-features", action="store_true", help="skip content feature extraction")
+    s.set_defaults(fn=cmd_prepare)
+
+    s = sub.add_parser("train", help="train one model (sicsrec: step 1 SASRec, then step 2) and save its checkpoint")
+    data_args(s)
+    train_args(s)
+    s.add_argument("--model", default="sicsrec", choices=["sasrec", "content", "sicsrec"])
+    s.add_argument("--out", required=True, help="run folder (checkpoints/<model>/, results.json)")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("compare", help="train SASRec, ContentSeq and SICSRec on one split; print the table")
+    data_args(s)
+    train_args(s)
+    s.add_argument("--out", required=True)
+    s.add_argument("--models", default="sasrec,content,sicsrec",
+                   help="comma list of sasrec, content, sicsrec (popularity is always evaluated) [all three]")
+    s.add_argument("--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("recommend", help="score a new click history with a checkpoint")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--keep-history", action="store_true", help="allow already-watched items")
+    s.add_argument("--index", default="exact", choices=["exact", "flat", "ivf", "hnsw"],
+                   help="top-k search: exact (default) or a faiss index for catalogues of 10^5+ items")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_recommend)
+    stage_a.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a sub-command; known failures print one `error:` line and exit 2, Ctrl-C exits 130."""
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
+    try:
+        return args.fn(args)
+    except (DataError, CheckpointError, EncoderUnavailableError, BackendError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "build_parser", "run_config"]
