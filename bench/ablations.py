@@ -14,33 +14,29 @@ identity_fusion_matched (the same with W_id at a random block's norm, 0.02·sqrt
 (stage-A features instead of raw; needs `align` run first), ref5..ref8 (the authors' code for that
 decision), and any step-2 setting as flag=value (alpha=X for the paper's 0.1..1.0 grid, lora-rank=8,
 dropout=0.3, ...: the compare flag of that name).
-Step 1 is trained once and reused; finished variants are kept in OUT/<variant>.json (figures) and
-OUT/<variant>/ (checkpoint), so the script resumes. Prints a markdown table; no asserts.
+Every run goes through `sicsrec.run.run_experiment`: step 1 once into OUT/step1, then each variant's
+step 2 into OUT/<variant>/ (results.json + checkpoints/sicsrec) starting from that step 1; finished
+runs are current and skipped, so the script resumes. Prints a markdown table; no asserts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint  # noqa: E402
+from sicsrec.checkpoint import load_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.config import RunConfig  # noqa: E402
-from sicsrec.run.experiment import fits_record  # noqa: E402
-from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
+from sicsrec.eval.results import Results  # noqa: E402
+from sicsrec.run.experiment import read_fits, run_experiment  # noqa: E402
 from sicsrec.run.prepare import Prepared, prepare  # noqa: E402
-from sicsrec.train.trainer import FitResult, Trainer, set_threads  # noqa: E402
-from sicsrec.train.two_step import Trained, train_model  # noqa: E402
-from sicsrec.utils import atomic_write_text, resolve_device, setup_logging  # noqa: E402
+from sicsrec.utils import resolve_device, setup_logging  # noqa: E402
 
 VARIANTS: dict[str, list[str]] = {
     "full": [],
@@ -71,56 +67,30 @@ def variant_config(base: list[str], name: str) -> RunConfig:
         raise SystemExit(f"variant {name!r}: not a valid compare setting (see python -m sicsrec compare --help)")
 
 
-def step1_model(cfg: RunConfig, prep: Prepared, trainer: Trainer, out: Path) -> Trained:
-    """Step 1 (SASRec) trained once per base config, checkpointed under OUT/step1 and reused."""
-    path = out / "step1"
-    try:
-        model, config, _ = load_checkpoint(path)
-        stored = RunConfig.from_dict(config["run"]).to_dict()  # fields added since then take their defaults
-        if json.loads(json.dumps(stored)) == json.loads(json.dumps(cfg.to_dict())):
-            return Trained(model, [FitResult("sasrec", config["fits"][0]["best_epoch"], {})])
-    except (CheckpointError, KeyError) as e:  # absent, unreadable or without its run record: train it
-        print(f"step 1: {e}; training it", file=sys.stderr)
-    trained = train_model("sasrec", prep.split, None, cfg.model_cfg, cfg.train, trainer)
-    fit = trained.fits[0]
-    save_checkpoint(path, trained.model, item_table(prep.split, prep.dataset.items),
-                    {"run": cfg.to_dict(), "fits": [{"best_epoch": fit.best_epoch}]})
-    return trained
+def _row(results: Results, model: str, checkpoint: Path) -> dict:
+    """One table row: test and valid metrics, the kept epoch of the model's last fit, training seconds."""
+    m = results.models[model]
+    fits = read_fits(load_checkpoint(checkpoint)[1])
+    return {"test": m.test, "valid": m.valid, "epochs": fits[-1].best_epoch if fits else 0,
+            "seconds": round(fits[-1].seconds if fits else m.train_seconds, 1)}
 
 
-def run_seed(base: list[str], names: list[str], out: Path, trainer: Trainer, preps: dict[str, Prepared]) -> dict[str, dict]:
+def run_seed(base: list[str], names: list[str], out: Path, preps: dict[str, Prepared]) -> dict[str, dict]:
     """Step 1 and every variant for the seed in `base`; rows {variant: {test, valid, epochs, seconds}}."""
-    out.mkdir(parents=True, exist_ok=True)
     cfg0 = variant_config(base, "full")
-    trainer.cfg = cfg0.train
-    step1 = step1_model(cfg0, preps[cfg0.features.source], trainer, out)
-    split = preps[cfg0.features.source].split
-    rows = {"sasrec (step 1)": {"test": evaluate_model(step1.model, split.test),
-                                "valid": evaluate_model(step1.model, split.valid),
-                                "epochs": step1.fits[0].best_epoch, "seconds": 0.0}}
+    step1 = run_experiment(cfg0, out / "step1", ("sasrec",), prepared=preps[cfg0.features.source], show_bar=False,
+                           resume=True)
+    step1_ckpt = out / "step1" / "checkpoints" / "sasrec"
+    rows = {"sasrec (step 1)": _row(step1.results, "sasrec", step1_ckpt)}
     for name in names:
-        done = out / f"{name}.json"
-        if done.is_file():
-            rows[name] = json.loads(done.read_text())
-            continue
         cfg = variant_config(base, name)
         source = cfg.features.source
         if source not in preps:
-            preps[source] = prepare(cfg.data, cfg.features, str(trainer.device), show_bar=False)
-        prep = preps[source]
-        trainer.cfg = cfg.train
-        t = time.time()
-        trained = train_model("sicsrec", prep.split, prep.tables, cfg.model_cfg, cfg.train, trainer,
-                              step1=step1 if cfg.train.two_step else None)
-        with torch.no_grad():
-            row = {"test": evaluate_model(trained.model, prep.split.test), "valid": trained.fits[-1].best_valid,
-                   "epochs": trained.fits[-1].best_epoch, "seconds": round(time.time() - t, 1)}
+            preps[source] = prepare(cfg.data, cfg.features, str(resolve_device(cfg.train.device)), show_bar=False)
         # Kept for inspection (bench/learning_curves.py, bench/fusion_attribution.py, the app).
-        save_checkpoint(out / name, trained.model, item_table(prep.split, prep.dataset.items),
-                        {"dataset": prep.dataset.name, "run": cfg.to_dict(), "metrics": {"test": row["test"], "valid": row["valid"]},
-                         "features": prep.features_meta, "fits": fits_record(trained)})
-        atomic_write_text(done, json.dumps(row, indent=2))  # the resume mark: never half-written
-        rows[name] = row
+        done = run_experiment(cfg, out / name, ("sicsrec",), prepared=preps[source], show_bar=False, resume=True,
+                              step1=step1_ckpt if cfg.train.two_step else None)
+        rows[name] = _row(done.results, "sicsrec", out / name / "checkpoints" / "sicsrec")
     return rows
 
 
@@ -143,8 +113,10 @@ def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines
     seed (same split and seed on both sides) and then averaged, as bench/quality.py does."""
     seeds = sorted(per_seed)
     names = list(per_seed[seeds[0]])
-    base_runs = {s: json.loads((baselines / f"seed{s}" / "results.json").read_text())["models"] for s in seeds} if baselines else {}
-    best = max(("sasrec", "content"), key=lambda b: np.mean([base_runs[s][b]["test"]["ndcg@5"] for s in seeds])) if baselines else ""
+    base_runs = {s: Results.read(baselines / f"seed{s}") for s in seeds} if baselines else {}
+    if any(r is None for r in base_runs.values()):
+        raise SystemExit(f"--baselines {baselines}: a seed<S>/results.json is missing or unreadable")
+    best = max(("sasrec", "content"), key=lambda b: np.mean([base_runs[s].metric(b, "ndcg@5") for s in seeds])) if baselines else ""
     print(f"\n{' '.join(base)}; seeds {', '.join(map(str, seeds))}\n")
     extra = f" | NDCG@5 vs best baseline ({best}) |" if baselines else " |"
     print("| variant | valid HR@10 | " + " | ".join(f"test {m.upper()}" for m in METRICS) + " | NDCG@5 vs full" + extra)
@@ -153,7 +125,7 @@ def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines
         rs = [per_seed[s][name] for s in seeds]
         ndcg5 = [r["test"]["ndcg@5"] for r in rs]
         vs_full = _gain(ndcg5, [per_seed[s]["full"]["test"]["ndcg@5"] for s in seeds]) if name != "full" and "full" in names else ""
-        vs_best = f" {_gain(ndcg5, [base_runs[s][best]['test']['ndcg@5'] for s in seeds])} |" if baselines else ""
+        vs_best = f" {_gain(ndcg5, [base_runs[s].metric(best, 'ndcg@5') for s in seeds])} |" if baselines else ""
         print(f"| {name} | {_cell([r['valid']['hr@10'] for r in rs])} | "
               + " | ".join(_cell([r["test"][m] for r in rs]) for m in METRICS) + f" | {vs_full} |{vs_best}")
 
@@ -181,15 +153,13 @@ def main() -> None:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     setup_logging()
     cfg0 = variant_config(base, "full")
-    set_threads(cfg0.train.threads)
-    device = resolve_device(cfg0.train.device)
-    trainer = Trainer(cfg0.train, device, show_bar=False)
-    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(device), show_bar=False)}
+    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(resolve_device(cfg0.train.device)),
+                                           show_bar=False)}
     if not args.seeds:
-        seed_table(base, run_seed(base, names, Path(args.out), trainer, preps))
+        seed_table(base, run_seed(base, names, Path(args.out), preps))
         return
     seeds = [int(s) for s in args.seeds.split(",")]
-    per_seed = {s: run_seed([*base, "--seed", str(s)], names, Path(args.out) / f"seed{s}", trainer, preps) for s in seeds}
+    per_seed = {s: run_seed([*base, "--seed", str(s)], names, Path(args.out) / f"seed{s}", preps) for s in seeds}
     seeds_table(base, per_seed, args.baselines)
 
 

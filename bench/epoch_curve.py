@@ -26,6 +26,7 @@ from sicsrec.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from sicsrec.data.split import EvalSet  # noqa: E402
 from sicsrec.eval.evaluate import score_batches  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
+from sicsrec.events import EpochEvent, ProgressEvent  # noqa: E402
 from sicsrec.model import SeqRecModel  # noqa: E402
 from sicsrec.run.prepare import load_data, split_data  # noqa: E402
 from sicsrec.train.trainer import Trainer, set_threads  # noqa: E402
@@ -80,10 +81,10 @@ def main() -> None:
     model = build_model(args.model, ModelConfig(hidden=args.hidden, ffn=args.hidden), split, None)
     rows: list[dict[str, float]] = []
 
-    def on_epoch(event: dict) -> None:
-        if event["kind"] != "epoch":
+    def on_epoch(event: ProgressEvent) -> None:
+        if not isinstance(event, EpochEvent):
             return
-        row = {"epoch": event["epoch"], "loss": event["loss"]["rec"]}
+        row = {"epoch": event.epoch, "loss": event.loss["rec"]}
         for part in ("valid", "test"):
             row.update({f"{part} {k}": v for k, v in eval_row(model, getattr(split, part)).items()})
         model.train()

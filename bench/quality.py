@@ -10,7 +10,6 @@ model); finished runs are reused, so the script resumes. Prints a markdown table
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sicsrec.cli import build_parser, run_config  # noqa: E402
-from sicsrec.run.experiment import MODEL_ORDER, run_compare  # noqa: E402
+from sicsrec.eval.results import MODEL_ORDER, Results  # noqa: E402
+from sicsrec.run.experiment import run_experiment  # noqa: E402
 from sicsrec.utils import setup_logging  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -32,32 +32,27 @@ DATASETS = {
 METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 
 
-def run_one(name: str, seed: int, out: Path, extra: list[str]) -> dict:
-    """One compare run (reused when its results.json is complete; a partial run keeps its finished models)."""
-    res_path = out / "results.json"
-    if res_path.is_file():
-        res = json.loads(res_path.read_text())
-        if not res.get("cancelled") and {"sasrec", "content", "sicsrec"} <= set(res["models"]):
-            return res
+def run_one(name: str, seed: int, out: Path, extra: list[str]) -> Results:
+    """One compare run through the run layer, resumed: a current results.json is reused, a partial run
+    keeps its finished models."""
     args = build_parser().parse_args(["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), *extra])
-    return run_compare(run_config(args), out, resume=True)
+    return run_experiment(run_config(args), out, resume=True).results
 
 
-def summarise(name: str, runs: list[dict]) -> list[str]:
+def summarise(name: str, runs: list[Results]) -> list[str]:
     """Markdown rows: each model's mean ± std over seeds, then SICSRec's per-seed gain over the best baseline."""
     rows = []
     for model in MODEL_ORDER:
-        vals = np.array([[r["models"][model]["test"][m] for m in METRICS] for r in runs if model in r["models"]])
+        vals = np.array([[r.metric(model, m) for m in METRICS] for r in runs if model in r.models])
         if not len(vals):
             continue
         cells = " | ".join(f"{mu:.4f} ± {sd:.4f}" for mu, sd in zip(vals.mean(0), vals.std(0)))
         rows.append(f"| {name} | {model} | {cells} | {len(vals)} |")
     # The best baseline per metric by its mean over seeds; the gain is taken per seed (same split and
     # seed on both sides), so its spread shows whether the gain outlives seed noise.
-    best = {m: max(("pop", "sasrec", "content"), key=lambda b: np.mean([r["models"][b]["test"][m] for r in runs]))
+    best = {m: max(("pop", "sasrec", "content"), key=lambda b: np.mean([r.metric(b, m) for r in runs]))
             for m in METRICS}
-    gains = np.array([[r["models"]["sicsrec"]["test"][m] / r["models"][best[m]]["test"][m] - 1 for m in METRICS]
-                      for r in runs])
+    gains = np.array([[r.gain("sicsrec", best[m], m) for m in METRICS] for r in runs])
     cells = " | ".join(f"{100 * g:+.1f}% ± {100 * sd:.1f} ({best[m]})"
                        for m, g, sd in zip(METRICS, gains.mean(0), gains.std(0)))
     rows.append(f"| {name} | **SICSRec vs best baseline** | {cells} | {len(runs)} |")

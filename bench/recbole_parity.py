@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from sicsrec.data.split import Split  # noqa: E402
-from sicsrec.run.experiment import run_compare  # noqa: E402
+from sicsrec.run.experiment import run_experiment  # noqa: E402
 from sicsrec.eval.evaluate import evaluate_model  # noqa: E402
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks  # noqa: E402
 from sicsrec.model import SASRec  # noqa: E402
@@ -177,8 +177,8 @@ def main() -> None:
     cfg = RunConfig("sasrec", data, FeatureConfig(), ModelConfig(hidden=args.hidden, ffn=args.hidden),
                     TrainConfig(max_epochs=args.max_epochs, patience=args.our_patience or args.patience,
                                 seed=args.seed, device="cpu", threads=args.threads, length_pool=args.length_pool))
-    ours = run_compare(cfg, out / "ours", ("sasrec",), prepared=Prepared(ds, split, None, {}), show_bar=False)
-    m = ours["models"]["sasrec"]
+    ours = run_experiment(cfg, out / "ours", ("sasrec",), prepared=Prepared(ds, split, None, {}), show_bar=False)
+    m = ours.results.models["sasrec"]
     fit = json.loads((out / "ours" / "checkpoints" / "sasrec" / "config.json").read_text())["fits"][0]
     ours_epoch_s = float(np.mean([h["seconds"] for h in fit["history"]]))
     rb_epoch_s = float(np.mean(rb["epoch_seconds"]))
@@ -186,13 +186,13 @@ def main() -> None:
     print(f"\n## SASRec parity on {ds.name} (hidden {args.hidden}, {args.threads} threads, {n_rows:,} training prefixes)")
     print("| | ours | RecBole 1.2.1 | ratio |\n|---|---|---|---|")
     for k, rk in (("hr@10", "hit@10"), ("ndcg@10", "ndcg@10"), ("hr@5", "hit@5"), ("ndcg@5", "ndcg@5")):
-        print(f"| test {k} | {m['test'][k]:.4f} | {rb['test'][rk]:.4f} | {m['test'][k] / max(rb['test'][rk], 1e-12):.3f} |")
-    print(f"| epochs (best) | {m['epochs']} ({fit['best_epoch']}) | {rb['epochs']} ({rb['best_epoch']}) | |")
+        print(f"| test {k} | {m.test[k]:.4f} | {rb['test'][rk]:.4f} | {m.test[k] / max(rb['test'][rk], 1e-12):.3f} |")
+    print(f"| epochs (best) | {m.epochs} ({fit['best_epoch']}) | {rb['epochs']} ({rb['best_epoch']}) | |")
     print(f"| seconds per epoch | {ours_epoch_s:.1f} | {rb_epoch_s:.1f} | {rb_epoch_s / ours_epoch_s:.1f}x faster |")
     print(f"| training samples/s | {n_rows / ours_epoch_s:,.0f} | {n_rows / rb_epoch_s:,.0f} | |")
     print(f"| seconds to best epoch | {sum(h['seconds'] for h in fit['history'][:fit['best_epoch']]):.0f} | "
           f"{sum(rb['epoch_seconds'][:rb['best_epoch']]):.0f} | |")
-    print(f"| wall seconds (incl. eval) | {m['train_seconds']:.0f} | {rb_wall:.0f} | |")
+    print(f"| wall seconds (incl. eval) | {m.train_seconds:.0f} | {rb_wall:.0f} | |")
 
     if rb["curve"]:
         rows = [{"epoch": c["epoch"], **{f"{p} {k}": c[p][k] for p in ("valid", "test") for k in ("hit@10", "ndcg@10")}}

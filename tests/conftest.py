@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import torch
+
+from sicsrec.checkpoint import item_table, save_checkpoint
+from sicsrec.config import ModelConfig
 from sicsrec.features import get_encoder
+from sicsrec.train.two_step import build_model
+from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -79,3 +85,22 @@ def posters() -> list[Path]:
     if not files:
         pytest.skip(f"real posters not found under {POSTERS}")
     return files
+
+
+SAVED_CFG = ModelConfig(hidden=32, ffn=32, max_len=20)  # the `saved` checkpoints
+
+
+@pytest.fixture(scope="module")
+def split():
+    """A small synthetic leave-one-out split."""
+    return synthetic_split()
+
+
+@pytest.fixture(params=["sasrec", "content", "sicsrec"])
+def saved(request, split, tmp_path):
+    """(model, checkpoint folder) of each registered model, saved from the synthetic split."""
+    torch.manual_seed(0)
+    model = build_model(request.param, SAVED_CFG, split, synthetic_tables(split, image_dim=12)).eval()
+    items = item_table(split, synthetic_dataset().items)
+    path = save_checkpoint(tmp_path / request.param, model, items, {"dataset": "synthetic"})
+    return model, path

@@ -95,7 +95,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
             if hasattr(cfg, section):
                 setattr(getattr(cfg, section), name, False)
             elif not stage_a:
-                raise ValueError(f"--reference {num}: a stage-A decision; use it with mine-pairs, align or pipeline")
+                raise SystemExit(f"--reference {num}: a stage-A decision; use it with mine-pairs, align or pipeline")
     return cfg
 
 

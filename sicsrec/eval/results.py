@@ -121,10 +121,11 @@ class Results:
         return self.metric(model, metric) / base - 1 if base else None
 
     def is_current(self, config: dict[str, Any], models: tuple[str, ...], source: str) -> bool:
-        """True when this run finished every model in `models` with exactly `config`, feature `source` and tie rule."""
+        """True when this run finished exactly `models` with `config`, feature `source` and the current tie rule
+        (a run asked for fewer or other models is not current: it rewrites results.json with just those)."""
         same = (self.config == json.loads(json.dumps(config)) and self.features.get("source") == source
                 and self.ranking == TIE_RULE)
-        return same and not self.cancelled and set(models) <= set(self.models)
+        return same and not self.cancelled and set(models) == set(self.model_names())
 
     def markdown_table(self, names: dict[str, str] | None = None) -> str:
         """Test (and valid) HR/NDCG@5/10 of every model, epochs and seconds, as a markdown table."""

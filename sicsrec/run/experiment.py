@@ -84,6 +84,12 @@ def fits_record(trained: Trained) -> list[dict[str, Any]]:
              "history": [asdict(h) for h in f.history]} for f in trained.fits]
 
 
+def read_fits(config: dict[str, Any]) -> list[FitResult]:
+    """The fits a checkpoint's config recorded (`fits_record`'s inverse, without the best metrics)."""
+    return [FitResult(f["stage"], f["best_epoch"], {}, [EpochLog(**h) for h in f["history"]], f["seconds"], f["stopped"])
+            for f in config.get("fits", [])]
+
+
 def resumable(path: Path, run: RunConfig) -> Trained | None:
     """A finished checkpoint under `path` trained with the same settings, loaded, or None."""
     try:
@@ -96,8 +102,7 @@ def resumable(path: Path, run: RunConfig) -> Trained | None:
         d.pop("id_adapters", None)  # set by step 2 itself
     if any(saved.get(k) != now[k] for k in ("model", "data", "features", "model_cfg", "train")):
         return None
-    fits = [FitResult(f["stage"], f["best_epoch"], {}, [EpochLog(**h) for h in f["history"]], f["seconds"], f["stopped"])
-            for f in config.get("fits", [])]
+    fits = read_fits(config)
     if not fits or fits[-1].stopped == "cancelled":
         return None
     log.info("%s: reusing the finished checkpoint %s", run.model, path)
@@ -171,7 +176,7 @@ class _Run:
 
     # --- stage B ---------------------------------------------------------------------------------------
 
-    def train_all(self, models: tuple[str, ...], prepared: Prepared | None) -> Results:
+    def train_all(self, models: tuple[str, ...], prepared: Prepared | None, step1_path: Path | None) -> Results:
         """Prepare, then train, evaluate and checkpoint each model; results.json after every model."""
         cfg, out = self.cfg, self.out
         device = resolve_device(cfg.train.device)
@@ -184,7 +189,7 @@ class _Run:
         results = Results(prep.dataset.name, split.counts(), str(device), prep.features_meta, cfg.to_dict(),
                           {"pop": ModelResult(pop["valid"], pop["test"])}, ranking=TIE_RULE)
         trainer = Trainer(cfg.train, device, self.progress, self.cancel, self.show_bar)
-        step1: Trained | None = None
+        step1 = _load_step1(step1_path) if step1_path is not None else None
         for name in models:
             if trainer.cancel.is_set():
                 break
@@ -217,13 +222,23 @@ class _Run:
         return results
 
 
+def _load_step1(path: Path) -> Trained:
+    """A finished SASRec checkpoint to start SICSRec's step 2 from (its fits as recorded)."""
+    model, config, _ = load_checkpoint(path)
+    if model.name != "sasrec":
+        raise CheckpointError(f"{path}: step 1 must be a SASRec checkpoint, found {model.name!r}")
+    return Trained(model, read_fits(config))
+
+
 def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ALL_MODELS,
                    stage_a: StageAPlan | None = None, progress: ProgressHook | None = None,
                    cancel: threading.Event | None = None, show_bar: bool = True, prepared: Prepared | None = None,
-                   resume: bool = False, force: bool = False) -> ExperimentResult:
+                   resume: bool = False, force: bool = False, step1: str | Path | None = None) -> ExperimentResult:
     """Run one experiment into the folder `out` (pairs/, align/, checkpoints/<model>/, results.json).
 
     `resume` skips every stage whose output is current; `force` also retrains cached aligned features.
+    `step1`: a finished SASRec checkpoint folder that SICSRec's step 2 starts from instead of this
+    run's own SASRec (ablations share one step 1; the caller vouches it was trained on this split).
 
     SICSRec's step 1 is the SASRec run when both are asked for. A cancelled stage A raises
     StageCancelled (what it finished stays on disk); cancelled training returns the models
@@ -248,9 +263,9 @@ def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = AL
         result.skipped.append("train")
         result.results = current
         return result
-    result.results = run.train_all(models, prepared)
+    result.results = run.train_all(models, prepared, None if step1 is None else Path(step1))
     return result
 
 
-__all__ = ["ALL_MODELS", "ExperimentResult", "StageAPlan", "StageCancelled", "fits_record", "resumable",
+__all__ = ["ALL_MODELS", "ExperimentResult", "StageAPlan", "StageCancelled", "fits_record", "read_fits", "resumable",
            "run_experiment"]

@@ -20,7 +20,7 @@ from sicsrec.features import (
     load_features,
     store_features,
 )
-from sicsrec.features import features as features_mod
+from sicsrec.features import extract as features_mod
 
 TITLES = [
     "Toy Story (1995)",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sicsrec.cli import main
-from sicsrec.cli.stage_a import _print_mining
+from sicsrec.cli.stage_a import print_mining
 from sicsrec.stage_a.llm import BackendOptions, ReplyCache, get_backend
 from sicsrec.stage_a.pairs import MiningSettings, build_queries, mine_pairs, pairs_current
 from sicsrec.data.schema import Dataset, ValidationReport
@@ -165,7 +165,7 @@ def test_embedding_backend_is_a_labelled_fallback(tmp_path, caplog, capsys) -> N
     assert meta["settings"]["decision"] == {"similarity_threshold": 0.3}
     assert dict(zip(res.pairs["target_title"], res.pairs["pair_title"])) == {
         TOPICS[0][0]: TOPICS[0][1][1], TOPICS[1][0]: TOPICS[1][1][2]}
-    _print_mining(res, Path(tmp_path))
+    print_mining(res, Path(tmp_path))
     assert "FALLBACK" in capsys.readouterr().out
     assert pairs_current(tmp_path, ds, MiningSettings(), get_backend("embedding", similarity_threshold=0.3))
     assert not pairs_current(tmp_path, ds, MiningSettings(max_candidates=3), get_backend("embedding",
