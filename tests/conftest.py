@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -17,6 +18,7 @@ import torch
 
 from sicsrec.checkpoint import item_table, save_checkpoint
 from sicsrec.config import ModelConfig
+from sicsrec.data import DEMO_PATH
 from sicsrec.features import get_encoder
 from sicsrec.train.two_step import build_model
 from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
@@ -104,3 +106,17 @@ def saved(request, split, tmp_path):
     items = item_table(split, synthetic_dataset().items)
     path = save_checkpoint(tmp_path / request.param, model, items, {"dataset": "synthetic"})
     return model, path
+
+
+@pytest.fixture(scope="session")
+def demo_slice(tmp_path_factory) -> Path:
+    """The last 40 ratings of the demo's 150 most active users on its 300 most rated movies."""
+    out = tmp_path_factory.mktemp("demo_slice")
+    ratings = pd.read_csv(DEMO_PATH / "ratings.csv")
+    top_items = ratings["movieId"].value_counts().index[:300]
+    ratings = ratings[ratings["movieId"].isin(top_items)]
+    users = ratings["userId"].value_counts().index[:150]
+    ratings = ratings[ratings["userId"].isin(users)].sort_values(["userId", "timestamp"], kind="stable")
+    ratings.groupby("userId").tail(40).to_csv(out / "ratings.csv", index=False)
+    pd.read_csv(DEMO_PATH / "movies.csv").to_csv(out / "movies.csv", index=False)
+    return out

@@ -10,10 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-
-from sicsrec.data import DEMO_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -21,20 +18,6 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHON
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sicsrec", *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def demo_slice(tmp_path_factory) -> Path:
-    """The last 40 ratings of the demo's 150 most active users on its 300 most rated movies."""
-    out = tmp_path_factory.mktemp("demo_slice")
-    ratings = pd.read_csv(DEMO_PATH / "ratings.csv")
-    top_items = ratings["movieId"].value_counts().index[:300]
-    ratings = ratings[ratings["movieId"].isin(top_items)]
-    users = ratings["userId"].value_counts().index[:150]
-    ratings = ratings[ratings["userId"].isin(users)].sort_values(["userId", "timestamp"], kind="stable")
-    ratings.groupby("userId").tail(40).to_csv(out / "ratings.csv", index=False)
-    pd.read_csv(DEMO_PATH / "movies.csv").to_csv(out / "movies.csv", index=False)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,16 @@
-"""HR/NDCG on hand-computed cases, and the evaluator on a model with known scores."""
+"""HR/NDCG on hand-computed cases, ties against the target, and the evaluator on models with known scores."""
 
 import math
+from pathlib import Path
 
 import torch
 
-from sicsrec.eval.evaluate import evaluate_popularity
+from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint
+from sicsrec.config import ModelConfig
+from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
 from sicsrec.eval.metrics import metrics_from_ranks, target_ranks
-from tests.helpers import synthetic_split
+from sicsrec.train.two_step import build_model
+from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
 
 
 def test_ranks_count_strictly_higher_scores():
@@ -37,3 +41,31 @@ def test_popularity_never_ranks_padding_and_is_bounded():
     for part in ("valid", "test"):
         assert set(res[part]) == {"hr@5", "hr@10", "ndcg@5", "ndcg@10"}
         assert 0.0 <= res[part]["ndcg@5"] <= res[part]["hr@5"] <= res[part]["hr@10"] <= 1.0
+
+
+def test_ties_count_against_the_target():
+    scores = torch.tensor([[float("-inf"), 0.5, 0.5, 0.5, 0.1], [float("-inf"), 0.2, 0.9, 0.2, 0.2]])
+    # row 0: two other items tie with the target -> rank 2; row 1: the target is alone on top -> rank 0
+    assert target_ranks(scores, torch.tensor([2, 2])).tolist() == [2, 0]
+    assert target_ranks(scores, torch.tensor([4, 1])).tolist() == [3, 3]  # below three, or tied with two + one above
+
+
+def test_constant_scores_are_never_a_hit():
+    scores = torch.zeros(6, 40)  # a dead model: every item alike
+    scores[:, 0] = float("-inf")  # padding, as every model scores it
+    m = metrics_from_ranks(target_ranks(scores, torch.arange(1, 7)))
+    assert m == {"hr@5": 0.0, "hr@10": 0.0, "ndcg@5": 0.0, "ndcg@10": 0.0}
+
+
+def test_an_all_zero_checkpoint_scores_nothing(tmp_path: Path):
+    # Zeroed weights (a dead fusion layer and everything else) score every item alike: no hits under
+    # the pessimistic rank, where counting only strictly higher scores gave HR@10 = 1.
+    split = synthetic_split()
+    model = build_model("sicsrec", ModelConfig(hidden=16, ffn=16, max_len=20), split, synthetic_tables(split))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    path = save_checkpoint(tmp_path / "zero", model, item_table(split, synthetic_dataset().items))
+    loaded, _, _ = load_checkpoint(path)
+    for part in ("valid", "test"):
+        assert evaluate_model(loaded, getattr(split, part))["hr@10"] == 0.0
