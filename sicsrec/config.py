@@ -48,6 +48,9 @@ class FeatureConfig:
     # the mean image feature and L2-normalises each row; "none" feeds raw CNN features (all
     # non-negative, norm ~17 for EfficientNet-Lite0), which let MLP_v(V) swamp MLP_t(T).
     image_norm: str = "center_l2"
+    # Which item text is encoded: "both" (the dataset's full text; NineRec: English + Chinese titles),
+    # or one language alone where the dataset has it ("en" / "zh": sicsrec.data.schema.TEXT_FIELDS).
+    text_field: str = "both"
 
 
 @dataclass
@@ -83,6 +86,9 @@ class ModelConfig:
     use_cl_loss: bool = True
     # Decision 7: drop same-target false negatives from the L_CL denominator (False: logit set to 0).
     remove_false_negatives: bool = True
+    # The content-only baseline trains like the reference's Content_SeqEncoder: CE + alpha·L_CL +
+    # lambda·(||T|| + ||V||) (False: CE alone, this project's baseline before 0.2).
+    content_aux_losses: bool = True
     # Set by step 2: the ID Transformer carries low-rank adapters (needed to rebuild a checkpoint).
     id_adapters: bool = False
 

@@ -19,6 +19,7 @@ from sicsrec.cli.args import data_args, run_config, train_args
 from sicsrec.cli.commands import cmd_compare, cmd_evaluate, cmd_prepare, cmd_recommend, cmd_train
 from sicsrec.data.schema import DataError
 from sicsrec.features.encoders import EncoderUnavailableError
+from sicsrec.model import MODELS
 from sicsrec.stage_a.llm import BackendError
 from sicsrec.utils import setup_logging
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train one model (sicsrec: step 1 SASRec, then step 2) and save its checkpoint")
     data_args(s)
     train_args(s)
-    s.add_argument("--model", default="sicsrec", choices=["sasrec", "content", "sicsrec"])
+    s.add_argument("--model", default="sicsrec", choices=list(MODELS))
     s.add_argument("--out", required=True, help="run folder (checkpoints/<model>/, results.json)")
     s.set_defaults(fn=cmd_train)
 
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_args(s)
     s.add_argument("--out", required=True)
     s.add_argument("--models", default="sasrec,content,sicsrec",
-                   help="comma list of sasrec, content, sicsrec (popularity is always evaluated) [all three]")
+                   help="comma list of sasrec, content, sicsrec and id_control (step 2's recipe without content, "
+                        "a control); popularity is always evaluated [sasrec,content,sicsrec]")
     s.add_argument("--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings")
     s.set_defaults(fn=cmd_compare)
 

@@ -6,6 +6,7 @@ import argparse
 
 from sicsrec.config import (FUSION_INITS, REFERENCE_SWITCHES, STOP_METRICS, DataConfig, FeatureConfig, ModelConfig,
                             RunConfig, TrainConfig, reference_decisions)
+from sicsrec.data.schema import TEXT_FIELDS
 from sicsrec.stage_a.align import AlignConfig
 from sicsrec.stage_a.llm import BACKENDS, BackendOptions, PairBackend, get_backend
 from sicsrec.stage_a.pairs import MiningSettings
@@ -30,6 +31,9 @@ def data_args(p: argparse.ArgumentParser) -> None:
                    help="efficientnet-lite0 [default] | clip:<local weights file> (open_clip ViT-B-32 image tower)")
     f.add_argument("--no-images", action="store_true", help="ignore images even when the dataset has them")
     f.add_argument("--features", default="raw", choices=["raw", "aligned"], help="raw encoder features or stage-A aligned ones")
+    f.add_argument("--text-field", default=FeatureConfig().text_field, choices=list(TEXT_FIELDS),
+                   help="item text to encode: both (the full text; NineRec: English + Chinese titles) [both], "
+                        "or one language alone where the dataset has it (en, zh)")
     f.add_argument("--image-norm", default="center_l2", choices=["center_l2", "none"],
                    help="image feature rows: centred + unit norm like the text rows [center_l2], or raw")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
@@ -61,6 +65,9 @@ def train_args(p: argparse.ArgumentParser) -> None:
     a.add_argument("--no-content-encoder", action="store_true")
     a.add_argument("--no-mix-decoder", action="store_true")
     a.add_argument("--no-cl", action="store_true", help="drop L_CL")
+    a.add_argument("--content-ce-only", action="store_true",
+                   help="train the content-only baseline with CE alone (default: + alpha·L_CL + the L2 term, "
+                        "as the reference's Content_SeqEncoder)")
     a.add_argument("--one-step", action="store_true", help="train SICSRec from scratch (no frozen step-1 encoder)")
     a.add_argument("--unfreeze-step1", action="store_true",
                    help="step 2 starts from step 1 but fine-tunes its ID Transformer too (diagnostic)")
@@ -79,13 +86,14 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
     data = DataConfig(args.data, args.format, args.images, args.min_user_interactions, args.min_item_interactions,
                       args.max_len, args.window_stride, args.train_rows)
     feats = FeatureConfig(args.text_encoder, None if args.no_images else args.image_encoder,
-                          False if args.no_images else None, args.features, args.image_norm)
+                          False if args.no_images else None, args.features, args.image_norm, args.text_field)
     cfg = RunConfig(model, data, feats, ModelConfig(max_len=args.max_len), TrainConfig(device=args.device, threads=args.threads))
     if hasattr(args, "hidden"):
         m, t = cfg.model_cfg, cfg.train
         m.hidden, m.ffn, m.layers, m.heads, m.dropout, m.attn_dropout = args.hidden, args.hidden, args.layers, args.heads, args.dropout, args.dropout
         m.lora_rank, m.fusion_init = args.lora_rank, args.fusion_init
         m.alpha, m.reg_lambda, m.use_cl_loss = args.alpha, args.reg_lambda, not args.no_cl
+        m.content_aux_losses = not args.content_ce_only
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
         t.length_pool, t.stop_metric = args.length_pool, args.stop_metric
@@ -165,4 +173,4 @@ def align_config(args: argparse.Namespace, use_images: bool | None) -> AlignConf
                        weight_decay=args.align_weight_decay, batch_size=args.align_batch_size,
                        epochs=args.align_epochs, seed=args.seed,
                        train_heads=3 not in reference_decisions(args.reference, ("align",)), use_images=use_images,
-                       device=args.device, num_workers=args.workers)
+                       text_field=args.text_field, device=args.device, num_workers=args.workers)

@@ -48,7 +48,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one model (SICSRec with its step-1 SASRec) and print where its checkpoint went."""
     from sicsrec.run.experiment import run_experiment
 
-    models = ("sasrec", "sicsrec") if args.model == "sicsrec" and not args.one_step else (args.model,)
+    from sicsrec.model import MODELS
+
+    two_step = MODELS[args.model].starts_from_step1 and not args.one_step
+    models = ("sasrec", args.model) if two_step else (args.model,)
     done = run_experiment(run_config(args, args.model), args.out, models)
     print(done.results.markdown_table())
     print(f"checkpoint: {Path(args.out) / 'checkpoints' / args.model}")

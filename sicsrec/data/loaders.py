@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sicsrec.data.schema import INTERACTION_COLUMNS, ITEM_COLUMNS, DataError, Dataset, Problem, ValidationReport
+from sicsrec.data.schema import (INTERACTION_COLUMNS, ITEM_COLUMNS, TEXT_FIELD_PREFIX, DataError, Dataset, Problem,
+                                 ValidationReport)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # priority order when one id has several files
 IMAGE_DIR_NAMES = ("images", "posters", "covers")
@@ -398,6 +399,8 @@ def _read_ninerec(root: Path, focus: Path | None, report: ValidationReport) -> R
         table, report, id_col="item_id", title=english.where(has_en, chinese),
         extra=chinese.where(has_en, ""), category=_blank(table.index), integer_ids=True,
     )
+    # The text fields a run may choose (FeatureConfig.text_field): each language alone, the other when blank.
+    items = items.assign(text_en=english.where(has_en, chinese), text_zh=chinese.where(chinese.ne(""), english))
 
     seq_path = root / "sequential_data.txt"
     lines = pd.Series(_read_text(seq_path).split("\n")).str.split()
@@ -698,7 +701,11 @@ def _validate(
 
     items = items.assign(image_path=_resolve_images(items, raw, root, images, report, confine_images))
     inter = inter.sort_values(["user_id", "order"], kind="stable").astype({"order": "int64"})
-    items = items[ITEM_COLUMNS].astype(str).reset_index(drop=True)
+    fields = [c for c in items.columns if c.startswith(TEXT_FIELD_PREFIX)]  # optional text fields (NineRec)
+    for c in fields:
+        items[c] = items[c].fillna("").astype(str).str.replace(r"\s+", " ", regex=True).str.strip()
+        items[c] = items[c].mask(items[c].eq(""), items["text"])
+    items = items[ITEM_COLUMNS + fields].astype(str).reset_index(drop=True)
     inter = inter[INTERACTION_COLUMNS].astype({"user_id": str, "item_id": str}).reset_index(drop=True)
     n_images = int(items["image_path"].ne("").sum())
     report.counts = {

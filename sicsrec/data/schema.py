@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 ITEM_COLUMNS = ["item_id", "title", "text", "category", "image_path"]
+# Optional item columns "text_<field>" hold alternative texts a run may encode instead of "text"
+# (NineRec: text_en, text_zh); "both" always names the full "text" column.
+TEXT_FIELD_PREFIX = "text_"
+TEXT_FIELDS = ("both", "en", "zh")
 INTERACTION_COLUMNS = ["user_id", "item_id", "order"]
 
 
@@ -99,8 +103,19 @@ class Dataset:
         if missing:
             raise DataError(f"{self.name}: internal schema is missing columns {missing}")
 
-    def feature_items(self) -> pd.DataFrame:
-        """The item rows that get content features: those that occur in interactions, in table order.
+    def text_fields(self) -> list[str]:
+        """The text fields this dataset offers: "both" (the full text) and any "text_<field>" column."""
+        return ["both"] + [c[len(TEXT_FIELD_PREFIX):] for c in self.items.columns if c.startswith(TEXT_FIELD_PREFIX)]
+
+    def feature_items(self, text_field: str = "both") -> pd.DataFrame:
+        """The item rows that get content features (those that occur in interactions, in table order),
+        their "text" taken from `text_field`.
 
         The one rule shared by feature extraction and stage A, so both hash the same content."""
-        return self.items[self.items["item_id"].isin(set(self.interactions["item_id"]))]
+        items = self.items[self.items["item_id"].isin(set(self.interactions["item_id"]))]
+        if text_field == "both":
+            return items
+        if text_field not in self.text_fields():
+            raise DataError(f"{self.name}: no {text_field!r} text field (this dataset offers "
+                            f"{', '.join(self.text_fields())}; 'en'/'zh' exist for NineRec's bilingual titles)")
+        return items.assign(text=items[TEXT_FIELD_PREFIX + text_field])

@@ -20,8 +20,9 @@ from sicsrec.utils import atomic_write_text
 
 log = logging.getLogger("sicsrec")
 
-MODEL_ORDER = ("pop", "sasrec", "content", "sicsrec")  # table order: popularity, the baselines, SICSRec
-BASELINES = ("pop", "sasrec", "content")
+# Table order: popularity, the baselines, step 2's ID-only control, SICSRec.
+MODEL_ORDER = ("pop", "sasrec", "content", "id_control", "sicsrec")
+BASELINES = ("pop", "sasrec", "content")  # the published ones; the control is reported beside them
 METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 SCHEMA_VERSION = 1
 

@@ -2,9 +2,10 @@
 
 from sicsrec.model.base import ItemTables, LossOutput, SeqOutput, SeqRecModel
 from sicsrec.model.content_seq import ContentSeq
+from sicsrec.model.id_control import IDControl
 from sicsrec.model.sasrec import SASRec
 from sicsrec.model.sicsrec import SICSRec
 
-MODELS: dict[str, type[SeqRecModel]] = {m.name: m for m in (SASRec, ContentSeq, SICSRec)}
+MODELS: dict[str, type[SeqRecModel]] = {m.name: m for m in (SASRec, ContentSeq, IDControl, SICSRec)}
 
-__all__ = ["MODELS", "ItemTables", "LossOutput", "SeqOutput", "SeqRecModel", "SASRec", "ContentSeq", "SICSRec"]
+__all__ = ["MODELS", "ItemTables", "LossOutput", "SeqOutput", "SeqRecModel", "SASRec", "ContentSeq", "IDControl", "SICSRec"]

@@ -57,6 +57,7 @@ class SeqRecModel(nn.Module):
 
     name: ClassVar[str] = "base"
     uses_content: ClassVar[bool] = False
+    starts_from_step1: ClassVar[bool] = False  # trained as step 2 on top of step 1's SASRec (two_step)
 
     def __init__(self, cfg: ModelConfig, n_items: int) -> None:
         super().__init__()

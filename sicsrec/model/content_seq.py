@@ -10,6 +10,7 @@ from torch import nn
 from sicsrec.config import ModelConfig
 from sicsrec.model.base import ItemTables, SeqOutput, SeqRecModel
 from sicsrec.model.layers import SequenceEncoder, init_weights
+from sicsrec.model.losses import content_infonce, embedding_l2
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Sequential:
@@ -93,3 +94,16 @@ class ContentSeq(SeqRecModel):
 
     def item_table(self) -> torch.Tensor:
         return self.content()
+
+    def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The reference's extra terms (with `content_aux_losses`): alpha·L_CL and lambda·(||T|| + ||V||)."""
+        cfg, terms = self.cfg, {}
+        if not cfg.content_aux_losses:
+            return terms
+        if cfg.use_cl_loss and cfg.alpha > 0:
+            uniq, inv = torch.unique(targets, return_inverse=True)
+            terms["cl"] = cfg.alpha * content_infonce(user, self.content(uniq), inv, cfg.temperature,
+                                                      cfg.remove_false_negatives)
+        if cfg.reg_lambda > 0:
+            terms["reg"] = cfg.reg_lambda * embedding_l2(*self.content.raw_tables())
+        return terms

@@ -10,15 +10,14 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from sicsrec.config import FUSION_INITS, ModelConfig
-from sicsrec.model.base import SeqOutput, SeqRecModel
+from sicsrec.config import ModelConfig
+from sicsrec.model.base import SeqOutput
 from sicsrec.model.content_seq import ContentItems
 from sicsrec.model.layers import Block, SequenceEncoder, init_weights
 from sicsrec.model.losses import content_infonce, embedding_l2
-from sicsrec.model.sasrec import IDEncoder
+from sicsrec.model.step2 import Step2Model
 
 
 class MixDecoder(nn.Module):
@@ -44,7 +43,7 @@ class MixDecoder(nn.Module):
         return q
 
 
-class SICSRec(SeqRecModel):
+class SICSRec(Step2Model):
     """The full model of the paper (stage B)."""
 
     name = "sicsrec"
@@ -53,48 +52,14 @@ class SICSRec(SeqRecModel):
     def __init__(self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object) -> None:
         super().__init__(cfg, n_items)
         d = cfg.hidden
-        self.id_encoder = IDEncoder(cfg, n_items)
         self.content = ContentItems(n_items, d, text_dim, image_dim)
         # Without the content encoder (ablation) H_c is just LN(c + P): zero Transformer layers.
         n_c = cfg.layers if cfg.use_content_encoder else 0
         self.content_encoder = SequenceEncoder(d, n_c, cfg.heads, cfg.ffn, cfg.dropout, cfg.attn_dropout)
         self.mix_decoder = MixDecoder(cfg)
-        self.fusion = nn.Linear(3 * d, d)
-        self.item_dropout = nn.Dropout(cfg.dropout)
+        self.add_fusion(n_streams=3)
         init_weights(self)
-        if cfg.fusion_init not in FUSION_INITS:
-            raise ValueError(f"fusion_init must be one of {FUSION_INITS}, got {cfg.fusion_init!r}")
-        if cfg.fusion_init.startswith("identity"):
-            # u ∝ h_id until the content side learns a non-zero W_c, W_mix. "identity_matched" scales
-            # W_id to a random N(0, 0.02) block's norm (||g·I||_F = 0.02·d): Adam grows W_c and W_mix
-            # by ~lr per step either way, so a unit W_id leaves them too small to matter for long.
-            gain = 1.0 if cfg.fusion_init == "identity" else 0.02 * d**0.5
-            with torch.no_grad():
-                self.fusion.weight.zero_()
-                self.fusion.weight[:, :d] = gain * torch.eye(d)
-                self.fusion.bias.zero_()
-        if cfg.id_adapters:
-            self.add_id_adapters()
-
-    def add_id_adapters(self) -> list[nn.Parameter]:
-        """Attach rank-r adapters to every ID Transformer layer (decision 6: after attention and FFN)."""
-        self.cfg.id_adapters = True
-        params: list[nn.Parameter] = []
-        for block in self.id_encoder.encoder.blocks:
-            params += block.add_adapters(self.cfg.lora_rank, self.cfg.lora_both_sublayers)
-        return params
-
-    def load_step1(self, sasrec: nn.Module, freeze: bool = True) -> None:
-        """Step 2 start: copy step 1's ID encoder, freeze its Transformer (unless told not to), add adapters."""
-        self.id_encoder.load_state_dict(sasrec.id_encoder.state_dict())
-        for p in self.id_encoder.encoder.blocks.parameters():
-            p.requires_grad_(not freeze)
-        if not self.cfg.id_adapters:
-            self.add_id_adapters()
-
-    @property
-    def logit_scale(self) -> float:
-        return 1.0 / self.cfg.temperature
+        self.init_fusion()
 
     def forward(self, seq: torch.Tensor) -> SeqOutput:
         t = seq.shape[1]
@@ -113,12 +78,6 @@ class SICSRec(SeqRecModel):
         u = parts["behavior"] + parts["content"] + parts["mixed"] + parts["bias"]  # (B, T, d)
         inv_norm = 1.0 / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return SeqOutput(u * inv_norm, parts, inv_norm)
-
-    def item_table(self) -> torch.Tensor:
-        e = self.id_encoder.item_emb.weight
-        if self.training:
-            return F.normalize(self.item_dropout(e), dim=-1)
-        return F.normalize(e, dim=-1) if self.cfg.normalized_item_scoring else e
 
     def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}

@@ -111,12 +111,12 @@ def resumable(path: Path, run: RunConfig) -> Trained | None:
 
 def _check_models(models: tuple[str, ...]) -> tuple[str, ...]:
     """The trainable models asked for ('pop' dropped: popularity is always evaluated); ValueError on unknown names."""
-    models = tuple(m for m in models if m != "pop")
+    models = tuple(dict.fromkeys(m for m in models if m != "pop"))
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}: choose from {', '.join(MODELS)} "
                          "(popularity is always evaluated)")
-    return models
+    return tuple(sorted(models, key=lambda m: m != "sasrec"))  # SASRec first: it is step 1 of the others
 
 
 class _Run:
@@ -163,6 +163,7 @@ class _Run:
             feats, cfg = self.cfg.features, plan.align_cfg
             if cfg.use_images is None:
                 cfg.use_images = feats.use_images
+            cfg.text_field = feats.text_field
             aligned = align(dataset, pairs, self.out / "align", cfg, feats.text_encoder, feats.image_encoder,
                             force=self.force, progress=self.show_bar,
                             progress_callback=self.stage_callback(STAGE_ALIGN))
@@ -197,7 +198,7 @@ class _Run:
             reused = resumable(out / "checkpoints" / name, run) if self.resume else None
             try:
                 trained = reused or train_model(name, split, prep.tables, cfg.model_cfg, cfg.train, trainer,
-                                                step1=step1 if name == "sicsrec" else None)
+                                                step1=step1 if MODELS[name].starts_from_step1 else None)
             except Cancelled as e:
                 log.warning("%s: %s", name, e)
                 break
@@ -240,7 +241,7 @@ def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = AL
     `step1`: a finished SASRec checkpoint folder that SICSRec's step 2 starts from instead of this
     run's own SASRec (ablations share one step 1; the caller vouches it was trained on this split).
 
-    SICSRec's step 1 is the SASRec run when both are asked for. A cancelled stage A raises
+    Step 2 models (SICSRec, the ID control) start from this run's SASRec when it is asked for too. A cancelled stage A raises
     StageCancelled (what it finished stays on disk); cancelled training returns the models
     finished so far with `results.cancelled` set.
     """

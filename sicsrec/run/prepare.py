@@ -56,7 +56,7 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
         return Prepared(ds, split, None, {})
     from sicsrec.features import extract_features
 
-    items = ds.feature_items()
+    items = ds.feature_items(features.text_field)
     source = features.source
     if source == "aligned":  # the latest stage-A features for this content (a clear error when there are none)
         from sicsrec.stage_a.align import resolve_aligned_source

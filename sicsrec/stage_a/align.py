@@ -86,12 +86,15 @@ class AlignConfig:
     # the optimiser, so the encoders learn through randomly initialised, frozen heads).
     train_heads: bool = True
     use_images: bool | None = None  # None: on when any item has an image path
+    text_field: str = "both"  # the item text aligned (FeatureConfig.text_field of the runs that read it)
     device: str = "auto"
     num_workers: int | None = None  # image-decoding processes (None: min(2, CPUs))
 
     def training_settings(self) -> dict:
-        """The settings that change the result (device and worker count do not)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "num_workers")}
+        """The settings that change the result (device and worker count do not; the default text field is
+        left out so aligned features cached before the choice existed keep their provenance)."""
+        skip = ("device", "num_workers") + (("text_field",) if self.text_field == "both" else ())
+        return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
 @dataclass
@@ -269,7 +272,7 @@ def align(
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}")
     pairs_csv = Path(pairs) / "pairs.csv" if Path(pairs).is_dir() else Path(pairs)
     pair_table, pair_meta = read_pairs(pairs_csv)
-    items = dataset.feature_items()
+    items = dataset.feature_items(cfg.text_field)
     ids, texts, paths = item_content(items)
     with_images = _with_images(items, cfg.use_images)
     if with_images and image_encoder is None:

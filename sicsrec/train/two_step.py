@@ -1,5 +1,5 @@
-"""Stage B training per the spec: step 1 (SASRec, ID only) then step 2 (SICSRec on top of the frozen
-step-1 ID encoder with low-rank adapters). Baselines go through the same `Trainer`."""
+"""Stage B training per the spec: step 1 (SASRec, ID only) then step 2 (SICSRec, or its ID-only control, on
+top of the frozen step-1 ID encoder with low-rank adapters). Baselines go through the same `Trainer`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 
 from sicsrec.config import ModelConfig, TrainConfig
 from sicsrec.data.split import Split
-from sicsrec.model import MODELS, ItemTables, SASRec, SeqRecModel, SICSRec
+from sicsrec.model import MODELS, ItemTables, SASRec, SeqRecModel
+from sicsrec.model.step2 import Step2Model
 from sicsrec.train.trainer import FitResult, Trainer
 from sicsrec.utils import seed_everything
 
@@ -61,19 +62,21 @@ def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | 
 
 def train_model(name: str, split: Split, tables: ItemTables | None, model_cfg: ModelConfig,
                 train_cfg: TrainConfig, trainer: Trainer, step1: Trained | None = None) -> Trained:
-    """Train one model. For SICSRec with two_step, step 1 (SASRec) is trained first unless given."""
+    """Train one model. A step-2 model (SICSRec, the ID control) with two_step starts from step 1 (SASRec),
+    trained first unless given."""
     seed_everything(train_cfg.seed)
-    if name != "sicsrec" or not train_cfg.two_step:
+    step2 = MODELS[name].starts_from_step1
+    if not step2 or not train_cfg.two_step:
         model = build_model(name, model_cfg, split, tables)
-        stage = "sicsrec (one step)" if name == "sicsrec" else name
+        stage = f"{name} (one step)" if step2 else name
         return Trained(model, [trainer.fit(model, split, stage)])
     if step1 is None:
         step1 = train_model("sasrec", split, None, model_cfg, train_cfg, trainer)
         if trainer.cancel.is_set():
             raise Cancelled("cancelled during step 1; step 2 not started")
     seed_everything(train_cfg.seed)
-    model = build_model("sicsrec", model_cfg, split, tables)
-    assert isinstance(model, SICSRec) and isinstance(step1.model, SASRec)
+    model = build_model(name, model_cfg, split, tables)
+    assert isinstance(model, Step2Model) and isinstance(step1.model, SASRec)
     model.load_step1(step1.model, freeze=train_cfg.freeze_step1)
-    fit = trainer.fit(model, split, "sicsrec step 2")
+    fit = trainer.fit(model, split, f"{name} step 2")
     return Trained(model, step1.fits + [fit])

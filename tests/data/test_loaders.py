@@ -32,7 +32,8 @@ def ratings_rows(user: int, items: list[int], start: int = 100) -> str:
 
 
 def check_schema(ds: Dataset) -> None:
-    assert list(ds.items.columns) == ITEM_COLUMNS
+    extra = list(ds.items.columns)[len(ITEM_COLUMNS):]  # only optional text fields may follow the schema
+    assert list(ds.items.columns)[: len(ITEM_COLUMNS)] == ITEM_COLUMNS and all(c.startswith("text_") for c in extra)
     assert list(ds.interactions.columns) == INTERACTION_COLUMNS
     assert ds.items["item_id"].is_unique
     assert ds.interactions["item_id"].isin(ds.items["item_id"]).all()
@@ -355,3 +356,20 @@ def test_confined_images_refuse_paths_outside_the_dataset(tmp_path: Path) -> Non
     assert paths == {"a": str((root / "pics" / "a.png").resolve()), "b": "", "c": "", "d": ""}
     assert [line for _, line, _ in where(ds, "image outside the dataset")] == [3, 4, 5]
     assert "missing image" not in ds.report.kind_counts
+
+
+def test_ninerec_offers_each_title_language_as_a_text_field(tmp_path: Path) -> None:
+    write(tmp_path, "Bili_Toy_item_sort.csv", '0,猫,"Cat, a video"\n1,狗,Dog\n2,鸟\n')
+    write(tmp_path, "sequential_data.txt", "0 0 1 2 0 1\n1 2 1 0\n")
+    ds = load_dataset(tmp_path, min_user_interactions=3)
+    assert ds.text_fields() == ["both", "en", "zh"]
+    text = {f: ds.feature_items(f).set_index("item_id")["text"].to_dict() for f in ds.text_fields()}
+    assert text["both"] == {"0": "Cat, a video 猫", "1": "Dog 狗", "2": "鸟"}
+    assert text["en"] == {"0": "Cat, a video", "1": "Dog", "2": "鸟"}  # no English: the Chinese title
+    assert text["zh"] == {"0": "猫", "1": "狗", "2": "鸟"}
+    write(tmp_path / "ml", "movies.csv", "movieId,title,genres\n1,Heat (1995),Action\n")
+    write(tmp_path / "ml", "ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(f"1,1,4,{t}\n" for t in range(5)))
+    ml = load_dataset(tmp_path / "ml")
+    assert ml.text_fields() == ["both"]
+    with pytest.raises(DataError, match="no 'zh' text field"):
+        ml.feature_items("zh")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import math
 
 import pytest
 import torch
@@ -171,3 +172,25 @@ def test_a_diverging_run_stops_with_a_clear_message(split):
 def test_an_unknown_stop_metric_is_refused(split):
     with pytest.raises(ValueError, match="stop_metric 'mrr'"):
         _fit("sasrec", split, epochs=1, stop_metric="mrr")
+
+
+def test_the_id_control_trains_like_step_2_without_content(split):
+    trained = _fit("id_control", split, epochs=2)
+    model = trained.model
+    assert [f.stage for f in trained.fits] == ["sasrec", "id_control step 2"]
+    assert not model.uses_content and not any("content" in n for n, _ in model.named_parameters())
+    assert model.cfg.id_adapters and model.logit_scale == 1 / CFG.temperature  # step 2's adapters and cosine/tau
+    loss = model.train().calculate_loss(split.train_inputs[:8, :15], split.train_targets[:8, :15])
+    assert set(loss.parts) == {"rec", "reg"}  # no L_CL: there is no content to contrast with
+
+
+def test_the_content_baseline_trains_with_the_references_terms_unless_switched_off(split):
+    seq, tgt = split.train_inputs[:8, :15], split.train_targets[:8, :15]
+    tables = synthetic_tables(split)
+    torch.manual_seed(0)
+    full = build_model("content", CFG, split, tables).calculate_loss(seq, tgt)
+    torch.manual_seed(0)
+    ce_only = build_model("content", dataclasses.replace(CFG, content_aux_losses=False), split, tables)
+    plain = ce_only.calculate_loss(seq, tgt)
+    assert set(full.parts) == {"rec", "cl", "reg"} and set(plain.parts) == {"rec"}
+    assert math.isclose(full.parts["rec"], plain.parts["rec"], rel_tol=1e-6)  # the same model, more terms
