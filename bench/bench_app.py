@@ -1,11 +1,12 @@
 """Seconds from `python app.py` to a served page and to the first recommendation, then the latency
-of the `recommend` endpoint over HTTP (gradio_client) next to the same call in process (and in process
-with the influence attributions the app's history panel also computes).
+of the `recommend` endpoint over HTTP (gradio_client) next to the library call behind it
+(`sicsrec.serve.Recommender` in this process, with and without the influence attributions the
+app's Explore tab also computes).
 
-    python bench/bench_app.py [--calls 50] [--port 7871] [-- extra app.py flags]
+    python bench/bench_app.py [--calls 50] [--port 7871] [--checkpoint DIR] [-- extra app.py flags]
 
-Starts the app as a user would (a fresh process on the embedded demo and shipped checkpoint),
-prints figures; no asserts.
+Starts the app as a user would (a fresh process on the embedded demo and the checkpoint) and talks
+to it only over HTTP: nothing here imports the app's package. Prints figures; no asserts.
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ def _wait_for_page(url: str, proc: subprocess.Popen, limit: float = 300.0) -> No
 
 
 def _stats(seconds: list[float]) -> str:
+    """Median and p95 of call times, in milliseconds."""
     ms = sorted(s * 1000 for s in seconds)
     return f"median {statistics.median(ms):.1f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.1f} ms over {len(ms)} calls"
 
 
 def main() -> None:
+    """Start app.py, time it over HTTP, then time the library call in process; print the figures."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=50)
     p.add_argument("--port", type=int, default=7871)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "demo",
+                   help="run folder served by the app and loaded in process [checkpoints/demo]")
     p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
     args = p.parse_args()
 
@@ -58,8 +63,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}/"
     t0 = time.perf_counter()
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "app.py", *args.app_args], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(args.checkpoint), *args.app_args],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         _wait_for_page(url, proc)
         served = time.perf_counter() - t0
@@ -78,9 +83,8 @@ def main() -> None:
         proc.wait()
 
     from sicsrec.serve import Recommender
-    from sicsrec.app.state import AppConfig
 
-    rec = Recommender.load(AppConfig().checkpoint / "checkpoints" / "sicsrec")
+    rec = Recommender.load(args.checkpoint / "checkpoints" / "sicsrec")
     local: dict[bool, list[float]] = {False: [], True: []}
     for influence, times in local.items():
         for i in range(args.calls):
@@ -91,7 +95,7 @@ def main() -> None:
     print(f"python app.py -> served page: {served:.1f} s; -> first recommendation ({first[0]['source']}): {first_s:.1f} s")
     print(f"/recommend over HTTP (gradio_client): {_stats(http)}")
     print(f"Recommender.recommend in process (the endpoint's call): {_stats(local[False])}")
-    print(f"Recommender.recommend in process with influence (the app's history panel): {_stats(local[True])}")
+    print(f"Recommender.recommend in process with influence (one Explore click): {_stats(local[True])}")
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""The Gradio app's logic (one module per tab; `app.py` at the repo root only wires components to it)."""
+"""SICSRec Studio, the Gradio app's logic: process state (studio), the run catalogue (runs), training jobs (jobs),
+thumbnails, shared figures (plots), the run selector (shell) and one module per tab (tabs/); `app.py` wires them."""

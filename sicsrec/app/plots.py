@@ -1,7 +1,8 @@
-"""Plotly figures of the app: score attribution, embedding map, training curves, test metrics."""
+"""Plotly figures shared by the tabs: empty states, score attribution, embedding map, training curves, test metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sicsrec.app.thumbnails import category_colour
+from sicsrec.eval.results import METRICS, Results
+from sicsrec.events import EpochEvent, ProgressEvent, StepEvent
 from sicsrec.serve import PARTS
 from sicsrec.serve.projection import Projection
 
@@ -22,6 +25,16 @@ def _layout(fig: go.Figure, height: int, **kw: Any) -> go.Figure:
     """The shared look: white background, small margins, system font."""
     fig.update_layout(template="plotly_white", height=height, font=FONT, margin=dict(l=10, r=10, t=kw.pop("top", 40), b=10),
                       **kw)
+    return fig
+
+
+def empty_figure(message: str, height: int = 220) -> go.Figure:
+    """A blank figure carrying a helpful message (the empty state of a plot)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6B7280"), x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    fig.update_layout(template="plotly_white", height=height, xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
 
@@ -90,23 +103,24 @@ def embedding_figure(proj: Projection, titles: list[str], categories: list[str],
                    legend=dict(itemsizing="constant", font=dict(size=11)), hovermode="closest")
 
 
-def training_figure(events: list[dict[str, Any]]) -> go.Figure:
+def training_figure(events: Sequence[ProgressEvent]) -> go.Figure:
     """Left: training loss per logged step, one line per stage; right: validation HR@10 / NDCG@10 per epoch."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation (full ranking)"),
                         horizontal_spacing=0.1)
-    stages = list(dict.fromkeys(e["stage"] for e in events if "stage" in e))
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    stages = list(dict.fromkeys(e.stage for e in events if isinstance(e, (StepEvent, EpochEvent))))
     palette = ["#4F6BED", "#F08C3A", "#7C3AED", "#3BA37A"]
     for n, stage in enumerate(stages):
         colour = palette[n % len(palette)]
-        steps = [e for e in events if e.get("stage") == stage and e["kind"] == "step"]
-        if steps:
-            x = [(e["epoch"] - 1) + e["step"] / e["steps"] for e in steps]
-            fig.add_trace(go.Scatter(x=x, y=[e["loss"] for e in steps], name=stage, mode="lines",
-                                     line=dict(color=colour)), row=1, col=1)
-        epochs = [e for e in events if e.get("stage") == stage and e["kind"] == "epoch"]
+        mine = [e for e in steps if e.stage == stage]
+        if mine:
+            fig.add_trace(go.Scatter(x=[(e.epoch - 1) + e.step / e.steps for e in mine], y=[e.loss for e in mine],
+                                     name=stage, mode="lines", line=dict(color=colour)), row=1, col=1)
+        ends = [e for e in epochs if e.stage == stage]
         for metric, dash in (("hr@10", "solid"), ("ndcg@10", "dot")):
-            if epochs:
-                fig.add_trace(go.Scatter(x=[e["epoch"] for e in epochs], y=[e["valid"][metric] for e in epochs],
+            if ends:
+                fig.add_trace(go.Scatter(x=[e.epoch for e in ends], y=[e.valid[metric] for e in ends],
                                          name=f"{stage} {metric.upper()}", mode="lines+markers",
                                          line=dict(color=colour, dash=dash)), row=1, col=2)
     fig.update_xaxes(title_text="epoch", row=1, col=1)
@@ -114,25 +128,20 @@ def training_figure(events: list[dict[str, Any]]) -> go.Figure:
     return _layout(fig, 340, legend=dict(orientation="h", y=-0.25, x=0))
 
 
-def metrics_figure(results: dict[str, Any]) -> go.Figure:
+def metrics_figure(results: Results) -> go.Figure:
     """Grouped bars of the test HR/NDCG@5/10 of every model in a run's results.json."""
-    from sicsrec.run.experiment import MODEL_ORDER
-
-    metrics = ["hr@5", "hr@10", "ndcg@5", "ndcg@10"]
     fig = go.Figure()
     top = 0.0
-    for name in MODEL_ORDER:
-        m = results.get("models", {}).get(name)
-        if m is None:
-            continue
-        values = [m["test"][k] for k in metrics]
+    for name in results.model_names(with_pop=True):
+        values = [results.metric(name, k) for k in METRICS]
         top = max(top, *values)
-        fig.add_trace(go.Bar(x=[k.upper() for k in metrics], y=values, name=MODEL_NAMES[name],
-                             marker_color=MODEL_COLOURS[name], text=[f"{v:.3f}" for v in values],
-                             textposition="outside", cliponaxis=False))
-    return _layout(fig, 380, barmode="group", title=dict(text=f"Test metrics on {results.get('dataset', '?')} "
+        fig.add_trace(go.Bar(x=[k.upper() for k in METRICS], y=values, name=MODEL_NAMES.get(name, name),
+                             marker_color=MODEL_COLOURS.get(name, PART_COLOURS["bias"]),
+                             text=[f"{v:.3f}" for v in values], textposition="outside", cliponaxis=False))
+    return _layout(fig, 380, barmode="group", title=dict(text=f"Test metrics on {results.dataset} "
                                                           "(full ranking, leave-one-out)", font=dict(size=14)),
                    yaxis=dict(title="value", range=[0, (top or 1.0) * 1.15]), legend=dict(orientation="h", y=-0.15, x=0))
 
 
-__all__ = ["attribution_figure", "embedding_figure", "metrics_figure", "short", "training_figure"]
+__all__ = ["MODEL_COLOURS", "MODEL_NAMES", "PART_COLOURS", "attribution_figure", "embedding_figure", "empty_figure",
+           "metrics_figure", "short", "training_figure"]

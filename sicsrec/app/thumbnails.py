@@ -1,4 +1,4 @@
-"""Display-only thumbnails: the item's real image when it opens, else a generated title card.
+"""Display-only thumbnails: the item's real image (resized once, cached) when it opens, else a generated title card.
 
 Generated cards exist only so a catalogue without images still looks like a catalogue in the UI.
 They are never fed to an image encoder: a card carries nothing but the title and genre, which the
@@ -13,12 +13,15 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from sicsrec.utils import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from sicsrec.app.runs import Catalogue
 
 # Muted, mid-dark tones: white text stays readable on all of them and neighbours differ in hue.
 PALETTE = (
@@ -37,6 +40,8 @@ PALETTE = (
 )
 NEUTRAL = "#4B5563"  # items without a category
 YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
+THUMB_SIZE = (200, 300)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def category_colour(category: str) -> str:
@@ -169,3 +174,44 @@ def thumbnail_for(
         title_card(title, category, size).save(buf, format="PNG")
         atomic_write_bytes(out, buf.getvalue())
     return str(out)
+
+
+class Thumbnails:
+    """Display images for items: a resized copy of the real poster/cover, else a generated title card."""
+
+    def __init__(self, cache_dir: Path, images_dir: Path | None = None) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.override = _image_listing(images_dir) if images_dir is not None else {}
+        self._memo: dict[tuple[str, str, str, str], str] = {}
+
+    def path(self, cat: Catalogue, i: int) -> str:
+        """Cached PNG/JPEG path of item `i` of `cat` (built on first use, safe across threads)."""
+        iid = cat.item_ids[i]
+        key = (iid, cat.titles[i], cat.categories[i], self.override.get(iid, cat.image_paths[i]))
+        if key not in self._memo:
+            row = {"item_id": iid, "title": key[1], "category": key[2], "image_path": key[3]}
+            out = thumbnail_for(row, self.cache_dir, THUMB_SIZE)
+            self._memo[key] = out if Path(out).parent == self.cache_dir else self._resized(out)
+        return self._memo[key]
+
+    def _resized(self, source: str) -> str:
+        """A JPEG copy of a real image at thumbnail size, cached by its path and modification time."""
+        src = Path(source)
+        digest = hashlib.sha1(f"{src.resolve()}\0{src.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+        out = self.cache_dir / f"real-{digest}.jpg"
+        if not out.is_file():
+            with Image.open(src) as im:
+                im = im.convert("RGB")
+                im.thumbnail((THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
+                buf = io.BytesIO()
+                im.save(buf, format="JPEG", quality=85)
+            atomic_write_bytes(out, buf.getvalue())
+        return str(out)
+
+
+def _image_listing(folder: Path) -> dict[str, str]:
+    """Item id (file stem) -> image path for the images directly in `folder`."""
+    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in rank and p.is_file()),
+                   key=lambda p: -rank[p.suffix.lower()])
+    return {p.stem: str(p.resolve()) for p in files}

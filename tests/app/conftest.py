@@ -30,7 +30,7 @@ def run_dir(slice_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def studio(run_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """One Studio (shared state) over the run, writing runs and caches to a temp folder."""
-    from sicsrec.app.state import AppConfig, Studio
+    from sicsrec.app.studio import AppConfig, Studio
 
     work = tmp_path_factory.mktemp("studio")
     # one training thread: steady timings when other processes share the cores

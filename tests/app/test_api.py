@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sicsrec.app.state import Studio
+from sicsrec.app.studio import Studio
 from sicsrec.serve import PARTS
 from tests.app.helpers import free_port, load_app_module
 

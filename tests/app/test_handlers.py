@@ -10,16 +10,22 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from sicsrec.app.data import DataTab, UploadError, safe_extract
-from sicsrec.app.evaluate import EvaluateTab
-from sicsrec.app.explore import PAGE_SIZE, ExploreTab
-from sicsrec.app.state import AppConfig, Studio
-from sicsrec.app.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainTab
+from sicsrec.app.studio import AppConfig, Studio
+from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
+from sicsrec.app.tabs.evaluate import EvaluateTab
+from sicsrec.app.tabs.explore import PAGE_SIZE, ExploreTab
+from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainForm, TrainTab
+from sicsrec.events import STAGE_ALIGN, StageAProgress
 from sicsrec.serve import PARTS
 from tests.helpers import ChatServer
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
 TINY = dict(hidden=16, epochs=1, patience=1, alpha=0.2, lr=1e-3, batch=512, device="cpu")
+
+
+def start(train: TrainTab, *args, **form) -> tuple[str, gr.Timer]:
+    """Start a job from form values, as the Train tab's button does."""
+    return train.start_job(TrainForm(*args, **form))
 
 
 def click(index: int) -> gr.SelectData:
@@ -29,7 +35,7 @@ def click(index: int) -> gr.SelectData:
 
 def refresh(explore: ExploreTab, history: list[str], k: int = 10) -> dict:
     """explore.refresh's outputs by name."""
-    names = ["strip", "ids", "status", "recs", "rec_ids", "summary", "attribution", "because", "sbs", "map"]
+    names = ["strip", "ids", "status", "recs", "rec_ids", "summary", "attribution", "because", "sbs", "map", "shown"]
     return dict(zip(names, explore.refresh("", history, k, "ID space", "PCA")))
 
 
@@ -94,12 +100,12 @@ def test_attribution_figure_has_every_part(explore: ExploreTab, studio: Studio, 
 
 
 def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
-    fig = refresh(explore, page_ids[:3])["map"]
-    names = [t.name for t in fig.data]
+    out = refresh(explore, page_ids[:3])
+    names = [t.name for t in out["map"].data]
     assert {"watched", "recommended", "you (user vector)"} <= set(names)
     run = studio.run("")
     assert run.projection("ID space") is run.projection("ID space")  # fitted once per run
-    content = explore.embedding_map("", page_ids[:3], 10, "content space", "PCA")
+    content = explore.embedding_map("", out["shown"], "content space", "PCA")
     assert "you (user vector)" not in [t.name for t in content.data]
 
 
@@ -118,8 +124,51 @@ def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_
 
 
 def test_watch_by_ids_ignores_unknown(explore: ExploreTab, page_ids: list[str]) -> None:
-    history, text = explore.watch(f"{page_ids[0]}, nope ,{page_ids[1]}", "", [])
+    with pytest.warns(UserWarning, match="unknown item id"):
+        history, text = explore.watch(f"{page_ids[0]}, nope ,{page_ids[1]}", "", [])
     assert history == page_ids[:2] and text == ",".join(page_ids[:2])
+
+
+def test_a_click_runs_the_served_model_once(explore: ExploreTab, studio: Studio, page_ids: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """One refresh = one forward pass of the served model (plus, from two watched items on, one batched pass
+    for the leave-one-out influence); the map reuses that pass's user vector, and redrawing it runs nothing."""
+    import numpy as np
+
+    rec = studio.run("").main
+    calls: list[tuple[int, ...]] = []
+    real = rec.model.user_vectors
+
+    def counting(seq, lengths):
+        calls.append(tuple(seq.shape))
+        return real(seq, lengths)
+
+    monkeypatch.setattr(rec.model, "user_vectors", counting)
+    refresh(explore, page_ids[:1])
+    assert calls == [(1, 1)]
+    calls.clear()
+    out = refresh(explore, page_ids[:3])
+    assert calls == [(1, 3), (3, 2)]  # the history once, then its three leave-one-out histories in one batch
+    calls.clear()
+    for space in ("ID space", "content space"):
+        explore.embedding_map("", out["shown"], space, "PCA")
+    assert calls == []
+    monkeypatch.undo()
+    user = rec.recommend(page_ids[:3], 10).user
+    assert np.allclose(out["shown"].user, user, atol=1e-6)
+    you = next(t for t in out["map"].data if t.name == "you (user vector)")
+    assert np.allclose([you.x[0], you.y[0]], studio.run("").projection("ID space").place(user), atol=1e-5)
+    assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA") == gr.skip()  # its refresh redraws
+
+
+def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: ExploreTab, page_ids: list[str]) -> None:
+    with pytest.warns(UserWarning) as warned:
+        history, text = explore.watch(f"{page_ids[2]}, nope, {page_ids[0]},, {page_ids[2]}, also-nope", "",
+                                      [page_ids[0], page_ids[1]])
+    message = " ".join(str(w.message) for w in warned)
+    assert "2 unknown item id(s): nope, also-nope" in message
+    assert history == [page_ids[1], page_ids[0], page_ids[2]] and text == ",".join(history)
+    assert "unknown item id(s): nope" in refresh(explore, [page_ids[0], "nope"])["status"]
 
 
 def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> None:
@@ -145,7 +194,7 @@ def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: P
 
 
 def test_unreadable_run_files_read_as_absent(tmp_path: Path) -> None:
-    from sicsrec.app.state import _read_json
+    from sicsrec.app.runs import read_json as _read_json
 
     for name, data in [("latin1.json", '{"dataset": "café"}'.encode("latin-1")), ("list.json", b"[1, 2]"),
                        ("torn.json", b'{"dataset": ')]:
@@ -158,6 +207,16 @@ def test_evaluate_reads_results_json(studio: Studio) -> None:
     table, fig, text = EvaluateTab(studio).show("")
     assert list(table["model"])[:2] == ["popularity", "SASRec (behavior only)"] and "SICSRec" in list(table["model"])
     assert len(fig.data) == len(table) and "NDCG@10" in text
+
+
+def test_evaluate_summary_names_the_tie_rule(studio: Studio) -> None:
+    from sicsrec.app.tabs.evaluate import summary_text
+    from sicsrec.eval.metrics import TIE_RULE
+
+    results = studio.run("").results
+    assert results is not None and "Ranking:" in summary_text(results)
+    results = type(results)(**{**vars(results), "ranking": TIE_RULE})
+    assert f"Ranking: {TIE_RULE}." in summary_text(results)
 
 
 # --- data upload --------------------------------------------------------------------------------
@@ -255,9 +314,9 @@ def _wait(studio: Studio, timeout: float = 150.0) -> None:
 def test_second_job_is_refused_and_cancel_stops(studio: Studio, slice_dir: Path) -> None:
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
-    message, _ = train.start("slice", STEPS, **{**TINY, "epochs": 50})
+    message, _ = start(train, "slice", STEPS, **{**TINY, "epochs": 50})
     assert message.startswith("Started")
-    refused, _ = train.start("slice", STEPS, **TINY)
+    refused, _ = start(train, "slice", STEPS, **TINY)
     assert "already running" in refused
     assert "Cancelling" in train.cancel()
     _wait(studio)
@@ -269,8 +328,8 @@ def test_second_job_is_refused_and_cancel_stops(studio: Studio, slice_dir: Path)
 def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Path) -> None:
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
-    assert train.start("slice", [], **TINY)[0].startswith("Pick at least one stage")
-    message, timer = train.start("slice", STEPS, **TINY)
+    assert start(train, "slice", [], **TINY)[0].startswith("Pick at least one stage")
+    message, timer = start(train, "slice", STEPS, **TINY)
     assert message.startswith("Started") and timer.active
     time.sleep(0.5)
     assert "Preparing" in train.poll()[0] or "Training" in train.poll()[0] or not studio.job.running
@@ -292,9 +351,9 @@ STAGE_A = dict(stage_a=[MINE, ALIGN], backend=FALLBACK, max_users=None, align_op
 
 def test_stage_a_form_is_validated(studio: Studio) -> None:
     train = TrainTab(studio)
-    assert "tick pair mining too" in train.start("demo", [], **TINY, stage_a=[ALIGN])[0]
-    assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "align_lr": 5.0})[0]
-    assert "Check stage A" in train.start("demo", [], **{**TINY, **STAGE_A, "max_users": 1})[0]
+    assert "tick pair mining too" in start(train, "demo", [], **TINY, stage_a=[ALIGN])[0]
+    assert "Check stage A" in start(train, "demo", [], **{**TINY, **STAGE_A, "align_lr": 5.0})[0]
+    assert "Check stage A" in start(train, "demo", [], **{**TINY, **STAGE_A, "max_users": 1})[0]
     assert studio.job is None or not studio.job.running
 
 
@@ -305,9 +364,9 @@ def test_stage_a_openai_backend_sends_the_server_model_name(studio: Studio, slic
     train = TrainTab(studio)
     openai = next(label for label, name in BACKEND_LABELS.items() if name == "openai")
     form = dict(stage_a=[MINE], backend=openai, max_users=4)
-    assert "needs the model name" in train.start("slice", [], **TINY, **form)[0]
+    assert "needs the model name" in start(train, "slice", [], **TINY, **form)[0]
     with ChatServer() as server:
-        assert train.start("slice", [], **TINY, **form, base_url=server.url, server_model=" stub-model ")[0] \
+        assert start(train, "slice", [], **TINY, **form, base_url=server.url, server_model=" stub-model ")[0] \
             .startswith("Started")
         _wait(studio, 120)
     status, _, metrics, _, _ = train.poll()
@@ -320,7 +379,7 @@ def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio,
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
-    message, timer = train.start("slice", STEPS, **TINY, **STAGE_A)
+    message, timer = start(train, "slice", STEPS, **TINY, **STAGE_A)
     assert message.startswith("Started: pair mining, alignment") and timer.active
     _wait(studio, 300)
     status, _, metrics, _, _ = train.poll()
@@ -328,8 +387,8 @@ def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio,
     assert "FALLBACK: no LLM" in metrics and "Encoder alignment" in metrics and "valid HR@10" in metrics
     job = studio.job
     assert (job.out / "pairs" / "pairs.csv").is_file() and (job.out / "align" / "align.json").is_file()
-    assert job.results["features"]["source"].startswith("aligned:")
-    assert [e["stage"] for e in job.events if e["kind"] == "stage_a"][-1] == "encoder alignment"
+    assert job.results.features["source"].startswith("aligned:")
+    assert [e.stage for e in job.events if isinstance(e, StageAProgress)][-1] == STAGE_ALIGN == "encoder alignment"
 
 
 def test_cancel_during_pair_mining_keeps_the_replies(studio: Studio, slice_dir: Path, tmp_path: Path,
@@ -337,9 +396,77 @@ def test_cancel_during_pair_mining_keeps_the_replies(studio: Studio, slice_dir: 
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
-    assert train.start("slice", STEPS, **TINY, **STAGE_A)[0].startswith("Started")
+    assert start(train, "slice", STEPS, **TINY, **STAGE_A)[0].startswith("Started")
     train.cancel()  # set before the backend's first answer: mining stops after it
     _wait(studio)
     status = train.poll()[0]
     assert "cancelled during pair mining" in status and "replies.jsonl" in status, status
     assert studio.job.results is None and not (studio.job.out / "pairs" / "pairs.csv").exists()
+
+
+def test_train_form_is_one_dict_of_components(studio: Studio) -> None:
+    from dataclasses import fields
+
+    from tests.app.helpers import load_app_module
+
+    demo = load_app_module().build_demo(studio)
+    handler = next(f for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "start")
+    assert handler.inputs_as_dict and len(handler.inputs) == len(fields(TrainForm))
+    values = {c: [] if getattr(c, "label", "") == "Stages" else c.value for c in handler.inputs}
+    message, timer = handler.fn(values)
+    assert message.startswith("Pick at least one stage") and not timer.active
+
+
+def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
+    from sicsrec.app.jobs import TrainJob
+    from sicsrec.app.plots import training_figure
+    from sicsrec.app.tabs.train import eta_text, metrics_text, status_text
+    from sicsrec.config import RunConfig, TrainConfig
+    from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, MiningDone, StepEvent
+
+    job = TrainJob(RunConfig(train=TrainConfig(max_epochs=10, patience=3)), ("sasrec",), tmp_path, device="cpu")
+    job.events.append(StageAProgress(STAGE_MINING, 0, 0, t=0.0))
+    assert "loading the model" in status_text(job)
+    job.events += [StageAProgress(STAGE_MINING, 1, 11, t=10.0), StageAProgress(STAGE_MINING, 2, 11, t=12.0)]
+    assert "2/11 questions" in status_text(job) and "≈ 0:18 left in pair mining" in status_text(job)
+    job.events += [MiningDone("embedding", True, 5, {"answered": 9, "none": 1, "unparseable": 0, "off_list": 1,
+                                                     "seconds": 3.0}, t=13.0),
+                   FeatureProgress("text", 3, 7, t=14.0)]
+    assert "text 3/7 items" in status_text(job)
+    job.events += [StepEvent("sasrec", 1, 5, 10, 2.0, t=20.0), StepEvent("sasrec", 1, 10, 10, 1.5, t=25.0)]
+    assert "epoch 1/10 · step 10/10" in status_text(job)
+    assert "this stage ends within 1:30" in eta_text(job)  # 1 s per step, 10 steps per epoch, 9 epochs left
+    job.events.append(EpochEvent("sasrec", 1, 10, {"ce": 1.0, "cl": 0.5}, {"hr@10": 0.25, "ndcg@10": 0.125}, 1, 6.0,
+                                 t=26.0))
+    assert "validating" in status_text(job)
+    metrics = metrics_text(job)
+    assert "FALLBACK: no LLM" in metrics and "5 pairs from 9 answers" in metrics
+    assert "| sasrec | 1 | 1.5000 | 0.2500 | 0.1250 | 1 |" in metrics
+    assert [t.name for t in training_figure(job.events).data] == ["sasrec", "sasrec HR@10", "sasrec NDCG@10"]
+
+
+def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import is_dataclass
+
+    from sicsrec.app.jobs import JobBusy, JobSlot
+    from sicsrec.app.tabs.train import status_text
+    from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from sicsrec.eval.results import Results
+    from sicsrec.events import EpochEvent, FitDone, StepEvent
+
+    cfg = RunConfig("sasrec", DataConfig(path=str(slice_dir)), model_cfg=ModelConfig(hidden=16, ffn=16),
+                    train=TrainConfig(max_epochs=2, patience=2, batch_size=512, device="cpu", threads=1))
+    slot = JobSlot()
+    job = slot.start(cfg, ("sasrec",), tmp_path / "run")
+    with pytest.raises(JobBusy):
+        slot.start(cfg, ("sasrec",), tmp_path / "second")
+    job.thread.join(150)
+    assert not job.running and not job.error, job.error
+    assert job.events and all(is_dataclass(e) and not isinstance(e, dict) for e in job.events)
+    assert [e.epoch for e in job.events if isinstance(e, EpochEvent)] == [1, 2]
+    assert any(isinstance(e, StepEvent) for e in job.events)
+    assert len([e for e in job.events if isinstance(e, FitDone)]) == 1
+    assert [e.t for e in job.events] == sorted(e.t for e in job.events)
+    assert isinstance(job.results, Results) and job.results.model_names() == ["sasrec"]
+    assert Results.read(job.out).model_names() == ["sasrec"]
+    assert status_text(job).startswith("**Finished**: SASRec")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium n
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(url, slice zip): the app on a free port over its own Studio, and a dataset zip to upload."""
-    from sicsrec.app.state import AppConfig, Studio
+    from sicsrec.app.studio import AppConfig, Studio
 
     base = tmp_path_factory.getbasetemp()
     run = tiny_run(base)

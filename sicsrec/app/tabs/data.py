@@ -1,10 +1,11 @@
-"""Data tab: upload a dataset zip, extract it safely, validate it, and offer it to the Train tab."""
+"""Data tab: upload a dataset zip, extract it safely, validate it, and offer it to the Train tab's dataset list."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import re
 import shutil
 import stat
 import zipfile
@@ -14,7 +15,8 @@ from pathlib import Path, PurePosixPath
 import gradio as gr
 from PIL import Image
 
-from sicsrec.app.state import READY_MARK, Studio, safe_name
+from sicsrec.app.shell import UI
+from sicsrec.app.studio import READY_MARK, Studio
 from sicsrec.data import DataError, Dataset, load_dataset
 from sicsrec.utils import atomic_write_text
 
@@ -33,6 +35,11 @@ LAYOUTS = """Accepted layouts (zip the folder or its contents):
 * **MovieLens**: `movies.csv` + `ratings.csv` (ml-latest / ml-latest-small layout)
 
 Limits: 200 MB uncompressed, 20,000 files; no absolute paths, `..` or symbolic links inside the zip."""
+
+
+def safe_name(text: str) -> str:
+    """A short file-system-safe name made from `text`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:40] or "dataset"
 
 
 class UploadError(Exception):
@@ -175,4 +182,16 @@ class DataTab:
         return report_markdown(name, ds, bad), preview, gr.Dropdown(choices=self.studio.dataset_choices(), value=name)
 
 
-__all__ = ["DataTab", "LAYOUTS", "MAX_BYTES", "MAX_FILES", "UploadError", "corrupt_images", "report_markdown", "safe_extract"]
+def render(studio: Studio, datasets: gr.Dropdown) -> None:
+    """Build the Data tab; a validated upload is added to `datasets` (the Train tab's dataset dropdown)."""
+    tab = DataTab(studio)
+    with gr.Tab("Data", id="data"):
+        gr.Markdown(LAYOUTS)
+        upload = gr.File(label="Dataset zip", file_types=[".zip"], type="filepath", elem_id="dataset-upload")
+        report = gr.Markdown()
+        preview = gr.Dataframe(interactive=False, label="First items", visible=False)
+    upload.upload(tab.upload, upload, [report, preview, datasets], **UI)
+
+
+__all__ = ["DataTab", "LAYOUTS", "MAX_BYTES", "MAX_FILES", "UploadError", "corrupt_images", "render", "report_markdown",
+           "safe_extract", "safe_name"]

@@ -1,0 +1,156 @@
+"""The run catalogue: run folders loaded for serving (models, item catalogue, 2-D maps, results via `Results`),
+their labels and the run selector's choices."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sicsrec.checkpoint import CheckpointError
+from sicsrec.data import Dataset
+from sicsrec.eval.results import Results
+from sicsrec.serve import Recommender, popular_items
+from sicsrec.serve.projection import Projection, project
+
+MAIN_PREFERENCE = ("sicsrec", "content", "sasrec")  # the model Explore serves, best first
+BASELINE = "sasrec"  # the behavior-only model shown side by side
+SPACES = {"ID space": "id", "content space": "content"}
+
+
+@dataclass
+class Catalogue:
+    """The items Explore shows (index order = the model's item order) with their popularity."""
+
+    item_ids: list[str]
+    titles: list[str]
+    categories: list[str]
+    image_paths: list[str]
+    popularity: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.position = {iid: i for i, iid in enumerate(self.item_ids)}
+        self.by_popularity = np.argsort(-self.popularity, kind="stable")
+        self._lower = [t.lower() for t in self.titles]
+
+    @classmethod
+    def from_items(cls, items: dict[str, list]) -> "Catalogue":
+        """From a checkpoint's items.json."""
+        n = len(items["item_ids"])
+        return cls([str(x) for x in items["item_ids"]], list(items.get("titles", [""] * n)),
+                   list(items.get("categories", [""] * n)), list(items.get("image_paths", [""] * n)),
+                   np.asarray(items.get("popularity", [0] * n), dtype=np.float64))
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> "Catalogue":
+        """From a loaded dataset (no checkpoint): popularity = interactions per item."""
+        counts = ds.interactions["item_id"].value_counts()
+        items = ds.items
+        return cls(items["item_id"].tolist(), items["title"].tolist(), items["category"].tolist(),
+                   items["image_path"].tolist(), items["item_id"].map(counts).fillna(0).to_numpy(np.float64))
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.position
+
+    def genres(self) -> list[str]:
+        """Distinct non-empty categories, sorted."""
+        return sorted({c for c in self.categories if c})
+
+    def search(self, query: str = "", category: str = "") -> list[int]:
+        """Positions of items whose title contains `query` (any case) in `category`, most popular first."""
+        q = query.strip().lower()
+        return [int(i) for i in self.by_popularity
+                if (not q or q in self._lower[i]) and (not category or self.categories[i] == category)]
+
+    def popular(self, k: int, exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+        """The k most popular items not in `exclude`, shaped like the serving API's items (parts 0)."""
+        return popular_items(self.item_ids, self.titles, self.popularity, k, exclude)
+
+
+@dataclass
+class LoadedRun:
+    """One run folder ready to serve: the main model, the SASRec baseline, the catalogue, results."""
+
+    label: str
+    catalogue: Catalogue
+    main: Recommender | None = None
+    baseline: Recommender | None = None
+    results: Results | None = None
+    problem: str = ""  # why no model is loaded, shown in Explore
+    _maps: dict[tuple[str, str], Projection] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def spaces(self) -> list[str]:
+        """Embedding spaces the main model has (labels of SPACES)."""
+        if self.main is None:
+            return []
+        return [s for s, v in SPACES.items() if v == "id" or self.main.model.uses_content]
+
+    def projection(self, space: str, method: str = "PCA") -> Projection:
+        """The 2-D map of the main model's items in `space`, fitted once per run and method."""
+        if self.main is None:
+            raise ValueError("no trained model: nothing to map")
+        with self._lock:
+            if (space, method) not in self._maps:
+                self._maps[(space, method)] = project(self.main.embeddings(SPACES[space]), method)
+            return self._maps[(space, method)]
+
+
+def load_run(path: str | Path, fallback: Callable[[], Catalogue] | None = None) -> LoadedRun:
+    """Load a run folder (results.json + checkpoints/<model>/) or a single checkpoint folder.
+
+    With `fallback`, a missing or broken checkpoint gives a run without a model (catalogue from
+    `fallback()`) whose `problem` says why, so the app still starts; without it, CheckpointError.
+    """
+    path = Path(path)
+    folders = {p.name: p for p in sorted((path / "checkpoints").glob("*")) if (p / "config.json").is_file()}
+    if not folders and (path / "config.json").is_file():
+        folders = {(read_json(path / "config.json") or {}).get("model", path.name): path}
+    results = Results.read(path / "results.json")
+    main_name = next((m for m in MAIN_PREFERENCE if m in folders), None)
+    try:
+        if main_name is None:
+            raise CheckpointError(f"Checkpoint {path} " + ("is missing." if not path.exists() else "holds no trained model."))
+        main = Recommender.load(folders[main_name])
+        base = Recommender.load(folders[BASELINE]) if BASELINE in folders and main_name != BASELINE else None
+    except CheckpointError as e:
+        if fallback is None:
+            raise
+        return LoadedRun("no trained model (popular items)", fallback(), results=results, problem=str(e))
+    return LoadedRun(run_label(path, results), Catalogue.from_items(main.items), main, base, results)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file (config.json, an upload's mark, ...), or None when absent, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_label(path: Path, results: Results | None) -> str:
+    """'<folder> · <dataset> · <models>' for the run dropdown."""
+    parts = [path.name]
+    if results is not None:
+        parts += [results.dataset, ", ".join(results.model_names())]
+    return " · ".join(p for p in parts if p)
+
+
+def run_choices(default: LoadedRun, workdir: Path, checkpoint: Path) -> list[tuple[str, str]]:
+    """(label, value) of every servable run: the default run (''), then the runs under `workdir`, newest first."""
+    first = f"{default.label} (default)" if default.main is not None else default.label
+    runs = sorted((p for p in workdir.glob("*") if (p / "checkpoints").is_dir()), reverse=True) if workdir.is_dir() else []
+    return [(first, "")] + [(run_label(p, Results.read(p / "results.json")), str(p)) for p in runs
+                            if p.resolve() != checkpoint.resolve()]
+
+
+__all__ = ["BASELINE", "Catalogue", "LoadedRun", "MAIN_PREFERENCE", "SPACES", "load_run", "read_json", "run_choices",
+           "run_label"]

