@@ -16,7 +16,7 @@ import torch
 
 from sicsrec.checkpoint import load_checkpoint
 from sicsrec.model.base import SeqRecModel
-from sicsrec.serve.history import parse_history
+from sicsrec.serve.history import History, parse_history
 from sicsrec.serve.index import IndexConfig, ItemIndex
 
 PARTS = ("behavior", "content", "mixed", "bias")
@@ -49,14 +49,11 @@ class RecResult:
 
     @property
     def message(self) -> str:
+        """What was done with the input, in sentences (empty when it was used as given)."""
         notes = []
         if self.source == "popular":
             notes.append("Empty history: showing the most popular items (not personalised).")
-        if self.unknown:
-            notes.append(f"Ignored {len(self.unknown)} unknown item id(s): {', '.join(self.unknown[:5])}"
-                         + (" ..." if len(self.unknown) > 5 else ""))
-        if self.repeats:
-            notes.append(f"{self.repeats} repeated click(s) counted once, at the latest position.")
+        notes += History(self.used_history, self.unknown, self.repeats).notes()
         if self.truncated:
             notes.append(f"Only the last {len(self.used_history)} items are used; {self.truncated} older ones dropped.")
         return " ".join(notes)
