@@ -1,16 +1,28 @@
-"""SICSRec vs SASRec vs content-only vs popularity on every shared dataset, several seeds:
-mean and spread of test HR/NDCG@5/10 (full ranking), and SICSRec's gain over the best baseline.
+"""SICSRec vs SASRec, content-only, step 2's ID-only control and popularity on the shared datasets, five
+seeds: each model's test HR/NDCG@5/10 (full ranking, ties against the target) as mean ± sample std,
+SICSRec's per-seed gain with a 95% t-interval, and a paired bootstrap over test users.
 
-    python bench/quality.py [--datasets food,dance,ml] [--seeds 2025,2026,2027] [--out runs/quality] [--threads 1]
+    python bench/quality.py [--datasets food,dance,ml] [--seeds 2025,...,2029] [--out runs/quality] [--threads 1]
+        [--json bench/results/quality.json] [--write-docs] [-- extra compare flags, e.g. --hidden 64]
 
-Each (dataset, seed) is one `compare` run (same split, features and evaluation code for every
-model); finished runs are reused, so the script resumes. Prints a markdown table; no asserts.
+Each (dataset, seed) is one run of `sicsrec.run.run_experiment` (same split, features and evaluation
+code for every model), resumed: a finished run is reused, a partial one keeps its finished models, so
+an interrupted bench picks up where it stopped. The best baseline is the one of popularity, SASRec and
+content-only with the highest mean over seeds (chosen per metric); the control is reported beside it.
+
+The JSON file (schema "sicsrec-quality/1", documented in docs/BENCHMARKS.md) holds every figure; with
+--write-docs the tables also replace the blocks between `<!-- quality:begin -->` and `<!-- quality:end -->`
+in README.md and docs/BENCHMARKS.md. No asserts: this script reports what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import re
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,62 +30,141 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sicsrec.checkpoint import load_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
-from sicsrec.eval.results import MODEL_ORDER, Results  # noqa: E402
+from sicsrec.config import RunConfig  # noqa: E402
+from sicsrec.eval.evaluate import user_ranks  # noqa: E402
+from sicsrec.eval.metrics import TIE_RULE, ndcg_per_user  # noqa: E402
+from sicsrec.eval.results import BASELINES, METRICS, MODEL_ORDER, Results  # noqa: E402
+from sicsrec.eval.stats import paired_bootstrap, summarise  # noqa: E402
 from sicsrec.run.experiment import run_experiment  # noqa: E402
-from sicsrec.utils import setup_logging  # noqa: E402
+from sicsrec.run.prepare import load_data, split_data  # noqa: E402
+from sicsrec.utils import atomic_write_text, setup_logging  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASETS = {
     "food": ["--data", str(SHARED / "ninerec_bili_text" / "Bili_Food")],
     "dance": ["--data", str(SHARED / "ninerec_bili_text" / "Bili_Dance")],
     "ml": ["--data", str(SHARED / "movielens_small_posters")],
+    "demo": ["--data", "demo"],  # the embedded MovieLens demo: a quick check of the script itself
 }
-METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+SCHEMA = "sicsrec-quality/1"
+PAIRED_METRIC = "ndcg@5"
 
 
-def run_one(name: str, seed: int, out: Path, extra: list[str]) -> Results:
-    """One compare run through the run layer, resumed: a current results.json is reused, a partial run
-    keeps its finished models."""
-    args = build_parser().parse_args(["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), *extra])
-    return run_experiment(run_config(args), out, resume=True).results
+def run_one(name: str, seed: int, out: Path, models: str, extra: list[str]) -> Results:
+    """One (dataset, seed) run through the run layer, resumed."""
+    args = build_parser().parse_args(["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed),
+                                      "--models", models, *extra])
+    return run_experiment(run_config(args), out, args.models.split(","), resume=True).results
 
 
-def summarise(name: str, runs: list[Results]) -> list[str]:
-    """Markdown rows: each model's mean ± std over seeds, then SICSRec's per-seed gain over the best baseline."""
-    rows = []
-    for model in MODEL_ORDER:
-        vals = np.array([[r.metric(model, m) for m in METRICS] for r in runs if model in r.models])
-        if not len(vals):
+def per_user_ndcg(folder: Path, model: str, split_cache: dict) -> np.ndarray:
+    """(U,) test NDCG@5 of every user under the checkpoint folder/checkpoints/<model>."""
+    net, config, _ = load_checkpoint(folder / "checkpoints" / model)
+    data = RunConfig.from_dict(config["run"]).data
+    key = json.dumps(data.__dict__, sort_keys=True, default=str)
+    if key not in split_cache:
+        split_cache[key] = split_data(load_data(data), data)
+    return ndcg_per_user(user_ranks(net, split_cache[key].test), int(PAIRED_METRIC.split("@")[1])).numpy()
+
+
+def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
+    """Every figure of one dataset: per-model summaries, SICSRec's per-seed gains, the paired bootstrap."""
+    seeds = sorted(runs)
+    models = [m for m in MODEL_ORDER if all(m in runs[s].models for s in seeds)]
+    out: dict = {"seeds": seeds, "dataset": runs[seeds[0]].dataset, "models": {}, "gains": {}}
+    for m in models:
+        out["models"][m] = {part: {k: summarise([runs[s].metric(m, k, part) for s in seeds]).to_dict() for k in METRICS}
+                            for part in ("test", "valid")}
+        out["models"][m]["epochs"] = [runs[s].models[m].epochs for s in seeds]
+    if "sicsrec" not in models:
+        return out
+    present = [b for b in BASELINES if b in models]
+    best = {k: max(present, key=lambda b: out["models"][b]["test"][k]["mean"]) for k in METRICS}
+    out["best_baseline"] = best
+    for k in METRICS:
+        refs = {"best": best[k], **{b: b for b in models if b != "sicsrec"}}
+        out["gains"][k] = {label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
+                           for label, b in refs.items()}
+    split_cache: dict = {}
+    a = np.mean([per_user_ndcg(folders[s], "sicsrec", split_cache) for s in seeds], axis=0)  # (U,) mean over seeds
+    out["paired"] = {}
+    for label, b in {"best": best[PAIRED_METRIC], **({"id_control": "id_control"} if "id_control" in models else {})}.items():
+        ref = np.mean([per_user_ndcg(folders[s], b, split_cache) for s in seeds], axis=0) if b != "pop" else None
+        if ref is not None:
+            out["paired"][label] = {"over": b, "metric": PAIRED_METRIC, **paired_bootstrap(a, ref).to_dict()}
+    return out
+
+
+def _cell(s: dict) -> str:
+    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+
+
+def _gain(g: dict) -> str:
+    return f"{100 * g['mean']:+.1f}% [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+
+
+def markdown(report: dict) -> str:
+    """The tables: per-model mean ± std; SICSRec's per-seed gains with 95% t-intervals; the paired bootstrap."""
+    lines = ["| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds |", "|---|---|---|---|---|---|---|"]
+    for name, d in report["datasets"].items():
+        for m, s in d["models"].items():
+            lines.append(f"| {name} | {m} | " + " | ".join(_cell(s["test"][k]) for k in METRICS) + f" | {len(d['seeds'])} |")
+    lines += ["", "SICSRec's test gain, taken per seed, mean and 95% t-interval over seeds:", "",
+              "| dataset | over | HR@5 | HR@10 | NDCG@5 | NDCG@10 |", "|---|---|---|---|---|---|"]
+    for name, d in report["datasets"].items():
+        for label in d.get("gains", {}).get("ndcg@5", {}):
+            over = {k: d["gains"][k][label]["over"] for k in METRICS}
+            who = "best baseline (" + ", ".join(dict.fromkeys(over.values())) + ")" if label == "best" else label
+            lines.append(f"| {name} | {who} | " + " | ".join(_gain(d["gains"][k][label]) for k in METRICS) + " |")
+    lines += ["", f"Paired over test users (per-user {PAIRED_METRIC.upper()} averaged over seeds; 10,000 bootstrap "
+              "resamples of users):", "", "| dataset | SICSRec vs | users | mean difference [95%] | relative [95%] |",
+              "|---|---|---|---|---|"]
+    for name, d in report["datasets"].items():
+        for p in d.get("paired", {}).values():
+            lines.append(f"| {name} | {p['over']} | {p['users']:,} | {p['mean_diff']:+.4f} [{p['diff_low']:+.4f}, "
+                         f"{p['diff_high']:+.4f}] | {100 * p['relative']:+.1f}% [{100 * p['relative_low']:+.1f}, "
+                         f"{100 * p['relative_high']:+.1f}] |")
+    return "\n".join(lines)
+
+
+def write_docs(table: str, files: list[Path]) -> None:
+    """Replace the quality block of each file (between the markers) with `table`."""
+    block = re.compile(r"(<!-- quality:begin -->\n).*?(\n<!-- quality:end -->)", re.S)
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        if not block.search(text):
+            print(f"{f}: no quality markers, not written", file=sys.stderr)
             continue
-        cells = " | ".join(f"{mu:.4f} ± {sd:.4f}" for mu, sd in zip(vals.mean(0), vals.std(0)))
-        rows.append(f"| {name} | {model} | {cells} | {len(vals)} |")
-    # The best baseline per metric by its mean over seeds; the gain is taken per seed (same split and
-    # seed on both sides), so its spread shows whether the gain outlives seed noise.
-    best = {m: max(("pop", "sasrec", "content"), key=lambda b: np.mean([r.metric(b, m) for r in runs]))
-            for m in METRICS}
-    gains = np.array([[r.gain("sicsrec", best[m], m) for m in METRICS] for r in runs])
-    cells = " | ".join(f"{100 * g:+.1f}% ± {100 * sd:.1f} ({best[m]})"
-                       for m, g, sd in zip(METRICS, gains.mean(0), gains.std(0)))
-    rows.append(f"| {name} | **SICSRec vs best baseline** | {cells} | {len(runs)} |")
-    return rows
+        atomic_write_text(f, block.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="food,dance,ml")
-    ap.add_argument("--seeds", default="2025,2026,2027")
+    ap.add_argument("--seeds", default="2025,2026,2027,2028,2029")
+    ap.add_argument("--models", default="sasrec,content,id_control,sicsrec")
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--threads", default="1")
-    ap.add_argument("extra", nargs="*", help="extra compare flags after --, e.g. -- --max-epochs 40")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "quality.json")
+    ap.add_argument("--write-docs", action="store_true", help="also rewrite the quality blocks of README and BENCHMARKS")
+    ap.add_argument("extra", nargs="*", help="extra compare flags after --, e.g. -- --hidden 64")
     args = ap.parse_args()
     setup_logging()
-    table = ["| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds |", "|---|---|---|---|---|---|---|"]
+    report = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%d %H:%M"), "ranking": TIE_RULE,
+              "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {args.threads}",
+              "command": " ".join(sys.argv), "datasets": {}}
     for name in args.datasets.split(","):
-        runs = [run_one(name, int(s), Path(args.out) / name / f"seed{s}", ["--threads", args.threads, *args.extra])
-                for s in args.seeds.split(",")]
-        table += summarise(name, runs)
-        print("\n".join(table), flush=True)
+        folders = {int(s): Path(args.out) / name / f"seed{s}" for s in args.seeds.split(",")}
+        runs = {s: run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra]) for s, f in folders.items()}
+        report["datasets"][name] = dataset_summary(runs, folders)
+        print(markdown(report), flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.json, json.dumps(report, indent=2))
+    print(f"\nwrote {args.json}")
+    if args.write_docs:
+        write_docs(markdown(report), [ROOT / "README.md", ROOT / "docs" / "BENCHMARKS.md"])
 
 
 if __name__ == "__main__":

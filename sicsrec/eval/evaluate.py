@@ -27,16 +27,21 @@ def rank_all(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: t
     return torch.cat([target_ranks(scores, targets).cpu() for scores, targets in score_batches(score_fn, data, batch_size, device)])
 
 
-def evaluate_model(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> dict[str, float]:
-    """HR/NDCG@5/10 of a model on one EvalSet; runs in eval mode and restores the previous mode."""
+def user_ranks(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> torch.Tensor:
+    """(U,) 0-based rank of every user's target under `model` (eval mode; the previous mode is restored)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
         with torch.no_grad():
-            return metrics_from_ranks(rank_all(model.score, data, batch_size, device))
+            return rank_all(model.score, data, batch_size, device)
     finally:
         model.train(was_training)
+
+
+def evaluate_model(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> dict[str, float]:
+    """HR/NDCG@5/10 of a model on one EvalSet."""
+    return metrics_from_ranks(user_ranks(model, data, batch_size))
 
 
 def popularity_scores(split: Split) -> ScoreFn:

@@ -23,6 +23,12 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isnan(t[:, 0]), torch.full_like(ranks, scores.shape[1]), ranks)
 
 
+def ndcg_per_user(ranks: torch.Tensor, k: int) -> torch.Tensor:
+    """(U,) NDCG@k of each user: 1/log2(rank + 2) when the 0-based rank is below k, else 0."""
+    ranks = ranks.double()
+    return torch.where(ranks < k, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks))
+
+
 def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[str, float]:
     """HR@k = P(rank < k); NDCG@k = mean(1/log2(rank + 2) if rank < k)."""
     ranks = ranks.double()
@@ -31,6 +37,5 @@ def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = KS) -> dict[st
         hit = ranks < k
         out[f"hr@{k}"] = float(hit.double().mean())
     for k in ks:
-        hit = ranks < k
-        out[f"ndcg@{k}"] = float(torch.where(hit, 1.0 / torch.log2(ranks + 2.0), torch.zeros_like(ranks)).mean())
+        out[f"ndcg@{k}"] = float(ndcg_per_user(ranks, k).mean())
     return out
