@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from sicsrec.data.loaders import image_listing
 from sicsrec.utils import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ PALETTE = (
 NEUTRAL = "#4B5563"  # items without a category
 YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})\)\s*$")
 THUMB_SIZE = (200, 300)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def category_colour(category: str) -> str:
@@ -181,7 +181,7 @@ class Thumbnails:
 
     def __init__(self, cache_dir: Path, images_dir: Path | None = None) -> None:
         self.cache_dir = Path(cache_dir)
-        self.override = _image_listing(images_dir) if images_dir is not None else {}
+        self.override = image_listing(Path(images_dir)) if images_dir is not None else {}
         self._memo: dict[tuple[str, str, str, str], str] = {}
 
     def path(self, cat: Catalogue, i: int) -> str:
@@ -209,9 +209,3 @@ class Thumbnails:
         return str(out)
 
 
-def _image_listing(folder: Path) -> dict[str, str]:
-    """Item id (file stem) -> image path for the images directly in `folder`."""
-    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
-    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in rank and p.is_file()),
-                   key=lambda p: -rank[p.suffix.lower()])
-    return {p.stem: str(p.resolve()) for p in files}

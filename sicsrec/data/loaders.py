@@ -583,8 +583,9 @@ FORMATS: dict[str, Format] = {  # detection order for format="auto"
 # shared validation
 
 
-def _image_listing(folder: Path) -> dict[str, str]:
-    """Item id (file stem) -> absolute image path for the image files directly in `folder`."""
+def image_listing(folder: Path) -> dict[str, str]:
+    """Item id (file stem) -> absolute image path for the image files directly in `folder` (the one rule for
+    `<item_id>.jpg|.jpeg|.png` folders: the loaders' --images and the app's display covers)."""
     folder = folder.resolve()
     rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
     files = sorted(
@@ -620,7 +621,7 @@ def _resolve_images(
     from_column = from_column.where(exists, "")
     folder = images if images is not None else raw.image_dir
     if folder is not None:
-        listing = _image_listing(folder)
+        listing = image_listing(folder)
         from_folder = items["item_id"].map(listing).fillna("")
         paths = from_folder.where(from_folder.ne(""), from_column)
     else:

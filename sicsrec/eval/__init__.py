@@ -1,1 +1,1 @@
-"""Full-ranking evaluation: metrics, the evaluator, and the comparison table."""
+"""Full-ranking evaluation: metrics (ties against the target), the evaluator, the results.json schema, statistics."""
