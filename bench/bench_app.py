@@ -92,7 +92,7 @@ def main() -> None:
             rec.recommend(HISTORY[: 1 + i % len(HISTORY)], 10, influence=influence)
             times.append(time.perf_counter() - t)
     print(f"cpus={os.cpu_count()} (load average {os.getloadavg()[0]:.1f} during the run)")
-    print(f"python app.py -> served page: {served:.1f} s; -> first recommendation ({first[0]['source']}): {first_s:.1f} s")
+    print(f"python app.py -> served page: {served:.1f} s; -> first recommendation ({first['source']}): {first_s:.1f} s")
     print(f"/recommend over HTTP (gradio_client): {_stats(http)}")
     print(f"Recommender.recommend in process (the endpoint's call): {_stats(local[False])}")
     print(f"Recommender.recommend in process with influence (one Explore click): {_stats(local[True])}")

@@ -41,7 +41,7 @@ from sicsrec.run.experiment import run_experiment  # noqa: E402
 from sicsrec.run.prepare import load_data, split_data  # noqa: E402
 from sicsrec.utils import atomic_write_text, setup_logging  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = (ROOT.parent / "shared" / "data").resolve()  # resolved: run configs record the path, resume compares it
 DATASETS = {
     "food": ["--data", str(SHARED / "ninerec_bili_text" / "Bili_Food")],
     "dance": ["--data", str(SHARED / "ninerec_bili_text" / "Bili_Dance")],

@@ -1,21 +1,28 @@
 """Checkpoints: `model.safetensors` + `config.json` + `items.json`, written atomically as a folder.
 
-Loading reads only safetensors and JSON, so it never executes code. A save goes to a temp folder
-that replaces the old one by rename; an interrupted save leaves the previous checkpoint intact.
+Loading reads only safetensors and JSON, so it never executes code: a folder holding a pickle (by
+name or by content, torch.save's zips included) is refused before anything in it is read. config.json
+is checked (known settings of the right types, sizes matching the safetensors header, read without
+loading a tensor) before the model is allocated, so a tampered config cannot make it allocate absurdly.
+A save goes to a temp folder that replaces the old one by rename; an interrupted save leaves the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from sicsrec.config import ModelConfig, model_config_from_dict
@@ -25,6 +32,12 @@ from sicsrec.utils import atomic_write_text
 
 FORMAT = "sicsrec-checkpoint/1"
 log = logging.getLogger(__name__)
+
+# Files that are (or hold) pickles, which can run code when loaded: never loaded, and their presence refuses the folder.
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".npy", ".npz")
+MAX_FILES = 1_000  # a checkpoint folder holds three: more is another folder, not worth walking
+MAX_CONFIG_BYTES = 2**20  # config.json is a few KB
+MAX_LAYERS = 64  # layers are built one by one in Python, even on the meta device
 
 
 class CheckpointError(Exception):
@@ -95,40 +108,121 @@ def read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
 
 
+def _is_pickle(path: Path) -> bool:
+    """Whether a file is a pickle by its name or its first bytes (protocol 2+ or torch.save's zip)."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if head[:4] == b"PK\x03\x04":  # torch.save writes a zip around its pickle
+        return True
+    # protocol 2-5 open with b"\x80\x0N"; a safetensors header length may too, but its JSON header opens at byte 8
+    return len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[8:9] != b"{"
+
+
+def _refuse_pickles(path: Path) -> None:
+    """CheckpointError naming the pickles in a checkpoint folder (found by name or first bytes, never unpickled)."""
+    found = []
+    for n, p in enumerate(path.rglob("*") if path.is_dir() else []):  # lazily: a wrong path may be a huge tree
+        if n >= MAX_FILES:
+            raise CheckpointError(f"{path}: over {MAX_FILES:,} files; not a checkpoint folder")
+        if p.is_file() and _is_pickle(p):
+            found.append(p.relative_to(path).as_posix())
+    if found:
+        shown = ", ".join(sorted(found)[:5])
+        raise CheckpointError(f"{path}: holds pickle files ({shown}), which can run code when loaded; refused without "
+                              "opening them (a checkpoint is safetensors + JSON only)")
+
+
+def _model_settings(config: dict[str, Any], file: Path) -> tuple[ModelConfig, int, int, int | None]:
+    """(ModelConfig, n_items, text_dim, image_dim) from config.json, every value checked for its type and range."""
+    settings = config.get("model_cfg")
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{file}: incomplete or invalid model settings (model_cfg is missing or not an object)")
+    known = {f.name: f for f in fields(ModelConfig)}
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise CheckpointError(f"{file}: unknown model settings {unknown[:5]} (written by a newer sicsrec, or edited?)")
+    bad = [k for k, v in settings.items() if not _same_kind(v, known[k].default)]
+    dims = {"n_items": config.get("n_items"), "text_dim": config.get("text_dim") or 384,
+            "image_dim": config.get("image_dim")}
+    bad += [k for k, v in dims.items() if not (v is None and k == "image_dim") and not _same_kind(v, 1)]
+    if bad or settings.get("layers", 0) > MAX_LAYERS:
+        shown = {k: settings.get(k, dims.get(k)) for k in bad or ["layers"]}
+        raise CheckpointError(f"{file}: incomplete or invalid model settings {shown} (whole numbers >= 0, "
+                              f"at most {MAX_LAYERS} layers, and the types of ModelConfig's defaults)")
+    return model_config_from_dict(settings), dims["n_items"], dims["text_dim"], dims["image_dim"]
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a stored setting has its default's type (bools apart from ints, ints >= 0, floats finite)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return type(value) is type(default)
+    if isinstance(default, int):
+        return isinstance(value, int) and value >= 0
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, type(default))
+
+
+def _stored_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, no tensor read; CheckpointError when missing or corrupt."""
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: missing") from None
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{file}: unreadable ({e})") from None
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel, dict[str, Any], dict[str, list]]:
-    """Rebuild the model from config.json and load its weights; returns (model, config, items)."""
+    """Rebuild the model from config.json and load its weights; returns (model, config, items).
+
+    Refuses (CheckpointError) a folder holding pickles, a config.json with unknown settings, values of the wrong
+    type or range, or sizes that differ from the weights' header, all before the model is allocated.
+    """
     path, parked = Path(path), _previous(Path(path))
     if not path.exists() and parked.exists():
         log.warning("%s: missing; loading the previous checkpoint %s (a save was interrupted)", path, parked)
         path = parked
-    config = read_json(path / "config.json")
+    _refuse_pickles(path)
+    cfg_file, weights = path / "config.json", path / "model.safetensors"
+    if cfg_file.is_file() and (size := cfg_file.stat().st_size) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{cfg_file}: {size:,} bytes, not a config (at most {MAX_CONFIG_BYTES:,})")
+    config = read_json(cfg_file)
     items = read_json(path / "items.json")
     if not isinstance(config, dict) or not isinstance(items, dict):
         raise CheckpointError(f"{path}: config.json and items.json must each hold a JSON object")
     if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path / 'config.json'}: unknown format {config.get('format')!r}, expected {FORMAT}")
+        raise CheckpointError(f"{cfg_file}: unknown format {config.get('format')!r}, expected {FORMAT}")
     name = config.get("model")
     if name not in MODELS:
-        raise CheckpointError(f"{path / 'config.json'}: unknown model {name!r} (known: {sorted(MODELS)})")
+        raise CheckpointError(f"{cfg_file}: unknown model {name!r} (known: {sorted(MODELS)})")
+    cfg, n_items, text_dim, image_dim = _model_settings(config, cfg_file)
+    build = lambda: MODELS[name](cfg, n_items, text_dim=text_dim, image_dim=image_dim)  # noqa: E731
     try:
-        cfg: ModelConfig = model_config_from_dict(config["model_cfg"])
-        model = MODELS[name](cfg, int(config["n_items"]), text_dim=config.get("text_dim") or 384,
-                             image_dim=config.get("image_dim"))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"{path / 'config.json'}: incomplete or invalid model settings ({type(e).__name__}: {e})") from None
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
+    except (TypeError, ValueError, AttributeError, AssertionError, RuntimeError) as e:
+        raise CheckpointError(f"{cfg_file}: incomplete or invalid model settings ({type(e).__name__}: {e})") from None
     listed = ["item_ids", "titles", *(["popularity"] if "popularity" in items else [])]
-    if not all(isinstance(items.get(k), list) and len(items[k]) == model.n_items for k in listed):
-        raise CheckpointError(f"{path / 'items.json'}: {', '.join(listed)} must each list the {model.n_items} items")
+    if not all(isinstance(items.get(k), list) and len(items[k]) == n_items for k in listed):
+        raise CheckpointError(f"{path / 'items.json'}: {', '.join(listed)} must each list the {n_items} items")
+    stored = _stored_shapes(weights)
+    differ = [f"{k}: {stored.get(k, 'absent')} stored, {expected.get(k, 'none')} expected"
+              for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+    if differ:
+        raise CheckpointError(f"{weights}: does not match config.json ({len(differ)} tensors differ; "
+                              + "; ".join(differ[:3]) + ")")
+    model = build()
     try:
-        state = load_file(str(path / "model.safetensors"), device=device)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path / 'model.safetensors'}: missing") from None
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"{path / 'model.safetensors'}: unreadable ({e})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path / 'model.safetensors'}: does not match config.json ({e})") from None
+        model.load_state_dict(load_file(str(weights), device=device), strict=True)
+    except Exception as e:  # data that does not match its own header, or an I/O error
+        raise CheckpointError(f"{weights}: unreadable ({e})") from None
     model.to(device).eval()
     return model, config, items
 

@@ -60,6 +60,7 @@ class AlignDone:
     seconds: float
     source: str
     skipped: bool = False
+    note: str = ""  # a FALLBACK, when the chosen text encoder could not be fine-tuned
     t: float = field(default_factory=_now)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import logging
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch loads where it is used: the atomic writers serve processes that never need it
+    import torch
 
 log = logging.getLogger("sicsrec")
 
@@ -36,6 +41,48 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """`atomic_write_bytes` of UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def parked_dir(path: Path) -> Path:
+    """Where `atomic_dir` parks the folder it replaces until the new one is in place."""
+    return path.with_name(f".{path.name}.old")
+
+
+def committed_dir(path: str | Path) -> Path | None:
+    """The folder `atomic_dir` last completed at `path`: the folder itself, or the parked previous one when a
+    swap was interrupted between its two renames; None when neither exists."""
+    path = Path(path)
+    for candidate in (path, parked_dir(path)):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temp folder beside `path` to fill; when the block ends without error it replaces `path`.
+
+    The old folder is renamed aside, the new one renamed in, then the old one removed: a kill at any
+    point leaves either the old or the new folder complete (`committed_dir` finds it).
+    """
+    path = Path(path)
+    old = parked_dir(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and old.exists():  # a swap interrupted between its two renames: put the old one back
+        old.rename(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; the result is as readable as any other folder
+    try:
+        yield tmp
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @functools.cache
@@ -64,6 +111,8 @@ def release_memory() -> bool:
 
 def seed_everything(seed: int) -> None:
     """Fix every RNG the training touches, so runs repeat."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -71,6 +120,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' → CUDA when present, else CPU; an explicit 'cuda' without a GPU falls back with a warning."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():

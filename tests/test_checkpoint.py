@@ -1,12 +1,17 @@
-"""Checkpoints: safetensors + JSON round trip, clear errors on broken files, atomic and recoverable saves."""
+"""Checkpoints: safetensors + JSON round trip, clear errors on broken files, atomic and recoverable saves; planted
+pickles refused unopened, tampered configs refused before the model is allocated."""
 
 import json
+import pickle
+import time
 
 import pytest
 import torch
 
 from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
-from tests.helpers import synthetic_dataset
+from sicsrec.config import ModelConfig
+from sicsrec.train.two_step import build_model
+from tests.helpers import synthetic_dataset, synthetic_tables
 
 
 def test_round_trip_gives_identical_scores(saved, split):
@@ -65,3 +70,84 @@ def test_a_save_interrupted_between_its_renames_is_recovered(saved, split):
     save_checkpoint(path, model, item_table(split, synthetic_dataset().items))  # the next save puts it back first
     assert path.is_dir() and not parked.exists()
     assert oct(path.stat().st_mode & 0o777) == oct(0o755)
+
+
+class Payload:
+    """Unpickling this creates `marker`: what a malicious pickle could do instead."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+@pytest.mark.parametrize("planted", ["model.pt", "extra/state.pkl", "optimizer.bin", "notes", "model.safetensors",
+                                     "torch-zip"])
+def test_a_planted_pickle_is_refused_and_never_run(saved, tmp_path, planted):
+    _, path = saved
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(Payload(str(marker)), protocol=4)
+    target = path / ("backup" if planted == "torch-zip" else planted)
+    target.parent.mkdir(exist_ok=True)
+    if planted == "torch-zip":  # torch.save's format: a zip around the pickle, found by its first bytes
+        torch.save({"state": Payload(str(marker))}, target)
+    else:
+        target.write_bytes(payload)
+    with pytest.raises(CheckpointError, match="holds pickle files .* refused without opening them"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    pickle.loads(payload)  # the payload is live: unpickling it is what the loader must never do
+    assert marker.exists()
+
+
+def test_a_safetensors_header_that_starts_like_a_pickle_is_not_one(saved):
+    model, path = saved
+    data = (path / "model.safetensors").read_bytes()
+    assert not data.startswith(b"\x80") or data[8:9] == b"{"  # the rule that keeps real weights loadable
+    load_checkpoint(path)
+
+
+@pytest.mark.parametrize("tamper,message", [
+    (lambda c: c["model_cfg"].update(hidden=10**9), "does not match config.json|invalid model settings"),  # overflows
+    (lambda c: c.update(n_items=10**12), "items.json|does not match"),
+    (lambda c: c["model_cfg"].update(layers=10**6), "at most 64 layers"),
+    (lambda c: c["model_cfg"].update(surprise=1), r"unknown model settings \['surprise'\]"),
+    (lambda c: c["model_cfg"].update(hidden="32"), "invalid model settings.*'hidden': '32'"),
+    (lambda c: c["model_cfg"].update(use_mix_decoder=1), "invalid model settings"),
+    (lambda c: c["model_cfg"].update(dropout=float("nan")), "invalid model settings"),
+    (lambda c: c["model_cfg"].update(hidden=-32), "invalid model settings"),
+    (lambda c: c["model_cfg"].update(heads=3), "invalid model settings"),  # 32 is not divisible by 3
+    (lambda c: c["model_cfg"].update(max_len=30), "does not match config.json"),
+    (lambda c: c.update(padding="x" * 2**20), "not a config"),
+])
+def test_a_tampered_config_is_refused_before_allocating(saved, tamper, message):
+    _, path = saved
+    config = json.loads((path / "config.json").read_text())
+    tamper(config)
+    (path / "config.json").write_text(json.dumps(config))
+    started = time.perf_counter()
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+    assert time.perf_counter() - started < 5  # a 10^9-wide layer was never allocated
+
+
+def test_absurd_feature_sizes_are_refused_where_they_size_a_table(saved):
+    model, path = saved
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "text_dim": 10**8, "image_dim": 10**8}))
+    if not model.uses_content:  # SASRec has no content tables: the sizes size nothing
+        assert load_checkpoint(path)[0].n_items == model.n_items
+        return
+    with pytest.raises(CheckpointError, match=r"does not match config\.json"):
+        load_checkpoint(path)
+
+
+def test_weights_of_another_model_are_refused_by_their_shapes(saved, tmp_path, split):
+    model, path = saved
+    other = save_checkpoint(tmp_path / "other", build_model("sasrec", ModelConfig(hidden=16, ffn=16, max_len=20), split,
+                                                             synthetic_tables(split, image_dim=12)),
+                            item_table(split, synthetic_dataset().items))
+    (path / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: does not match config\.json \(\d+ tensors differ"):
+        load_checkpoint(path)

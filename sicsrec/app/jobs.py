@@ -1,5 +1,6 @@
 """Background training jobs: one thread per job calls `run_experiment` with a typed-event hook and a cancel
-switch, and keeps every event it reports; one job runs at a time per process."""
+switch, and keeps every event it reports; one job runs at a time per process. A job can also continue an
+interrupted run (`continue_run`): one whose folder holds a saved training state (`interrupted_runs`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
 from sicsrec.events import STAGE_MINING, ProgressEvent
 from sicsrec.run.experiment import ExperimentResult, StageAPlan, StageCancelled, run_experiment
+from sicsrec.train.state import SavedRun, saved_run
 from sicsrec.utils import resolve_device
 
 log = logging.getLogger("sicsrec.app")
@@ -31,6 +33,7 @@ class TrainJob:
     out: Path
     plan: StageAPlan | None = None
     device: str = ""
+    continue_run: bool = False  # continue the interrupted run in `out` from its saved training state
     cancel: threading.Event = field(default_factory=threading.Event)
     events: list[ProgressEvent] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -53,7 +56,8 @@ class TrainJob:
         """The thread body: stage A, train, evaluate, save; any failure becomes a message, never a crash."""
         try:
             self.result = run_experiment(self.cfg, self.out, self.models, stage_a=self.plan,
-                                         progress=self.events.append, cancel=self.cancel, show_bar=False)
+                                         progress=self.events.append, cancel=self.cancel, show_bar=False,
+                                         continue_run=self.continue_run)
         except StageCancelled as e:
             kept = ("the replies answered so far stay cached in `pairs/replies.jsonl`" if e.stage == STAGE_MINING
                     else "nothing was cached; the raw features are untouched")
@@ -72,12 +76,13 @@ class JobSlot:
         self.current: TrainJob | None = None
         self._lock = threading.Lock()
 
-    def start(self, cfg: RunConfig, models: tuple[str, ...], out: Path, plan: StageAPlan | None = None) -> TrainJob:
+    def start(self, cfg: RunConfig, models: tuple[str, ...], out: Path, plan: StageAPlan | None = None,
+              continue_run: bool = False) -> TrainJob:
         """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy)."""
         with self._lock:
             if self.current is not None and self.current.running:
                 raise JobBusy("A training job is already running; wait for it or cancel it first.")
-            job = TrainJob(cfg, models, out, plan, str(resolve_device(cfg.train.device)))
+            job = TrainJob(cfg, models, out, plan, str(resolve_device(cfg.train.device)), continue_run)
             job.thread = threading.Thread(target=job.run, name="sicsrec-train", daemon=True)
             self.current = job
             job.thread.start()
@@ -95,4 +100,10 @@ def new_run_folder(workdir: Path) -> Path:
     return out
 
 
-__all__ = ["JobBusy", "JobSlot", "TrainJob", "new_run_folder"]
+def interrupted_runs(workdir: Path) -> list[SavedRun]:
+    """Runs under `workdir` that stopped (killed, cancelled or failed) with a saved training state, newest first."""
+    found = (saved_run(p) for p in sorted(workdir.iterdir(), reverse=True) if p.is_dir()) if workdir.is_dir() else ()
+    return [run for run in found if run is not None]
+
+
+__all__ = ["JobBusy", "JobSlot", "TrainJob", "interrupted_runs", "new_run_folder"]

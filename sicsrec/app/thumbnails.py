@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from sicsrec.data.loaders import image_listing
+from sicsrec.features.images import image_problem
 from sicsrec.utils import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -145,13 +146,9 @@ def title_card(title: str, category: str, size: tuple[int, int] = (200, 300)) ->
 
 
 def _opens(path: str) -> bool:
-    """Whether a real image decodes completely (truncated or corrupt files fall back to a card)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-        return True
-    except Exception:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
-        return False
+    """Whether a real image passes the content layer's check (truncated, corrupt or oversized files fall back
+    to a card: decoding a decompression bomb here would stall the app)."""
+    return image_problem(path) is None
 
 
 def thumbnail_for(

@@ -20,6 +20,7 @@ from sicsrec.cli.commands import cmd_compare, cmd_evaluate, cmd_prepare, cmd_rec
 from sicsrec.data.schema import DataError
 from sicsrec.features.encoders import EncoderUnavailableError
 from sicsrec.model import MODELS
+from sicsrec.serve.response import DEFAULT_K, MAX_K
 from sicsrec.stage_a.llm import BackendError
 from sicsrec.utils import setup_logging
 
@@ -59,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("recommend", help="score a new click history with a checkpoint")
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first")
-    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first; "
+                   "unknown ids are reported and skipped, a repeated id counts once at its latest position")
+    s.add_argument("--k", default=DEFAULT_K, help=f"how many items: a whole number from 1 to {MAX_K} (a fraction is "
+                   "rounded, a number outside the range clamped, with a warning) [%(default)s]")
     s.add_argument("--keep-history", action="store_true", help="allow already-watched items")
     s.add_argument("--index", default="exact", choices=["exact", "flat", "ivf", "hnsw"],
                    help="top-k search: exact (default) or a faiss index for catalogues of 10^5+ items")

@@ -26,7 +26,8 @@ def data_args(p: argparse.ArgumentParser) -> None:
                         "more progress per epoch on long sequences)")
     f = p.add_argument_group("content features")
     f.add_argument("--text-encoder", default="minilm",
-                   help="minilm [default] | clip:<local weights file> (open_clip ViT-B-32 text tower)")
+                   help="minilm [default] | use (multilingual Universal Sentence Encoder: reads Chinese; frozen, "
+                        "stage A then aligns MiniLM) | clip:<local weights file> (open_clip ViT-B-32 text tower)")
     f.add_argument("--image-encoder", default="efficientnet-lite0",
                    help="efficientnet-lite0 [default] | clip:<local weights file> (open_clip ViT-B-32 image tower)")
     f.add_argument("--no-images", action="store_true", help="ignore images even when the dataset has them")
@@ -61,6 +62,9 @@ def train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, default=d.alpha, help="weight of the content-aware contrastive loss")
     g.add_argument("--reg-lambda", type=float, default=d.reg_lambda)
     g.add_argument("--seed", type=int, default=t.seed)
+    g.add_argument("--continue", dest="continue_run", action="store_true",
+                   help="continue a killed or cancelled run in --out (same settings) from the training state saved "
+                        "after its last epoch, reusing what it finished; ends with the uninterrupted run's metrics")
     a = p.add_argument_group("ablations and reference behaviour")
     a.add_argument("--no-content-encoder", action="store_true")
     a.add_argument("--no-mix-decoder", action="store_true")

@@ -39,7 +39,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sicsrec.run.experiment import run_experiment
 
     models = tuple(m.strip() for m in args.models.split(","))
-    done = run_experiment(run_config(args), args.out, models, resume=args.resume)
+    done = run_experiment(run_config(args), args.out, models, resume=args.resume, continue_run=args.continue_run)
     print_results(done.results, args.out)
     return 0
 
@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     two_step = MODELS[args.model].starts_from_step1 and not args.one_step
     models = ("sasrec", args.model) if two_step else (args.model,)
-    done = run_experiment(run_config(args, args.model), args.out, models)
+    done = run_experiment(run_config(args, args.model), args.out, models, continue_run=args.continue_run)
     print(done.results.markdown_table())
     print(f"checkpoint: {Path(args.out) / 'checkpoints' / args.model}")
     return 0
@@ -79,17 +79,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    """Top-k recommendations for a click history from a checkpoint, as JSON."""
-    from sicsrec.serve import Recommender
+    """Top-k recommendations for a click history from a checkpoint: a table, or the API's response object (--json)."""
+    from sicsrec.serve import Recommender, response
     from sicsrec.serve.index import IndexConfig
 
     rec = Recommender.load(args.checkpoint, index=IndexConfig(kind=args.index))
-    history = [h for h in args.history.split(",") if h.strip()]
-    res = rec.recommend(history, args.k, exclude_history=not args.keep_history)
-    if res.message:
+    res = rec.recommend(args.history, args.k, exclude_history=not args.keep_history)
+    if res.message:  # also with --json (where they are the object's warnings): a person may be reading stderr
         print(res.message, file=sys.stderr)
     if args.json:
-        print(json.dumps(rec.to_json(res), ensure_ascii=False, indent=2))
+        print(json.dumps(response(res), ensure_ascii=False, indent=2))
     else:
         for i, it in enumerate(res.items, 1):
             print(f"{i:2d}. {it['title'][:60]:60s} {it['score']:+.4f}  (behavior {it['behavior']:+.3f}, "

@@ -17,6 +17,7 @@ from pathlib import Path
 from sicsrec.cli.args import (align_args, align_config, backend_from, data_args, mining_args, mining_settings,
                               run_config, train_args)
 from sicsrec.cli.commands import print_results
+from sicsrec.features.encoders import trainable_text_encoder
 from sicsrec.stage_a.align import AlignResult
 from sicsrec.stage_a.pairs import MiningResult
 
@@ -63,8 +64,11 @@ def cmd_align(args: argparse.Namespace) -> int:
     cfg = run_config(args, stage_a=True)
     pairs = Path(args.pairs)
     out = Path(args.out) if args.out else (pairs if pairs.is_dir() else pairs.parent)
+    text_encoder, note = trainable_text_encoder(cfg.features.text_encoder)
+    if note:
+        print(note)
     result = align(load_data(cfg.data), pairs, out, align_config(args, cfg.features.use_images),
-                   cfg.features.text_encoder, cfg.features.image_encoder, force=args.force)
+                   text_encoder, cfg.features.image_encoder, force=args.force)
     print_align(result)
     print(f"wrote {out / 'align.json'}; use it with --features aligned")
     return 0
@@ -78,7 +82,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     plan = StageAPlan(mine=True, align=True, backend=backend_from(args), mining=mining_settings(args),
                       align_cfg=align_config(args, cfg.features.use_images), replies=args.replies)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    done = run_experiment(cfg, args.out, models, stage_a=plan, resume=not args.force, force=args.force)
+    done = run_experiment(cfg, args.out, models, stage_a=plan, resume=not args.force, force=args.force,
+                          continue_run=args.continue_run)
     out = Path(args.out)
     if done.mining is not None:
         print_mining(done.mining, out / "pairs")

@@ -5,7 +5,11 @@ the validation and cleaning that follows is shared, so every format reports prob
 (file, 1-based line with the header as line 1, column) and obeys the same rules:
 
 * rows with the wrong number of fields, ids that are not integers (MovieLens, NineRec), empty ids
-  and unparseable timestamps are dropped and counted;
+  and unparseable timestamps are dropped and counted; a timestamp column holds numbers or dates,
+  whichever more of its values parse as, and values of the other kind count as unparseable;
+* a quoted field spanning lines with the delimiter on a later line (rows swallowed by an unbalanced
+  quote?) is counted as a "multi-line field"; a quote never closed before the end of the file, a
+  field over csv's size limit, NUL bytes and non-UTF-8 text are fatal, naming the line;
 * duplicate item ids keep the first row; an empty title is kept and replaced by the item id
   (the item still has interactions worth learning from), with a warning;
 * interactions on items missing from the item table are dropped and counted;
@@ -50,6 +54,7 @@ DESCRIPTION_NAMES = ("description", "overview", "plot", "summary")
 NO_GENRE = "(no genres listed)"  # MovieLens' placeholder
 RECBOLE_SPLITS = ("train", "valid", "test")  # later splits win when a user's rows tie in length
 RECBOLE_MAX_LIST = 50  # RecBole's default MAX_ITEM_LIST_LENGTH: lists this long may be truncated
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line for csv.reader (and editors)
 
 
 @dataclass
@@ -102,8 +107,12 @@ def _read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    if b"\x00" in data[:65536]:
-        raise DataError(f"{path}: binary data, not a text file (NUL bytes found)")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{path}: UTF-16 text (byte-order mark found); save it as UTF-8")
+    nul = data.find(b"\x00")  # anywhere: a text file with binary data appended is not text either
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise DataError(f"{path}: binary data, not a text file (NUL byte at line {line})")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -113,6 +122,20 @@ def _read_text(path: Path) -> str:
     if not text.strip():
         raise DataError(f"{path}: empty file")
     return text
+
+
+def _csv_rows(text: str, path: Path, sep: str, quoting: int) -> list[list[str]]:
+    """The rows of delimited text; a csv error becomes a DataError naming the line its row starts on."""
+    rows: list[list[str]] = []
+    try:
+        rows.extend(csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting))
+    except csv.Error as e:  # `rows` holds the rows read before the failing one
+        start = 1 + sum(1 + sum(len(LINE_BREAK.findall(f)) for f in row) for row in rows)
+        if "field limit" in str(e):
+            raise DataError(f"{path}: line {start}: a field is longer than {csv.field_size_limit():,} characters "
+                            "(a quote that is never closed?)") from None
+        raise DataError(f"{path}: line {start}: unreadable as delimited text ({e})") from None
+    return rows
 
 
 def _sniff_sep(text: str) -> str:
@@ -139,17 +162,22 @@ def _read_table(
     """
     text = _read_text(path)
     sep = _sniff_sep(text) if sep is None else sep
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep, quoting=quoting))
-    except csv.Error as e:
-        raise DataError(f"{path}: unreadable as delimited text ({e})") from None
+    records = _csv_rows(text, path, sep, quoting)
     columns = zip_longest(*records)  # ragged rows padded with None
     frame = pd.DataFrame(dict(enumerate(columns)), index=range(len(records)), dtype=object)
     n_fields = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
     spans = np.ones(len(records), dtype=np.int64)
-    if quoting != csv.QUOTE_NONE and '"' in text:  # quoted fields may hold line breaks
-        spans += sum(frame[c].str.count("\n").fillna(0).to_numpy(np.int64) for c in frame.columns)
+    swallowing = np.zeros(len(records), dtype=bool)
+    if quoting != csv.QUOTE_NONE and '"' in text and len(frame.columns):  # quoted fields may hold line breaks
+        fields = [frame[c] for c in frame.columns]
+        spans += sum(f.str.count(LINE_BREAK.pattern).fillna(0).to_numpy(np.int64) for f in fields)
+        # the delimiter on a later line of one field: the mark of rows swallowed by an unbalanced quote
+        swallowed = rf"[\r\n][^\r\n]*{re.escape(sep)}"
+        swallowing = np.any([f.str.contains(swallowed, na=False).to_numpy(bool) for f in fields], axis=0)
     line = np.concatenate([[1], 1 + np.cumsum(spans)[:-1]])
+    if records and records[-1] and LINE_BREAK.search(records[-1][-1]) and not text.rstrip("\r\n").endswith('"'):
+        raise DataError(f"{path}: line {line[-1]}: a quote is never closed, so lines {line[-1]}-"
+                        f"{line[-1] + spans[-1] - 1} were read as one field; close or remove the quote")
     file = _display(path, root)
     if names is None:
         names = [str(h).strip() for h in records[0]]
@@ -161,16 +189,20 @@ def _read_table(
         start, low, high = 1, len(names), len(names)
     else:
         start, low, high = 0, min_fields or len(names), len(names)
-    frame = frame.reindex(columns=range(len(names))).iloc[start:].set_axis(names, axis=1).fillna("")
+    frame = frame.reindex(columns=range(len(names)), fill_value="").iloc[start:].set_axis(names, axis=1).fillna("")
     n_fields, line = n_fields[start:], line[start:]
     frame["_file"] = file
     frame["_line"] = line
     frame["_n"] = n_fields
+    frame["_end"] = line + spans[start:] - 1
+    _flag(report, "multi-line field", frame, swallowing[start:] & (n_fields > 0), None,
+          "a field spans lines {_line}-{_end} with the delimiter on a later line: if not intended, a quote is "
+          "unbalanced and rows were read into this one")
     bad = (n_fields > 0) & ((n_fields < low) | (n_fields > high))
     expected = str(low) if low == high else f"{low}-{high}"
     template = "expected {expected} fields, found {_n}; row skipped"
     _flag(report, "wrong field count", frame, bad, None, template, expected=expected)
-    return frame.loc[(n_fields > 0) & ~bad].drop(columns="_n")
+    return frame.loc[(n_fields > 0) & ~bad].drop(columns=["_n", "_end"])
 
 
 def _norm(name: str) -> str:
@@ -190,7 +222,7 @@ def _find_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 def _require_column(frame: pd.DataFrame, candidates: tuple[str, ...], path: Path, what: str) -> str:
     col = _find_column(list(frame.columns), candidates)
     if col is None:
-        found = [c for c in frame.columns if not str(c).startswith("_")]
+        found = [str(c)[:40] for c in frame.columns if not str(c).startswith("_")]  # a "header" may be a data row
         raise DataError(f"{path}: no recognisable {what} column (looked for {', '.join(candidates)}; found {found})")
     return col
 
@@ -226,7 +258,8 @@ def _clean_ids(values: pd.Series, integer: bool) -> pd.Series:
     s = values.astype(str).str.strip()
     if not integer:
         return s.mask(s.eq(""))
-    ok = s.str.fullmatch(r"[+-]?\d{1,18}")  # fits int64, so the conversion below is exact
+    ok = s.str.fullmatch(r"[+-]?[0-9]{1,18}")  # fits int64, so the conversion below is exact; \d would
+    # also take other scripts' digits, so "٣" would silently become item "3"
     out = pd.Series(np.nan, index=s.index, dtype=object)
     out[ok] = s[ok].astype("int64").astype(str)
     return out
@@ -235,16 +268,21 @@ def _clean_ids(values: pd.Series, integer: bool) -> pd.Series:
 def _parse_order(values: pd.Series) -> pd.Series:
     """Timestamps to Int64 (numbers as they are, dates as Unix seconds); NA where unparseable.
 
-    Fractional numbers are kept as microseconds so sub-second order survives the int64 column.
+    The column holds numbers or dates, whichever more of its values parse as; values of the other kind are
+    NA, never guessed (a number read as a date would silently move a row). Fractional numbers are kept as
+    microseconds so sub-second order survives the int64 column (unless that would overflow it).
     """
     s = values.astype(str).str.strip()
     num = pd.to_numeric(s, errors="coerce")
-    if 2 * int(num.notna().sum()) >= int(s.ne("").sum()):  # mostly numbers: a numeric column
-        if ((num % 1).fillna(0) != 0).any():
+    num = num.where(np.isfinite(num) & (num.abs() < 9e18))  # NaN, inf and what int64 cannot hold
+    dates = s.where(num.isna() & s.ne(""))
+    dt = pd.to_datetime(dates, errors="coerce", utc=True, format="mixed") if dates.notna().any() else None
+    if dt is None or num.notna().sum() >= dt.notna().sum():
+        if ((num % 1).fillna(0) != 0).any() and num.abs().max() < 9e12:
             num = num * 1_000_000
-        return num.where(np.isfinite(num) & (num.abs() < 9e18)).round().astype("Int64")
-    dt = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-    return ((dt - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).astype("Int64")
+        return num.round().astype("Int64")
+    # an epoch in whole seconds: subtracting a nanosecond epoch would overflow for years past 2262
+    return ((dt - pd.Timestamp(0, tz="UTC").as_unit("s")) // pd.Timedelta(seconds=1)).astype("Int64")
 
 
 def _items_frame(
@@ -403,7 +441,7 @@ def _read_ninerec(root: Path, focus: Path | None, report: ValidationReport) -> R
     items = items.assign(text_en=english.where(has_en, chinese), text_zh=chinese.where(chinese.ne(""), english))
 
     seq_path = root / "sequential_data.txt"
-    lines = pd.Series(_read_text(seq_path).split("\n")).str.split()
+    lines = pd.Series(LINE_BREAK.split(_read_text(seq_path))).str.split()
     lines = lines[lines.str.len() > 0]
     seq = lines.str[1:].explode().dropna()
     table = pd.DataFrame(
@@ -524,7 +562,7 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
             report, "truncated sequence", table, table["_listlen"] >= RECBOLE_MAX_LIST, list_col,
             "item_id_list has {_listlen} items, RecBole's default cap: earlier history may be missing",
         )
-        seq = table["_seq"].explode()
+        seq = table["_seq"].explode().fillna("")  # an empty list and item: "" is reported, NaN would be "nan"
         table = table.loc[seq.index].assign(_item=seq.to_numpy()).reset_index(drop=True)
         item_col_used, order = "_item", None
     else:
@@ -667,8 +705,8 @@ def _validate(
     inter = raw.interactions
     raw_counts = {**raw.counts, "raw_items": len(items)}
     unknown = ~inter["item_id"].isin(items["item_id"])
-    template = "item {item_id!r} is not in " + raw.item_file + "; row skipped"
-    _flag(report, "unknown item", inter, unknown, raw.item_column, template)
+    template = "item {item_id!r} is not in {_item_file}; row skipped"  # a file name may hold braces
+    _flag(report, "unknown item", inter, unknown, raw.item_column, template, _item_file=raw.item_file)
     inter = inter.loc[~unknown]
     raw_counts.update(raw_users=inter["user_id"].nunique(), raw_interactions=len(inter))
 
@@ -695,9 +733,14 @@ def _validate(
     _flag(report, "item without interactions", items, unused & ~rare, raw.id_column, template)
     items = items.loc[~unused]
     if inter.empty:
+        counts = report.kind_counts
+        found = "; ".join(f"{kind} {n:,}" for kind, n in counts.items()) or "none"
+        top = max(counts, key=counts.__getitem__, default=None)  # the likeliest cause: its first row is shown
+        first = next((f" (first {top}: {p})" for p in report.problems if p.kind == top), "")
         raise DataError(
-            f"{root}: no interactions left after cleaning ({raw_counts['raw_interactions']:,} valid before the "
-            f"min_item_interactions={min_item_interactions} / min_user_interactions={min_user_interactions} filters)"
+            f"{root}: no interactions left after cleaning ({raw_counts['raw_interaction_rows']:,} rows read, "
+            f"{raw_counts['raw_interactions']:,} valid before the min_item_interactions={min_item_interactions} / "
+            f"min_user_interactions={min_user_interactions} filters); problems: {found}{first}"
         )
 
     items = items.assign(image_path=_resolve_images(items, raw, root, images, report, confine_images))

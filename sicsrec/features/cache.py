@@ -2,14 +2,17 @@
 
 One entry is two files in `<root>/<key[:2]>/`: `<key>.safetensors` (tensors `features` [n, d]
 float32 and `mask` [n] uint8) and `<key>.json` (encoder, dim, n, item_ids, provenance, counts,
-created, and the sha256 of the tensor file). Both are written to a temporary file in the same
-folder and moved into place with `os.replace`, tensor file first, so the JSON sidecar marks a
-complete entry. Reading parses only safetensors and JSON (never pickle), checks the stored
+created, and the sha256 of the tensor file). Each file is written to a temporary file in the same
+folder and moved into place with `os.replace`: the tensors to `<key>.safetensors.pending`, then the
+sidecar (the commit point), then the pending tensors over the old ones. A kill at any point leaves
+the previous entry or the new one readable: `get` takes whichever of the two tensor files matches
+the sidecar's sha256. Reading parses only safetensors and JSON (never pickle), checks the stored
 sha256 and shapes, and treats any damaged entry as a miss (logged warning), never as an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,6 +45,23 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def _pending(tensor_path: Path) -> Path:
+    """Where `put` stages a tensor file until its sidecar is committed."""
+    return tensor_path.with_name(tensor_path.name + ".pending")
+
+
+def _matching(sha256: str, *paths: Path) -> bytes | None:
+    """The bytes of the first existing file among `paths` whose sha256 is `sha256`, or None."""
+    for path in paths:
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        if hashlib.sha256(blob).hexdigest() == sha256:
+            return blob
+    return None
+
+
 @dataclass
 class CacheEntry:
     """A cached feature matrix: features [n, d] float32, mask [n] bool, and its JSON sidecar."""
@@ -71,8 +91,8 @@ class FeatureCache:
             return None
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            blob = tensor_path.read_bytes()
-            if hashlib.sha256(blob).hexdigest() != meta["file_sha256"]:
+            blob = _matching(meta["file_sha256"], tensor_path, _pending(tensor_path))
+            if blob is None:
                 raise ValueError("tensor file does not match the sha256 in its sidecar")
             tensors = st_load(blob)
             features = np.array(tensors["features"], dtype=np.float32)
@@ -113,7 +133,15 @@ class FeatureCache:
         }
         sidecar_blob = json.dumps(sidecar, indent=1, ensure_ascii=False).encode("utf-8")
         tensor_path, meta_path = self.paths(key)
-        tensor_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(tensor_path, blob)
-        atomic_write_bytes(meta_path, sidecar_blob)
+        pending = _pending(tensor_path)
+        # The sidecar's rename is the commit point: the new tensors wait beside the old ones until it is
+        # in place, so a kill at any moment leaves the old entry or the new one readable (`get`).
+        try:
+            atomic_write_bytes(pending, blob)
+            atomic_write_bytes(meta_path, sidecar_blob)
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        with contextlib.suppress(FileNotFoundError):  # a concurrent put of the same key moved it already
+            os.replace(pending, tensor_path)
         return meta_path

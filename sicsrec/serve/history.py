@@ -4,14 +4,20 @@ A history is item ids, oldest first, given as a list or as one comma-separated s
 entries are dropped; ids the catalogue does not know are set aside and reported (never silently
 dropped); a re-watched item counts once, at its latest position (the app's click rule), and the
 number of such repeats is reported too.
+
+The comma is the only separator: an unknown entry holding ';', '|' or a space ("1;260;1196") is
+reported as malformed, with the comma-separated spelling to use, and not guessed at (an id of the
+catalogue is always taken as it is, whatever it contains).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 SEPARATOR = ","
+OTHER_SEPARATORS = re.compile(r"[;|\s]+")  # what an entry joining several ids with the wrong separator holds
 
 
 @dataclass
@@ -22,12 +28,23 @@ class History:
     unknown: list[str] = field(default_factory=list)  # in input order, each once
     repeats: int = 0  # known ids given more than once (only the latest click is kept)
 
+    @property
+    def malformed(self) -> list[str]:
+        """The unknown entries that look like several ids joined by another separator than the comma."""
+        return [u for u in self.unknown if OTHER_SEPARATORS.search(u)]
+
     def notes(self) -> list[str]:
         """What was done with the input, one sentence each (empty when it was used as given)."""
         out = []
-        if self.unknown:
-            shown = ", ".join(self.unknown[:5]) + (" ..." if len(self.unknown) > 5 else "")
-            out.append(f"Ignored {len(self.unknown)} unknown item id(s): {shown}")
+        malformed = self.malformed
+        unknown = [u for u in self.unknown if u not in malformed]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            out.append(f"Ignored {len(unknown)} unknown item id(s): {shown}")
+        for entry in malformed[:5]:
+            fixed = SEPARATOR.join(p for p in OTHER_SEPARATORS.split(entry) if p)
+            hint = f" (write {fixed})" if fixed else ""
+            out.append(f"Ignored '{entry}': item ids are separated by commas only{hint}.")
         if self.repeats:
             out.append(f"{self.repeats} repeated click(s) counted once, at the latest position.")
         return out
@@ -56,4 +73,4 @@ def append_click(history: list[str], item_id: str, limit: int) -> list[str]:
     return ([h for h in history if h != item_id] + [item_id])[-limit:]
 
 
-__all__ = ["History", "SEPARATOR", "append_click", "parse_history", "split_ids"]
+__all__ = ["History", "OTHER_SEPARATORS", "SEPARATOR", "append_click", "parse_history", "split_ids"]

@@ -18,8 +18,15 @@ from sicsrec.checkpoint import load_checkpoint
 from sicsrec.model.base import SeqRecModel
 from sicsrec.serve.history import History, parse_history
 from sicsrec.serve.index import IndexConfig, ItemIndex
+from sicsrec.serve.response import DEFAULT_K, resolve_k
 
 PARTS = ("behavior", "content", "mixed", "bias")
+NOT_PERSONALISED = {  # why a list is only the most popular items, by its source
+    "popular": "Empty history: showing the most popular items (not personalised).",
+    "cold_start": "Cold start: no item of the history is in the catalogue, so showing the most popular items "
+                  "(not personalised).",
+    "no_model": "No trained model is loaded: showing the most popular items (not personalised).",
+}
 
 
 def popular_items(item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int,
@@ -38,7 +45,7 @@ class RecResult:
     and the one forward pass behind them (user vector, stream parts), so callers never rerun the model."""
 
     items: list[dict[str, Any]]
-    source: str  # "model" or "popular" (no known item in the history: most popular items, not personalised)
+    source: str  # "model", or why the items are the most popular ones: a key of NOT_PERSONALISED
     used_history: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     truncated: int = 0  # history items beyond the model's max length (the oldest are dropped)
@@ -46,17 +53,30 @@ class RecResult:
     repeats: int = 0  # repeated clicks counted once
     user: np.ndarray | None = None  # (d,) the scored user vector (None for popular answers)
     parts: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> (d,) its share of the user vector
+    k: int = DEFAULT_K  # the k served (serve.response.resolve_k)
+    k_note: str = ""  # what was done to the requested k
+
+    @property
+    def notes(self) -> list[str]:
+        """What was done with the input (history rule, model window, k), one sentence each."""
+        notes = History(self.used_history, self.unknown, self.repeats).notes()
+        if self.truncated:
+            notes.append(f"Only the last {len(self.used_history)} items are used; {self.truncated} older ones dropped.")
+        if self.k_note:
+            notes.append(self.k_note)
+        if len(self.items) < self.k:
+            notes.append(f"Only {len(self.items)} item(s) left to recommend.")
+        return notes
+
+    @property
+    def warnings(self) -> list[str]:
+        """Why the list is not personalised (when it is not), then the notes: the response's warnings."""
+        return ([NOT_PERSONALISED[self.source]] if self.source in NOT_PERSONALISED else []) + self.notes
 
     @property
     def message(self) -> str:
-        """What was done with the input, in sentences (empty when it was used as given)."""
-        notes = []
-        if self.source == "popular":
-            notes.append("Empty history: showing the most popular items (not personalised).")
-        notes += History(self.used_history, self.unknown, self.repeats).notes()
-        if self.truncated:
-            notes.append(f"Only the last {len(self.used_history)} items are used; {self.truncated} older ones dropped.")
-        return " ".join(notes)
+        """The warnings as one paragraph (empty when the input was used as given)."""
+        return " ".join(self.warnings)
 
 
 class Recommender:
@@ -98,24 +118,21 @@ class Recommender:
     def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
         return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
 
-    def popular(self, k: int) -> RecResult:
-        """The k most interacted items of the training data (the empty-history answer)."""
-        return RecResult(popular_items(self.item_ids, self.titles, self.popularity, k), "popular")
-
     @torch.no_grad()
-    def recommend(self, history: str | list[str], k: int = 10, exclude_history: bool = True,
+    def recommend(self, history: str | list[str], k: float | str | None = DEFAULT_K, exclude_history: bool = True,
                   influence: bool = False) -> RecResult:
         """Top-k items for a click history (oldest first), each with its exact score attribution.
 
-        One forward pass of the model: the result carries its user vector and stream parts, and the
-        leave-one-out influence (one batched pass more) reuses it."""
-        k = max(1, min(int(k), len(self.item_ids)))
+        The history follows `serve.history`'s rule and k `serve.response.resolve_k`'s (ValueError when k is no
+        number). One forward pass of the model: the result carries its user vector and stream parts, and the
+        leave-one-out influence (one batched pass more) reuses it. A history with no known item gets the most
+        popular items, labelled "popular" (empty) or "cold_start" (only unknown ids)."""
+        k, k_note = resolve_k(k)
         parsed = parse_history(history, self.index)
         idx, known, unknown = [self.index[i] for i in parsed.known], parsed.known, parsed.unknown
         if not idx:
-            res = self.popular(k)
-            res.unknown = unknown
-            return res
+            return RecResult(popular_items(self.item_ids, self.titles, self.popularity, k),
+                             "cold_start" if unknown else "popular", unknown=unknown, k=k, k_note=k_note)
         truncated = max(0, len(idx) - self.max_len)
         seen = idx  # every clicked item is excluded, also those older than the model's window
         idx, known = idx[-self.max_len:], known[-self.max_len:]
@@ -135,7 +152,8 @@ class Recommender:
         items = [self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS})
                  for j, i in enumerate(top)]
         res = RecResult(items, "model", known, unknown, truncated, repeats=parsed.repeats,
-                        user=out.user[0].cpu().numpy(), parts={p: v[0].cpu().numpy() for p, v in out.parts.items()})
+                        user=out.user[0].cpu().numpy(), parts={p: v[0].cpu().numpy() for p, v in out.parts.items()},
+                        k=k, k_note=k_note)
         if influence:
             res.influence = self._influence(idx, top, out.user)
         return res
@@ -162,10 +180,6 @@ class Recommender:
         seqs = full.cpu().expand(n, n)[keep].view(n, n - 1).to(self.device)  # (n, n-1)
         without = self.model.user_vectors(seqs, torch.full((n,), n - 1, device=self.device)).user @ self._table[top].T
         return (base[None, :] - without).cpu().numpy()  # (n, k)
-
-    def to_json(self, res: RecResult) -> list[dict[str, Any]]:
-        """The CLI/API list: item_id, title, score, behavior, content, mixed, bias (+ source)."""
-        return [{**{k: it[k] for k in ("item_id", "title", "score", *PARTS)}, "source": res.source} for it in res.items]
 
     def embeddings(self, space: str = "id") -> np.ndarray:
         """(N, d) item vectors: 'id' = the scored item table, 'content' = c_i (content models only)."""

@@ -120,16 +120,21 @@ def _misaligned(t: Callable[[str], tuple[str, str]]) -> Callable[[list[str]], tu
 
 
 _WRAPPERS = "`'\"*“”‘’"
+# An answer is one id and at most a (clipped) title: anything longer is rambling, so unparseable, and the
+# cap keeps a megabyte-long reply from costing more than a short one.
+MAX_REPLY_CHARS = 4096
 
 
 def parse_reply(reply: str, candidate_ids: list[str], target_id: str, known_ids: set[str] | None = None) -> ParsedReply:
     """Strict parse: one line starting with a candidate id (`id`, `id-title`, `id - title`) or `-1`.
 
     The title after the id may be abbreviated or left out; a reply that lists several items, has
-    more than one line, or does not start with an id is unparseable. An id that is not a candidate
-    is off_list (a number, or any id in `known_ids`); the target's own id is a self_pair.
+    more than one line, is longer than MAX_REPLY_CHARS or does not start with an id is unparseable.
+    An id that is not a candidate is off_list (a number, or any id in `known_ids`); the target's own
+    id is a self_pair.
     """
-    lines = [ln for ln in str(reply or "").strip().splitlines() if ln.strip()]
+    text = str(reply or "").strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()] if len(text) <= MAX_REPLY_CHARS else []
     if len(lines) != 1:
         return ParsedReply("unparseable")
     text = lines[0].strip().strip(_WRAPPERS).strip()
@@ -287,7 +292,12 @@ def mine_pairs(
         rec = cache.get(k)
         if rec is None:
             continue
-        reply = be.reply(rec["record"], q)
+        try:
+            reply = be.reply(rec["record"], q)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a cached record of another shape: no answer
+            log.warning("user %s: unreadable cached reply (%s: %s); counted as unparseable", q.user_id,
+                        type(exc).__name__, exc)
+            reply = None
         cand_ids = [c[0] for c in q.candidates]
         parsed = parse_reply(reply, cand_ids, q.target[0], known)
         counts[parsed.status] += 1
@@ -316,20 +326,27 @@ def mine_pairs(
     }
     if out is not None:
         out = Path(out)
-        atomic_write_text(out / "pairs.csv", pairs.to_csv(index=False))
+        csv = pairs.to_csv(index=False)
+        # pairs.json names the csv it describes: a kill between the two writes then reads as not current
+        meta["csv_sha256"] = hashlib.sha256(csv.encode("utf-8")).hexdigest()
+        atomic_write_text(out / "pairs.csv", csv)
         atomic_write_text(out / "pairs.json", json.dumps(meta, indent=2, ensure_ascii=False))
     log.info("mine-pairs: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return MiningResult(pairs, counts, meta, out)
 
 
 def pairs_current(out: str | Path, dataset: Dataset, settings: MiningSettings, backend: PairBackend) -> bool:
-    """True when out/pairs.csv and out/pairs.json exist for this dataset with exactly these settings."""
+    """True when out/pairs.json describes out/pairs.csv (by sha256), mined from this dataset with these settings."""
     out = Path(out)
     try:
         meta = json.loads((out / "pairs.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return ((out / "pairs.csv").is_file() and meta.get("settings") == mining_settings_dict(settings, backend)
+    try:
+        csv_sha256 = hashlib.sha256((out / "pairs.csv").read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return (meta.get("csv_sha256") == csv_sha256 and meta.get("settings") == mining_settings_dict(settings, backend)
             and meta.get("data_digest") == dataset_digest(dataset) and not meta["counts"].get("errors"))
 
 

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from sicsrec.eval.evaluate import evaluate_model
 from sicsrec.events import EpochEvent, FitDone, ProgressEvent, ProgressHook, StepEvent
 from sicsrec.model.base import SeqRecModel
 from sicsrec.utils import release_memory
+
+if TYPE_CHECKING:
+    from sicsrec.train.state import StateStore
 
 log = logging.getLogger("sicsrec.train")
 
@@ -47,6 +51,21 @@ class FitResult:
     @property
     def epochs(self) -> int:
         return len(self.history)
+
+
+@dataclass
+class FitState:
+    """Where a fit stands after an epoch: its result so far, the best weights and the early-stopping counters."""
+
+    result: FitResult
+    best: dict[str, torch.Tensor] | None = None
+    best_score: float = -math.inf
+    bad_epochs: int = 0
+    finished: bool = False  # the fit ended (early stop or max epochs): continuing only restores its best weights
+
+    @property
+    def epoch(self) -> int:
+        return self.result.epochs
 
 
 def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generator,
@@ -81,17 +100,27 @@ def padded_width(longest: int, max_len: int, bucket: int = 8) -> int:
 
 
 class Trainer:
-    """Fits a SeqRecModel on a Split; `progress` receives typed events, `cancel` stops between batches."""
+    """Fits a SeqRecModel on a Split; `progress` receives typed events, `cancel` stops between batches,
+    `store` saves each fit's state after every epoch (and, when resuming, continues from it)."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device, progress: ProgressHook | None = None,
-                 cancel: threading.Event | None = None, show_bar: bool = True) -> None:
-        self.cfg, self.device, self.progress, self.show_bar = cfg, device, progress, show_bar
+                 cancel: threading.Event | None = None, show_bar: bool = True, store: StateStore | None = None) -> None:
+        self.cfg, self.device, self.progress, self.show_bar, self.store = cfg, device, progress, show_bar, store
         # Ctrl-C sets this too, so callers running several fits stop after the current one.
         self.cancel = cancel if cancel is not None else threading.Event()
 
     def _emit(self, event: ProgressEvent) -> None:
         if self.progress is not None:
             self.progress(event)
+
+    def _replay(self, state: FitState) -> None:
+        """Report a restored fit's epochs again, so a listener's curves show the whole fit."""
+        best, best_epoch = -math.inf, 0
+        for h in state.result.history:
+            if h.valid[self.cfg.stop_metric] > best:
+                best, best_epoch = h.valid[self.cfg.stop_metric], h.epoch
+            self._emit(EpochEvent(state.result.stage, h.epoch, self.cfg.max_epochs, h.loss, h.valid, best_epoch,
+                                  h.seconds))
 
     def fit(self, model: SeqRecModel, split: Split, stage: str) -> FitResult:
         """Train until early stopping (`stop_metric` on valid, `patience` epochs) or `max_epochs`; keep the best."""
@@ -103,15 +132,20 @@ class Trainer:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
         n_targets = (split.train_targets > 0).sum(dim=1)
-        result = FitResult(stage, 0, {})
         if cfg.stop_metric not in STOP_METRICS:
             raise ValueError(f"stop_metric {cfg.stop_metric!r}: choose one of {', '.join(STOP_METRICS)}")
-        best_state, best_score, bad_epochs = None, -math.inf, 0
-        t_start = time.time()
+        # A saved state restores the model, Adam, the batch generator and the global RNGs as they were
+        # after its epoch, so the epochs that follow are the ones an uninterrupted fit would have run.
+        state = self.store.load(stage, model, opt, gen) if self.store is not None else None
+        state = state or FitState(FitResult(stage, 0, {}))
+        result = state.result
+        self._replay(state)
+        t_start = time.time() - result.seconds  # a continued fit counts its earlier epochs' time too
         log.info("%s: %s; %d train targets in %d windows", stage, model.trainable_summary(),
                  split.n_train_targets, len(n_targets))
+        last = state.epoch if state.finished else cfg.max_epochs
         try:
-            for epoch in range(1, cfg.max_epochs + 1):
+            for epoch in range(state.epoch + 1, last + 1):
                 t0 = time.time()
                 model.train()
                 batches = target_batches(n_targets, cfg.batch_size, gen, split.train_lengths, cfg.length_pool)
@@ -135,7 +169,7 @@ class Trainer:
                         self._emit(StepEvent(stage, epoch, step, len(batches), float(out.total.detach())))
                 loss = {k: v / len(batches) for k, v in sums.items()}
                 if not all(math.isfinite(v) for v in loss.values()):
-                    if best_state is None:
+                    if state.best is None:
                         raise ValueError(f"{stage}: the training loss is not finite at epoch {epoch} ({loss}); "
                                          "no epoch to keep. Try a lower --lr.")
                     result.stopped = "diverged"
@@ -147,28 +181,33 @@ class Trainer:
                 release_memory()
                 entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs, time.time() - t0 - secs)
                 result.history.append(entry)
-                improved = valid[cfg.stop_metric] > best_score
+                improved = valid[cfg.stop_metric] > state.best_score
                 if improved:
-                    best_score, bad_epochs = valid[cfg.stop_metric], 0
-                    best_state = copy.deepcopy(model.state_dict())
+                    state.best_score, state.bad_epochs = valid[cfg.stop_metric], 0
+                    state.best = copy.deepcopy(model.state_dict())
                     result.best_epoch, result.best_valid = epoch, valid
                 else:
-                    bad_epochs += 1
+                    state.bad_epochs += 1
+                if state.bad_epochs >= cfg.patience:
+                    result.stopped = "early_stop"
+                state.finished = result.stopped == "early_stop" or epoch == cfg.max_epochs
                 shown = dict.fromkeys(("hr@10", "ndcg@10", cfg.stop_metric))  # the starred metric is always printed
                 log.info("%s epoch %d: loss %s | valid %s%s | %.1fs (%.0f targets/s)",
                          stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()),
                          " ".join(f"{k} {valid[k]:.4f}" for k in shown), " *" if improved else "", secs,
                          entry.samples_per_s)
+                if self.store is not None:  # before the event: a listener that stops the process finds it saved
+                    result.seconds = time.time() - t_start
+                    self.store.save(stage, state, model, opt, gen)
                 self._emit(EpochEvent(stage, epoch, cfg.max_epochs, loss, valid, result.best_epoch, secs))
-                if bad_epochs >= cfg.patience:
-                    result.stopped = "early_stop"
+                if result.stopped == "early_stop":
                     break
         except KeyboardInterrupt:
             result.stopped = "cancelled"
             self.cancel.set()
             log.warning("%s: cancelled; keeping the best epoch so far (%d)", stage, result.best_epoch)
-        if best_state is not None:
-            model.load_state_dict(best_state)
+        if state.best is not None:
+            model.load_state_dict(state.best)
         model.eval()
         result.seconds = time.time() - t_start
         self._emit(FitDone(stage, result.stopped, result.best_epoch, result.best_valid, result.seconds))
@@ -181,4 +220,4 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-__all__ = ["EpochLog", "FitResult", "Trainer", "target_batches", "set_threads"]
+__all__ = ["EpochLog", "FitResult", "FitState", "Trainer", "target_batches", "set_threads"]

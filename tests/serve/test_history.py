@@ -36,6 +36,17 @@ def test_a_history_with_nothing_known_is_empty_not_an_error() -> None:
     assert h.known == [] and h.unknown == ["1;260;1196"]
 
 
+def test_other_separators_are_refused_with_the_comma_spelling() -> None:
+    h = parse_history("1;260;1196, 2 3,abc,2|3", CATALOGUE)
+    assert h.known == [] and h.unknown == ["1;260;1196", "2 3", "abc", "2|3"]
+    assert h.malformed == ["1;260;1196", "2 3", "2|3"]
+    assert h.notes() == ["Ignored 1 unknown item id(s): abc",
+                         "Ignored '1;260;1196': item ids are separated by commas only (write 1,260,1196).",
+                         "Ignored '2 3': item ids are separated by commas only (write 2,3).",
+                         "Ignored '2|3': item ids are separated by commas only (write 2,3)."]
+    assert parse_history(["a b"], {"a b"}).known == ["a b"]  # an id of the catalogue is taken as it is
+
+
 def test_the_recommender_applies_the_rule_and_carries_its_forward_pass(saved) -> None:
     _, path = saved
     rec = Recommender.load(path)

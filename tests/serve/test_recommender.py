@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from sicsrec.serve import PARTS, Recommender, popular_items
+from sicsrec.serve import PARTS, Recommender, popular_items, response
 
 def test_attribution_parts_sum_to_the_score(saved):
     _, path = saved
@@ -43,9 +43,12 @@ def test_unknown_ids_and_empty_history_are_handled(saved):
     assert empty.source == "popular" and "popular" in empty.message.lower()
     pops = [rec.popularity[rec.index[it["item_id"]] - 1] for it in empty.items]
     assert pops == sorted(pops, reverse=True) and len(pops) == 5
-    assert rec.recommend(["zzz"], k=3).source == "popular"
-    out = rec.to_json(res)
-    assert set(out[0]) == {"item_id", "title", "score", *PARTS, "source"}
+    cold = rec.recommend(["zzz"], k=3)
+    assert cold.source == "cold_start" and "Cold start" in cold.message and cold.unknown == ["zzz"]
+    out = response(res)
+    assert set(out) == {"items", "source", "k", "used_ids", "unknown_ids", "warnings"}
+    assert set(out["items"][0]) == {"item_id", "title", "score", *PARTS, "source"}
+    assert out["unknown_ids"] == ["nope"] and out["used_ids"] == ["3"] and out["k"] == 5
     json.dumps(out)
 
 

@@ -13,17 +13,22 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 import gradio as gr
-from PIL import Image
 
 from sicsrec.app.shell import UI
 from sicsrec.app.studio import READY_MARK, Studio
 from sicsrec.data import DataError, Dataset, load_dataset
+from sicsrec.features.images import image_problem
 from sicsrec.utils import atomic_write_text
 
 log = logging.getLogger("sicsrec.app")
 
 MAX_BYTES = 200 * 2**20  # uncompressed size of all entries
-MAX_FILES = 20_000
+MAX_FILES = 20_000  # entries of any kind, junk included
+MAX_ARCHIVE_BYTES = MAX_BYTES + MAX_FILES * 512  # the zip itself: its content plus generous headers per entry
+# A zip bomb inflates a few KB into gigabytes: an entry over RATIO_MIN_BYTES may unpack to at most MAX_RATIO
+# times its compressed size (csv files compress 3-10x, images hardly; a column of one repeated value ~100x).
+MAX_RATIO = 200
+RATIO_MIN_BYTES = 2**20
 CHUNK = 2**20
 JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 LAYOUTS = """Accepted layouts (zip the folder or its contents):
@@ -34,7 +39,8 @@ LAYOUTS = """Accepted layouts (zip the folder or its contents):
 * **NineRec**: a domain's `sequential_data.txt` + `*_item_sort.csv` (or `*_item.csv`), optional `*_cover/` images
 * **MovieLens**: `movies.csv` + `ratings.csv` (ml-latest / ml-latest-small layout)
 
-Limits: 200 MB uncompressed, 20,000 files; no absolute paths, `..` or symbolic links inside the zip."""
+Limits: 200 MB uncompressed, 20,000 files, no file unpacking to over 200x its compressed size; no absolute
+paths, `..` or symbolic links inside the zip."""
 
 
 def safe_name(text: str) -> str:
@@ -57,72 +63,94 @@ def _entry_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in path.parts if p not in ("", "."))
 
 
+def check_archive(archive: Path) -> None:
+    """Refuse (UploadError) what is not a zip file or is larger than MAX_ARCHIVE_BYTES, before reading it."""
+    if not archive.is_file() or not zipfile.is_zipfile(archive):
+        raise UploadError(f"{archive.name} is not a zip archive")
+    if (size := archive.stat().st_size) > MAX_ARCHIVE_BYTES:
+        raise UploadError(f"the zip is {size / 2**20:,.0f} MB, over the limit of {MAX_ARCHIVE_BYTES / 2**20:,.0f} MB")
+
+
+def _check_ratio(info: zipfile.ZipInfo, size: int) -> None:
+    """Refuse an entry of `size` uncompressed bytes (declared, or read so far) that inflates like a zip bomb."""
+    if size > RATIO_MIN_BYTES and size > MAX_RATIO * max(info.compress_size, 1):
+        raise UploadError(f"{info.filename!r} unpacks to over {MAX_RATIO}x its compressed size (a zip bomb?); "
+                          "it was not extracted")
+
+
 def safe_extract(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
     """Extract a zip into `dest` after checking every entry; returns the dataset folder inside it.
 
-    Refuses (UploadError) non-zips, encrypted or corrupt archives, more than `max_files` entries,
-    more than `max_bytes` uncompressed (declared or actually read), absolute or '..' paths and
-    symbolic links. A single top-level folder is descended into.
+    Refuses (UploadError) non-zips, archives over MAX_ARCHIVE_BYTES, encrypted or corrupt ones, more than
+    `max_files` entries, more than `max_bytes` uncompressed or an entry inflating over MAX_RATIO times (declared
+    or actually read), absolute or '..' paths, symbolic links and names given twice. Nothing is written outside
+    `dest`. A single top-level folder is descended into.
     """
     archive, dest = Path(archive), Path(dest)
-    if not zipfile.is_zipfile(archive):
-        raise UploadError(f"{archive.name} is not a zip archive")
+    check_archive(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
-            infos = [i for i in zf.infolist() if not any(i.filename.startswith(j) or i.filename.endswith(j) for j in JUNK)]
-            if len(infos) > max_files:
-                raise UploadError(f"the zip holds {len(infos):,} entries, over the limit of {max_files:,}")
+            entries = zf.infolist()
+            if len(entries) > max_files:
+                raise UploadError(f"the zip holds {len(entries):,} entries, over the limit of {max_files:,}")
+            infos = [i for i in entries if not any(i.filename.startswith(j) or i.filename.endswith(j) for j in JUNK)]
             declared = sum(i.file_size for i in infos)
             if declared > max_bytes:
                 raise UploadError(f"the zip unpacks to {declared / 2**20:,.0f} MB, over the limit of {max_bytes / 2**20:,.0f} MB")
-            plan = []
+            plan, seen = [], set()
             for info in infos:
                 parts = _entry_parts(info.filename)
                 if stat.S_ISLNK(info.external_attr >> 16):
                     raise UploadError(f"the zip contains a symbolic link ({info.filename!r}); links are not extracted")
                 if info.flag_bits & 0x1:
                     raise UploadError("the zip is password-protected; upload an unencrypted one")
+                _check_ratio(info, info.file_size)
+                if parts and not info.is_dir():
+                    if parts in seen:
+                        raise UploadError(f"the zip holds {info.filename!r} twice; re-create it")
+                    seen.add(parts)
                 if parts:
                     plan.append((info, parts))
-            if not any(not info.is_dir() for info, _ in plan):
+            if not seen:
                 raise UploadError("the zip is empty")
             dest.mkdir(parents=True, exist_ok=True)
+            inside = dest.resolve()
             written = 0
             for info, parts in plan:
                 target = dest.joinpath(*parts)
+                if not target.resolve().is_relative_to(inside):  # a folder link already in `dest` would lead out
+                    raise UploadError(f"the zip contains a path that leaves its folder ({info.filename!r})")
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
+                with zf.open(info) as src, open(target, "xb") as out:  # "x": never through an existing file or link
+                    entry = 0
                     while chunk := src.read(CHUNK):
+                        entry += len(chunk)
                         written += len(chunk)
                         if written > max_bytes:
                             raise UploadError(f"the zip unpacks to more than {max_bytes / 2**20:,.0f} MB")
+                        _check_ratio(info, entry)
                         out.write(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
         raise UploadError(f"the zip is corrupt or uses an unsupported compression ({e})") from None
+    except OSError as e:  # a name too long for the file system, a file where the zip also wants a folder, ...
+        name = Path(e.filename or "").name
+        raise UploadError(f"the zip cannot be unpacked here ({e.strerror or e}: {name!r})") from None
     root = dest
     while len(children := list(root.iterdir())) == 1 and children[0].is_dir():
         root = children[0]
     return root
 
 
-def corrupt_images(ds: Dataset) -> list[str]:
-    """Item ids whose image file does not decode (the content layer gives them no image feature)."""
-    bad = []
-    for iid, path in zip(ds.items["item_id"], ds.items["image_path"]):
-        if not path:
-            continue
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except Exception:  # PIL raises many types for broken files
-            bad.append(iid)
-    return bad
+def corrupt_images(ds: Dataset) -> dict[str, str]:
+    """Item id -> why its image is skipped (does not decode, too large, ...): the content layer's own check."""
+    problems = ((iid, image_problem(path)) for iid, path in zip(ds.items["item_id"], ds.items["image_path"]) if path)
+    return {iid: why for iid, why in problems if why}
 
 
-def report_markdown(name: str, ds: Dataset, bad_images: list[str]) -> str:
+def report_markdown(name: str, ds: Dataset, bad_images: dict[str, str]) -> str:
     """The validation report as markdown: counts, then every problem with file:line [column]."""
     rep = ds.report
     c = rep.counts
@@ -132,9 +160,9 @@ def report_markdown(name: str, ds: Dataset, bad_images: list[str]) -> str:
              "Before cleaning: " + ", ".join(f"{k.removeprefix('raw_').replace('_', ' ')} {v:,}"
                                              for k, v in c.items() if k.startswith("raw_")) + "."]
     if bad_images:
-        shown = ", ".join(bad_images[:10]) + (" …" if len(bad_images) > 10 else "")
-        lines.append(f"**{len(bad_images):,} image(s) do not decode** and will be skipped (no image feature for those "
-                     f"items): {shown}")
+        shown = "; ".join(f"{iid} ({why})" for iid, why in list(bad_images.items())[:10])
+        lines.append(f"**{len(bad_images):,} image(s) do not decode** or are refused, and will be skipped (no image "
+                     f"feature for those items): {shown}" + (" …" if len(bad_images) > 10 else ""))
     if rep.kind_counts:
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in rep.kind_counts.items())
         listed = "\n".join(str(p) for p in rep.problems)
@@ -157,7 +185,12 @@ class DataTab:
         if not file:
             return "Choose a `.zip` file first.", hidden, no_change
         path = Path(file)
-        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+        try:
+            check_archive(path)  # before hashing it: a huge upload is refused unread
+        except UploadError as e:
+            return f"### Upload refused\n{e}.\n\n{LAYOUTS}", hidden, no_change
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha1").hexdigest()[:8]
         name = f"{safe_name(path.stem)}-{digest}"
         dest = self.studio.config.uploads / name
         shutil.rmtree(dest, ignore_errors=True)
@@ -193,5 +226,6 @@ def render(studio: Studio, datasets: gr.Dropdown) -> None:
     upload.upload(tab.upload, upload, [report, preview, datasets], **UI)
 
 
-__all__ = ["DataTab", "LAYOUTS", "MAX_BYTES", "MAX_FILES", "UploadError", "corrupt_images", "render", "report_markdown",
+__all__ = ["DataTab", "LAYOUTS", "MAX_ARCHIVE_BYTES", "MAX_BYTES", "MAX_FILES", "MAX_RATIO", "UploadError",
+           "check_archive", "corrupt_images", "render", "report_markdown",
            "safe_extract", "safe_name"]

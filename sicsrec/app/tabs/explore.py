@@ -18,6 +18,7 @@ from sicsrec.app.plots import MODEL_NAMES, attribution_figure, embedding_figure,
 from sicsrec.app.runs import SPACES, LoadedRun
 from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio, serving_threads
+from sicsrec.serve import RecResult, resolve_k, response
 from sicsrec.serve.history import append_click, parse_history
 from sicsrec.serve.projection import available_methods
 
@@ -25,18 +26,6 @@ PAGE_SIZE = 48
 Page = tuple[list[tuple[str, str]], list[str], str, int]  # gallery, item ids shown, page info, page number
 MAX_HISTORY = 200  # kept in the session; the model reads its last max_len items
 BECAUSE_TOP = 2  # history items named per recommendation
-
-
-@dataclass
-class Recs:
-    """One recommendation list as Explore shows it, with the user vector of the forward pass behind it."""
-
-    items: list[dict[str, Any]]
-    source: str  # "model" | "popular"
-    used_history: list[str]
-    influence: np.ndarray | None
-    note: str
-    user: np.ndarray | None = None
 
 
 @dataclass
@@ -49,29 +38,35 @@ class Shown:
     user: np.ndarray | None = None  # the scored user vector of that click (None for popular items)
 
 
-def recommend(run: LoadedRun, history: list[str], k: int) -> Recs:
-    """Top-k of the run's main model with leave-one-out influence (popular items without a model or history)."""
+def recommend(run: LoadedRun, history: str | list[str], k: float | str | None, influence: bool = True) -> RecResult:
+    """Top-k of the run's main model, by the serving rules for the history and k (with leave-one-out influence
+    unless told otherwise); without a model, the most popular items labelled "no_model"."""
     serving_threads()
-    if run.main is None:
-        return Recs(run.catalogue.popular(k, set(history)), "popular", [], None, "")
-    res = run.main.recommend(history, k, exclude_history=True, influence=True)
-    return Recs(res.items, res.source, res.used_history, res.influence, res.message, res.user)
+    if run.main is not None:
+        return run.main.recommend(history, k, exclude_history=True, influence=influence)
+    parsed = parse_history(history, run.catalogue)
+    k, k_note = resolve_k(k)
+    return RecResult(run.catalogue.popular(k, set(parsed.known)), "no_model", unknown=parsed.unknown,
+                     repeats=parsed.repeats, k=k, k_note=k_note)
 
 
-def status_text(run: LoadedRun, recs: Recs, n_history: int, notes: list[str] | None = None) -> str:
-    """The line above the recommendations: which model, or why the list is only popular items, then any notes."""
+def status_text(run: LoadedRun, recs: RecResult, n_history: int) -> str:
+    """The line above the recommendations: which model, or why the list is only popular items, then what was done
+    with the input (unknown or malformed ids, repeats, k)."""
     if run.main is None:
         text = (f"**Popular items (not personalised).** {run.problem} "
                 "Train a model in the **Train** tab, then pick it in *Run* above.")
-    elif recs.source == "popular":
-        text = "**Popular items (not personalised):** click titles in the catalogue to start a watch history. " + recs.note
+    elif recs.source == "cold_start":
+        text = "**Popular items (not personalised):** none of the history's items is in this run's catalogue."
+    elif recs.source != "model":
+        text = "**Popular items (not personalised):** click titles in the catalogue to start a watch history."
     else:
         model = MODEL_NAMES.get(run.main.name, run.main.name)
-        text = f"**{model}** recommendations for your {n_history} watched item(s). {recs.note}"
-    return " ".join([text.strip(), *(notes or [])])
+        text = f"**{model}** recommendations for your {n_history} watched item(s)."
+    return " ".join([text, *recs.notes])
 
 
-def mix_summary(recs: Recs) -> str:
+def mix_summary(recs: RecResult) -> str:
     """How behavior- vs content-driven the whole list is (shares of |attribution|, bias excluded)."""
     if recs.source != "model":
         return ""
@@ -86,7 +81,7 @@ def mix_summary(recs: Recs) -> str:
             f"(share of |score parts| over the top {len(recs.items)}; mixed = the mix decoder's blend of both).")
 
 
-def because_text(recs: Recs, run: LoadedRun) -> str:
+def because_text(recs: RecResult, run: LoadedRun) -> str:
     """'Because you watched ...' per recommendation: the history items whose removal lowers it most."""
     if run.main is None:
         return "_With a trained model, this lists the watched items that drive each recommendation._"
@@ -102,7 +97,7 @@ def because_text(recs: Recs, run: LoadedRun) -> str:
     return "Because you watched (score drop when that item is removed):\n\n" + "\n".join(lines)
 
 
-def side_by_side(run: LoadedRun, history: list[str], main: Recs, k: int) -> str:
+def side_by_side(run: LoadedRun, history: list[str], main: RecResult, k: int) -> str:
     """Markdown table: the same history's top-k from SICSRec and from SASRec, shared items marked."""
     if run.main is None:
         return "_Side-by-side with SASRec (behavior only) appears here once a trained run is loaded._"
@@ -183,9 +178,10 @@ class ExploreTab:
         return []
 
     def watch(self, ids: str, run_key: str, history: list[str]) -> tuple[list[str], str]:
-        """Append comma-separated item ids by the history rule (unknown ids: a warning); (history, history as ids)."""
+        """Append comma-separated item ids by the history rule (unknown or malformed ids, repeats: a warning);
+        (history, history as ids)."""
         parsed = parse_history(ids, self.studio.run(run_key).catalogue)
-        if parsed.unknown:
+        if parsed.notes():
             gr.Warning(" ".join(parsed.notes()))
         history = list(history or [])
         for iid in parsed.known:
@@ -206,10 +202,8 @@ class ExploreTab:
         explanations, map, and what was shown (for map-only redraws)."""
         run = self.studio.run(run_key)
         cat, thumbs = run.catalogue, self.studio.thumbs
-        parsed = parse_history(history or [], cat)
-        history = parsed.known
-        k = int(k or 10)
-        recs = recommend(run, history, k)
+        recs = recommend(run, history or [], k)  # the serving rules; their notes go to the status line
+        history = parse_history(history or [], cat).known
         shown = Shown(run_key or "", history, [it["item_id"] for it in recs.items], recs.user)
         strip = [(thumbs.path(cat, cat.position[h]), f"{n}. {short(cat.titles[cat.position[h]], 36)}")
                  for n, h in enumerate(history, 1)]
@@ -220,9 +214,9 @@ class ExploreTab:
             attribution = attribution_figure(recs.items)
         else:
             attribution = empty_figure("Popular items carry no attribution: watch something to get personal scores.")
-        return (strip, ",".join(history), status_text(run, recs, len(history), parsed.notes()), gallery,
+        return (strip, ",".join(history), status_text(run, recs, len(history)), gallery,
                 shown.recommended, mix_summary(recs), attribution, because_text(recs, run),
-                side_by_side(run, history, recs, k), self._map(run, shown, space, method), shown)
+                side_by_side(run, history, recs, recs.k), self._map(run, shown, space, method), shown)
 
     def embedding_map(self, run_key: str, shown: Shown | None, space: str, method: str) -> go.Figure | dict[str, Any]:
         """Only the map (after the space or method changed), from the last refresh: the model does not run.
@@ -247,21 +241,17 @@ class ExploreTab:
 
     # --- API ---------------------------------------------------------------------------------------
 
-    def api_recommend(self, history: str, k: int = 10) -> list[dict[str, Any]]:
-        """Top-k for comma-separated item ids with the default run: the same JSON as Recommender.to_json."""
-        serving_threads()
-        run = self.studio.run("")
-        parsed = parse_history(history, run.catalogue)
-        if parsed.unknown:
-            gr.Warning(" ".join(parsed.notes()))
-        k = max(1, min(int(k or 10), len(run.catalogue)))
-        if run.main is not None:
-            return run.main.to_json(run.main.recommend(parsed.known, k))
-        return [{**it, "source": "popular"} for it in run.catalogue.popular(k, set(parsed.known))]
+    def api_recommend(self, history: str, k: int = 10) -> dict[str, Any]:
+        """Top-k for comma-separated item ids with the default run: the response object of `recommend --json`."""
+        try:
+            return response(recommend(self.studio.run(""), history, k, influence=False))
+        except ValueError as e:  # k is no number: refused, and the caller is told why
+            raise gr.Error(str(e)) from None
 
 
 def render(studio: Studio, shell: Shell) -> None:
-    """Build the Explore tab and wire it: catalogue pages, history clicks, refresh, map, the watch and recommend APIs."""
+    """Build the Explore tab and wire it: catalogue pages, history clicks, refresh, map (all undocumented UI events),
+    and the `recommend` API, the one documented endpoint."""
     tab = ExploreTab(studio)
     spaces = studio.default.spaces() or ["ID space"]
     with gr.Tab("Explore", id="explore"):
@@ -324,7 +314,7 @@ def render(studio: Studio, shell: Shell) -> None:
     strip.select(tab.remove, history, history, **UI)
     recs.select(tab.pick_recommendation, [history, rec_ids], history, **UI)
     clear.click(tab.clear, None, history, **UI)
-    watch_box.submit(tab.watch, [watch_box, run, history], [history, ids_box], api_name="watch")
+    watch_box.submit(tab.watch, [watch_box, run, history], [history, ids_box], api_name="watch", **UI)
     history.change(tab.refresh, refresh_in, refresh_out, trigger_mode="always_last", **UI)
     k.change(tab.refresh, refresh_in, refresh_out, trigger_mode="always_last", **UI)
     space.change(tab.embedding_map, map_in, emb, **UI)
@@ -343,5 +333,5 @@ def render(studio: Studio, shell: Shell) -> None:
     demo.load(tab.refresh, refresh_in, refresh_out, **UI)
 
 
-__all__ = ["ExploreTab", "MAX_HISTORY", "PAGE_SIZE", "Recs", "Shown", "because_text", "mix_summary", "recommend",
+__all__ = ["ExploreTab", "MAX_HISTORY", "PAGE_SIZE", "Shown", "because_text", "mix_summary", "recommend",
            "render", "side_by_side", "status_text"]

@@ -1,5 +1,6 @@
 """Train tab: the training form, a background job over `run_experiment` (stage A optional), and its progress read
-from the job's typed events (status, ETA, metrics table, curves)."""
+from the job's typed events (status, ETA, metrics table, curves). A killed or cancelled run whose folder holds a
+saved training state is offered to continue ("Continue interrupted run")."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import plotly.graph_objects as go
 import torch
 from gradio.components import Component
 
-from sicsrec.app.jobs import JobBusy, TrainJob, new_run_folder
+from sicsrec.app.jobs import JobBusy, TrainJob, interrupted_runs, new_run_folder
 from sicsrec.app.plots import MODEL_NAMES, empty_figure, training_figure
 from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio
@@ -182,7 +183,7 @@ def _align_line(e: AlignDone) -> str:
     """What encoder alignment produced, in one markdown line."""
     done = "already cached" if e.skipped else f"loss {e.first_loss:.4f} → {e.last_loss:.4f} in {e.seconds:.0f} s"
     return (f"**Encoder alignment** ({e.optimizer} lr {e.lr:g}, {e.epochs} epochs): {done}; "
-            f"training uses the aligned features `{e.source}`")
+            f"training uses the aligned features `{e.source}`" + (f" · **{e.note}**" if e.note else ""))
 
 
 def metrics_text(job: TrainJob | None) -> str:
@@ -272,6 +273,37 @@ class TrainTab:
                            *(MODEL_NAMES[m] for m in models)])
         return f"Started: {names} on **{form.dataset}** ({job.device}) → `{out}`.", gr.Timer(active=True)
 
+    def continue_job(self, folder: str) -> tuple[str, gr.Timer]:
+        """Continue the interrupted run in `folder` with the settings it recorded; returns a message and the timer."""
+        idle = gr.Timer(active=False)
+        run = next((r for r in interrupted_runs(self.studio.config.workdir) if str(r.out) == folder), None)
+        if run is None:
+            return "Pick an interrupted run to continue: none with a saved training state is selected.", idle
+        try:
+            cfg = RunConfig.from_dict(run.config)
+        except (KeyError, TypeError, ValueError) as e:
+            return f"Cannot continue `{run.out}`: its recorded settings are unreadable ({e}).", idle
+        try:
+            job = self.studio.jobs.start(cfg, run.models, run.out, continue_run=True)
+        except JobBusy as e:
+            return str(e), gr.Timer(active=True)
+        names = ", ".join(MODEL_NAMES.get(m, m) for m in run.models)
+        return (f"Continuing {names} in `{run.out}` ({job.device}): finished models are reused, the interrupted "
+                "stage resumes after its last saved epoch."), gr.Timer(active=True)
+
+    def interrupted(self) -> tuple[Any, Any]:
+        """The interrupted-run picker and its button, shown when a run can be continued (the last job's folder
+        preselected when it is one); left as they are while a job runs."""
+        job = self.studio.job
+        if job is not None and job.running:
+            return gr.skip(), gr.skip()
+        choices = [(f"{r.out.name} · {', '.join(MODEL_NAMES.get(m, m) for m in r.models)}", str(r.out))
+                   for r in interrupted_runs(self.studio.config.workdir)]
+        values = [v for _, v in choices]
+        last = str(job.out) if job is not None else ""
+        value = last if last in values else next(iter(values), None)
+        return gr.Dropdown(choices=choices, value=value, visible=bool(choices)), gr.Button(visible=bool(choices))
+
     def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any]:
         """Progress for the timer: status, curves, metrics, timer state, and the run list once finished."""
         job = self.studio.job
@@ -340,6 +372,10 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                 with gr.Row():
                     start_btn = gr.Button("Start training", variant="primary", elem_id="start-training")
                     cancel = gr.Button("Cancel", variant="stop")
+                with gr.Row():
+                    interrupted = gr.Dropdown([], label="Interrupted run", visible=False, elem_id="interrupted-run",
+                                              info="killed or cancelled, with its training state saved")
+                    continue_btn = gr.Button("Continue interrupted run", visible=False, elem_id="continue-training")
                 message = gr.Markdown()
             with gr.Column(scale=3):
                 job_status = gr.Markdown(elem_id="job-status")
@@ -358,12 +394,19 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         return tab.start_job(TrainForm.from_values(values, form))
 
     poll_out = [job_status, curves, job_metrics, timer, shell.run]
+    offer = [interrupted, continue_btn]
     start_btn.click(start, set(form.values()), [message, timer], **UI)
+    continue_btn.click(tab.continue_job, interrupted, [message, timer], **UI)
     cancel.click(tab.cancel, None, message, **UI)
-    timer.tick(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    # after each poll: once the job has ended (cancelled, failed) its folder may be one to continue
+    timer.tick(tab.poll, None, poll_out, show_progress="hidden", **UI).then(
+        tab.interrupted, None, offer, show_progress="hidden", **UI)
     device.change(device_note, device, device_md, **UI)
-    train_tab.select(tab.datasets, dataset, dataset, **UI).then(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    selected = train_tab.select(tab.datasets, dataset, dataset, **UI)
+    selected.then(tab.poll, None, poll_out, show_progress="hidden", **UI).then(
+        tab.interrupted, None, offer, show_progress="hidden", **UI)
     shell.demo.load(tab.poll, None, poll_out, show_progress="hidden", **UI)
+    shell.demo.load(tab.interrupted, None, offer, show_progress="hidden", **UI)
     return dataset
 
 

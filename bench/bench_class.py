@@ -1,0 +1,194 @@
+"""A class of thirty: concurrent gradio_client sessions against one `python app.py`, each building its own
+watch history through the UI's own (undocumented) events, with and without a training job running.
+
+    python bench/bench_class.py [--sessions 30] [--clicks 5] [--think 2] [--train] [--port 7872] [-- app.py flags]
+
+One click = what the browser sends for a click on a title: the history grows (`/watch`, the same
+append rule as a thumbnail click), then the refresh a history change fires (`/refresh`: model,
+explanations, map); the click-to-answer latency spans both. Every answer is checked against the
+session's own clicks (its history as ids, the count in the status line, and a final `/recommend`
+with that history): any mismatch is cross-talk. With --train, a tiny job (hidden 16, batch 512, the
+Train tab's default stages, on --data) is started through the Train tab's own `start` event, the
+class runs again once an epoch is under way, and the job is cancelled after. The app runs in a
+fresh process with a temporary --workdir; nothing here imports the app. Prints figures; no asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench_app import _wait_for_page  # bench/ is on sys.path when this script runs
+
+ROOT = Path(__file__).resolve().parents[1]
+REFRESH_ARGS = ("", 10, "ID space", "PCA")  # run, k, map space, projection: the UI's defaults (history is state)
+TINY_JOB = {"hidden size d": 16, "batch (targets)": 512}  # Train-form labels -> values; the rest as the form shows
+
+
+def append_click(history: list[str], item_id: str) -> list[str]:
+    """The app's click rule, restated to check its answers: a re-watched item moves to the end."""
+    return [h for h in history if h != item_id] + [item_id]
+
+
+def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
+            start: threading.Barrier) -> dict[str, Any]:
+    """One student: `clicks` clicks on titles from `pool`; the latencies, errors and cross-talk seen."""
+    from gradio_client import Client
+
+    rng, mine = random.Random(seed), []
+    out: dict[str, Any] = {"latency": [], "errors": [], "crosstalk": []}
+    # a browser waits for a busy server: httpx's 5 s default would count a long queue as an error
+    client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 120})
+    start.wait()
+    for _ in range(clicks):
+        time.sleep(rng.uniform(0, 2 * think))
+        item = rng.choice(pool)
+        mine = append_click(mine, item)
+        try:
+            t = time.perf_counter()
+            shown = client.predict(item, "", api_name="/watch")
+            _, ids_box, status, *_ = client.predict(*REFRESH_ARGS, api_name="/refresh")
+            out["latency"].append(time.perf_counter() - t)
+        except Exception as e:  # noqa: BLE001 - a bench counts failures instead of stopping at the first
+            out["errors"].append(f"{type(e).__name__}: {e}")
+            continue
+        if shown != ",".join(mine) or ids_box != ",".join(mine) or f"your {len(mine)} watched" not in status:
+            out["crosstalk"].append(f"session {seed}: clicked {mine}, /watch {shown}, /refresh {ids_box}")
+    try:
+        used = client.predict(",".join(mine), 10, api_name="/recommend")["used_ids"]
+        if used != mine:
+            out["crosstalk"].append(f"session {seed}: /recommend used {used} for {mine}")
+    except Exception as e:  # noqa: BLE001
+        out["errors"].append(f"{type(e).__name__}: {e}")
+    return out
+
+
+def run_class(url: str, pool: list[str], args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """`args.sessions` concurrent sessions (one thread and one Client each, started together); merged results."""
+    start = threading.Barrier(args.sessions)
+    results: list[dict[str, Any]] = [{}] * args.sessions
+
+    def one(i: int) -> None:
+        results[i] = session(url, seed + i, pool, args.clicks, args.think, start)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(args.sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {key: [x for r in results for x in r.get(key, [])] for key in ("latency", "errors", "crosstalk")}
+
+
+def start_training(client: Any, epochs: int) -> str:
+    """Start a tiny job through the Train tab's own `start` event (the form's other values as it shows them)."""
+    config = client.config
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == "start")
+    props = {c["id"]: c.get("props", {}) for c in config["components"]}
+    job = {**TINY_JOB, "max epochs": epochs, "patience": epochs}
+    values = [job.get(props[i].get("label"), props[i].get("value")) for i in dep["inputs"]]
+    return client.predict(*values, api_name="/start")[0]
+
+
+def wait_for_status(client: Any, words: tuple[str, ...], limit: float) -> str:
+    """Poll the Train tab's status (its own `poll` event) until it holds one of `words`; the last status."""
+    deadline = time.time() + limit
+    status = ""
+    while time.time() < deadline:
+        status = client.predict(api_name="/poll")[0]
+        if any(w in status for w in words):
+            break
+        time.sleep(1.0)
+    return status
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds used so far by process `pid` (Linux /proc) and by this one (the clients)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), own.ru_utime + own.ru_stime
+
+
+def since(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
+    """CPU seconds used between two `cpu_seconds` readings."""
+    return after[0] - before[0], after[1] - before[1]
+
+
+def report(name: str, res: dict[str, Any], seconds: float, cpu: tuple[float, float]) -> None:
+    """Print one phase's figures (`cpu`: CPU seconds the app process, a training job's included, and the clients
+    used meanwhile)."""
+    ms = sorted(s * 1000 for s in res["latency"])
+    p95 = ms[int(0.95 * (len(ms) - 1))] if ms else float("nan")
+    print(f"{name}: {len(ms)} clicks in {seconds:.0f} s, {len(res['errors'])} errors, "
+          f"{len(res['crosstalk'])} cross-talk; click-to-answer median {statistics.median(ms) if ms else 0:.0f} ms, "
+          f"p95 {p95:.0f} ms, max {ms[-1] if ms else 0:.0f} ms; CPU: app {cpu[0]:.0f} s "
+          f"({1000 * cpu[0] / max(1, len(ms)):.0f} ms a click), clients {cpu[1]:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for line in (res["errors"] + res["crosstalk"])[:5]:
+        print(f"  {line[:300]}")
+
+
+def main() -> None:
+    """Start app.py, run the class (then again during a training job with --train); print the figures."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sessions", type=int, default=30)
+    p.add_argument("--clicks", type=int, default=5, help="clicks per session")
+    p.add_argument("--think", type=float, default=2.0, help="mean seconds a student looks before the next click "
+                   "(uniform on [0, 2 think]); 0 = back to back")
+    p.add_argument("--train", action="store_true", help="run the class again while a tiny training job runs")
+    p.add_argument("--epochs", type=int, default=50, help="the job's max epochs (it is cancelled after the class)")
+    p.add_argument("--port", type=int, default=7872)
+    p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "demo")
+    p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
+    args = p.parse_args()
+
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(args.port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": "1"}
+    log = ROOT / "artifacts" / "bench_class.log"
+    log.parent.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{args.port}/"
+    with tempfile.TemporaryDirectory() as work, open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(args.checkpoint), "--workdir", work,
+                                 *args.app_args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            _wait_for_page(url, proc)
+            from gradio_client import Client
+
+            admin = Client(url, verbose=False, download_files=False)
+            pool = [it["item_id"] for it in admin.predict("", 100, api_name="/recommend")["items"]]
+            t = time.perf_counter()
+            admin.predict(pool[0], "", api_name="/watch")
+            admin.predict(*REFRESH_ARGS, api_name="/refresh")  # the run's first map fits its projection once
+            print(f"cpus={os.cpu_count()}; {args.sessions} sessions x {args.clicks} clicks, think {args.think:g} s; "
+                  f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s")
+            t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
+            res = run_class(url, pool, args, seed=0)
+            report("idle app", res, time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid)))
+            if args.train:
+                print(f"training: {start_training(admin, args.epochs)}")
+                status = wait_for_status(admin, ("**Training", "Finished", "stopped"), 900)
+                t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
+                res = run_class(url, pool, args, seed=1000)
+                seconds, cpu = time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid))
+                after = admin.predict(api_name="/poll")[0]
+                print(f"  job when the class started: {status.splitlines()[0][:120]}")
+                print(f"  job when it ended: {after.splitlines()[0][:120]}")
+                report("during training", res, seconds, cpu)
+                admin.predict(api_name="/cancel")
+                wait_for_status(admin, ("Cancelled", "Finished", "stopped"), 300)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()
