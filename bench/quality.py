@@ -84,7 +84,7 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
     best = {k: max(present, key=lambda b: out["models"][b]["test"][k]["mean"]) for k in METRICS}
     out["best_baseline"] = best
     for k in METRICS:
-        refs = {"best": best[k], **{b: b for b in models if b != "sicsrec"}}
+        refs = {"best": best[k], **{b: b for b in models if b not in ("sicsrec", "pop")}}
         out["gains"][k] = {label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
                            for label, b in refs.items()}
     split_cache: dict = {}
@@ -98,11 +98,12 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
 
 
 def _cell(s: dict) -> str:
-    return f"{s['mean']:.4f} ± {s['std']:.4f}"
+    return f"{s['mean']:.4f}" + (f" ± {s['std']:.4f}" if s["n"] > 1 else "")
 
 
 def _gain(g: dict) -> str:
-    return f"{100 * g['mean']:+.1f}% [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+    interval = f" [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]" if g["n"] > 1 else " (one seed: no interval)"
+    return f"{100 * g['mean']:+.1f}%" + interval
 
 
 def markdown(report: dict) -> str:
@@ -131,13 +132,13 @@ def markdown(report: dict) -> str:
 
 def write_docs(table: str, files: list[Path]) -> None:
     """Replace the quality block of each file (between the markers) with `table`."""
-    block = re.compile(r"(<!-- quality:begin -->\n).*?(\n<!-- quality:end -->)", re.S)
+    block = re.compile(r"(<!-- quality:begin -->\n)(?:.*?\n)?(<!-- quality:end -->)", re.S)
     for f in files:
         text = f.read_text(encoding="utf-8")
         if not block.search(text):
             print(f"{f}: no quality markers, not written", file=sys.stderr)
             continue
-        atomic_write_text(f, block.sub(lambda m: m.group(1) + table + m.group(2), text))
+        atomic_write_text(f, block.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
 
 
 def main() -> None:
