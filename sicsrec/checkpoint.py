@@ -16,10 +16,11 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from safetensors import safe_open
@@ -42,6 +43,26 @@ MAX_LAYERS = 64  # layers are built one by one in Python, even on the meta devic
 
 class CheckpointError(Exception):
     """A checkpoint folder is missing, incomplete or inconsistent; the message names the file."""
+
+
+@dataclass
+class ItemTable:
+    """A checkpoint's items.json read once: per item index 1..N its id, title, category, image path and
+    training popularity (the one parser: serving and the app's catalogue both build on it)."""
+
+    item_ids: list[str]
+    titles: list[str]
+    categories: list[str]
+    image_paths: list[str]
+    popularity: np.ndarray
+
+    @classmethod
+    def from_dict(cls, items: dict[str, list]) -> "ItemTable":
+        """From items.json's object; optional lists (categories, image paths, popularity) default per item."""
+        n = len(items["item_ids"])
+        return cls([str(x) for x in items["item_ids"]], [str(t) for t in items.get("titles", [""] * n)],
+                   list(items.get("categories", [""] * n)), list(items.get("image_paths", [""] * n)),
+                   np.asarray(items.get("popularity", [0] * n), dtype=np.float64))
 
 
 def item_table(split: Split, items: pd.DataFrame) -> dict[str, list]:
@@ -227,4 +248,4 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     return model, config, items
 
 
-__all__ = ["CheckpointError", "FORMAT", "item_table", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "FORMAT", "ItemTable", "item_table", "load_checkpoint", "save_checkpoint"]

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sicsrec.checkpoint import CheckpointError
+from sicsrec.checkpoint import CheckpointError, ItemTable
 from sicsrec.data import Dataset
 from sicsrec.eval.results import Results
 from sicsrec.serve import Recommender, popular_items
@@ -38,12 +38,9 @@ class Catalogue:
         self._lower = [t.lower() for t in self.titles]
 
     @classmethod
-    def from_items(cls, items: dict[str, list]) -> "Catalogue":
-        """From a checkpoint's items.json."""
-        n = len(items["item_ids"])
-        return cls([str(x) for x in items["item_ids"]], list(items.get("titles", [""] * n)),
-                   list(items.get("categories", [""] * n)), list(items.get("image_paths", [""] * n)),
-                   np.asarray(items.get("popularity", [0] * n), dtype=np.float64))
+    def from_items(cls, items: ItemTable) -> "Catalogue":
+        """From a checkpoint's item table (`Recommender.table`)."""
+        return cls(items.item_ids, items.titles, items.categories, items.image_paths, items.popularity)
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> "Catalogue":
@@ -124,7 +121,7 @@ def load_run(path: str | Path, fallback: Callable[[], Catalogue] | None = None) 
         if fallback is None:
             raise
         return LoadedRun("no trained model (popular items)", fallback(), results=results, problem=str(e))
-    return LoadedRun(run_label(path, results), Catalogue.from_items(main.items), main, base, results)
+    return LoadedRun(run_label(path, results), Catalogue.from_items(main.table), main, base, results)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

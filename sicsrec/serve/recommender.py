@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sicsrec.checkpoint import load_checkpoint
+from sicsrec.checkpoint import ItemTable, load_checkpoint
 from sicsrec.model.base import SeqRecModel
 from sicsrec.serve.history import History, parse_history
 from sicsrec.serve.index import IndexConfig, ItemIndex
@@ -85,10 +85,9 @@ class Recommender:
     def __init__(self, model: SeqRecModel, config: dict[str, Any], items: dict[str, list], path: Path | None = None,
                  index: IndexConfig | None = None) -> None:
         self.model, self.config, self.items, self.path = model.eval(), config, items, path
-        self.item_ids: list[str] = [str(x) for x in items["item_ids"]]
-        self.titles: list[str] = items["titles"]
+        self.table = ItemTable.from_dict(items)
+        self.item_ids, self.titles, self.popularity = self.table.item_ids, self.table.titles, self.table.popularity
         self.index = {iid: i + 1 for i, iid in enumerate(self.item_ids)}
-        self.popularity = np.asarray(items.get("popularity", [0] * len(self.item_ids)), dtype=np.float64)
         self.device = next(model.parameters()).device
         with torch.no_grad():
             self._table = model.item_table().detach()  # (N+1, d) scored item vectors, computed once
