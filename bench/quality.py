@@ -73,7 +73,10 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
     """Every figure of one dataset: per-model summaries, SICSRec's per-seed gains, the paired bootstrap."""
     seeds = sorted(runs)
     models = [m for m in MODEL_ORDER if all(m in runs[s].models for s in seeds)]
-    out: dict = {"seeds": seeds, "dataset": runs[seeds[0]].dataset, "models": {}, "gains": {}}
+    # Every model of a run early-stops on the same validation metric: the run's TrainConfig.stop_metric.
+    selected_on = sorted({str(runs[s].config.get("train", {}).get("stop_metric", "hr@10")) for s in seeds})
+    out: dict = {"seeds": seeds, "dataset": runs[seeds[0]].dataset, "selected_on": selected_on, "models": {},
+                 "gains": {}}
     for m in models:
         out["models"][m] = {part: {k: summarise([runs[s].metric(m, k, part) for s in seeds]).to_dict() for k in METRICS}
                             for part in ("test", "valid")}
@@ -108,10 +111,13 @@ def _gain(g: dict) -> str:
 
 def markdown(report: dict) -> str:
     """The tables: per-model mean ± std; SICSRec's per-seed gains with 95% t-intervals; the paired bootstrap."""
-    lines = ["| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds |", "|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds | kept epoch selected on |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, d in report["datasets"].items():
         for m, s in d["models"].items():
-            lines.append(f"| {name} | {m} | " + " | ".join(_cell(s["test"][k]) for k in METRICS) + f" | {len(d['seeds'])} |")
+            on = "—" if m == "pop" else "valid " + ", ".join(x.upper() for x in d.get("selected_on", ["hr@10"]))
+            lines.append(f"| {name} | {m} | " + " | ".join(_cell(s["test"][k]) for k in METRICS)
+                         + f" | {len(d['seeds'])} | {on} |")
     lines += ["", "SICSRec's test gain, taken per seed, mean and 95% t-interval over seeds:", "",
               "| dataset | over | HR@5 | HR@10 | NDCG@5 | NDCG@10 |", "|---|---|---|---|---|---|"]
     for name, d in report["datasets"].items():
