@@ -36,6 +36,9 @@ CSS = """
   grid-template-rows: none !important; grid-auto-rows: auto !important; }
 .sr-gallery .thumbnail-item { aspect-ratio: 2 / 3 !important; height: auto !important; }
 .sr-gallery .caption-label { font-size: 11px; max-width: 94%; }
+@media (max-width: 640px) {  /* phones: three posters a row instead of eight 35-px ones */
+  .sr-gallery .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
+}
 """
 
 

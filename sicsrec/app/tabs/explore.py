@@ -182,7 +182,7 @@ class ExploreTab:
         (history, history as ids)."""
         parsed = parse_history(ids, self.studio.run(run_key).catalogue)
         if parsed.notes():
-            gr.Warning(" ".join(parsed.notes()))
+            gr.Warning(" · ".join(parsed.notes()))
         history = list(history or [])
         for iid in parsed.known:
             history = append_click(history, iid, MAX_HISTORY)
