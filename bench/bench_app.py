@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,25 @@ def _wait_for_page(url: str, proc: subprocess.Popen, limit: float = 300.0) -> No
     raise SystemExit(f"no page at {url} after {limit:.0f} s")
 
 
+@contextmanager
+def served_app(port: int, checkpoint: Path, log_name: str, app_args: list[str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python app.py` in its own process on `port` (stderr to artifacts/<log_name>), until the page answers;
+    yields (url, process) and stops the app on exit. The one way bench/ starts the app."""
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    log = ROOT / "artifacts" / log_name
+    log.parent.mkdir(exist_ok=True)
+    url = f"http://127.0.0.1:{port}/"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(checkpoint), *app_args],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        _wait_for_page(url, proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
 def _stats(seconds: list[float]) -> str:
     """Median and p95 of call times, in milliseconds."""
     ms = sorted(s * 1000 for s in seconds)
@@ -56,17 +77,8 @@ def main() -> None:
     p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
     args = p.parse_args()
 
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(args.port), "GRADIO_ANALYTICS_ENABLED": "False",
-           "HF_HUB_OFFLINE": "1"}
-    log = ROOT / "artifacts" / "bench_app.log"
-    log.parent.mkdir(exist_ok=True)
-    url = f"http://127.0.0.1:{args.port}/"
     t0 = time.perf_counter()
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(args.checkpoint), *args.app_args],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        _wait_for_page(url, proc)
+    with served_app(args.port, args.checkpoint, "bench_app.log", args.app_args) as (url, _):
         served = time.perf_counter() - t0
         from gradio_client import Client
 
@@ -78,9 +90,6 @@ def main() -> None:
             t = time.perf_counter()
             client.predict(",".join(HISTORY[: 1 + i % len(HISTORY)]), 10, api_name="/recommend")
             http.append(time.perf_counter() - t)
-    finally:
-        proc.terminate()
-        proc.wait()
 
     from sicsrec.serve import Recommender
 

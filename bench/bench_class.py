@@ -20,24 +20,19 @@ import os
 import random
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_app import _wait_for_page  # bench/ is on sys.path when this script runs
+from bench_app import served_app  # bench/ is on sys.path when this script runs; it puts the repo there too
+
+from sicsrec.serve.history import append_click  # noqa: E402  (the app's click rule, to check its answers)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFRESH_ARGS = ("", 10, "ID space", "PCA")  # run, k, map space, projection: the UI's defaults (history is state)
 TINY_JOB = {"hidden size d": 16, "batch (targets)": 512}  # Train-form labels -> values; the rest as the form shows
-
-
-def append_click(history: list[str], item_id: str) -> list[str]:
-    """The app's click rule, restated to check its answers: a re-watched item moves to the end."""
-    return [h for h in history if h != item_id] + [item_id]
 
 
 def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
@@ -53,7 +48,7 @@ def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
     for _ in range(clicks):
         time.sleep(rng.uniform(0, 2 * think))
         item = rng.choice(pool)
-        mine = append_click(mine, item)
+        mine = append_click(mine, item, limit=200)
         try:
             t = time.perf_counter()
             shown = client.predict(item, "", api_name="/watch")
@@ -151,43 +146,32 @@ def main() -> None:
     p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
     args = p.parse_args()
 
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(args.port), "GRADIO_ANALYTICS_ENABLED": "False",
-           "HF_HUB_OFFLINE": "1"}
-    log = ROOT / "artifacts" / "bench_class.log"
-    log.parent.mkdir(exist_ok=True)
-    url = f"http://127.0.0.1:{args.port}/"
-    with tempfile.TemporaryDirectory() as work, open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(args.checkpoint), "--workdir", work,
-                                 *args.app_args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            _wait_for_page(url, proc)
-            from gradio_client import Client
+    with tempfile.TemporaryDirectory() as work, \
+            served_app(args.port, args.checkpoint, "bench_class.log", ["--workdir", work, *args.app_args]) as (url, proc):
+        from gradio_client import Client
 
-            admin = Client(url, verbose=False, download_files=False)
-            pool = [it["item_id"] for it in admin.predict("", 100, api_name="/recommend")["items"]]
-            t = time.perf_counter()
-            admin.predict(pool[0], "", api_name="/watch")
-            admin.predict(*REFRESH_ARGS, api_name="/refresh")  # the run's first map fits its projection once
-            print(f"cpus={os.cpu_count()}; {args.sessions} sessions x {args.clicks} clicks, think {args.think:g} s; "
-                  f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s")
+        admin = Client(url, verbose=False, download_files=False)
+        pool = [it["item_id"] for it in admin.predict("", 100, api_name="/recommend")["items"]]
+        t = time.perf_counter()
+        admin.predict(pool[0], "", api_name="/watch")
+        admin.predict(*REFRESH_ARGS, api_name="/refresh")  # the run's first map fits its projection once
+        print(f"cpus={os.cpu_count()}; {args.sessions} sessions x {args.clicks} clicks, think {args.think:g} s; "
+              f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s")
+        t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
+        res = run_class(url, pool, args, seed=0)
+        report("idle app", res, time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid)))
+        if args.train:
+            print(f"training: {start_training(admin, args.epochs)}")
+            status = wait_for_status(admin, ("**Training", "Finished", "stopped"), 900)
             t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
-            res = run_class(url, pool, args, seed=0)
-            report("idle app", res, time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid)))
-            if args.train:
-                print(f"training: {start_training(admin, args.epochs)}")
-                status = wait_for_status(admin, ("**Training", "Finished", "stopped"), 900)
-                t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
-                res = run_class(url, pool, args, seed=1000)
-                seconds, cpu = time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid))
-                after = admin.predict(api_name="/poll")[0]
-                print(f"  job when the class started: {status.splitlines()[0][:120]}")
-                print(f"  job when it ended: {after.splitlines()[0][:120]}")
-                report("during training", res, seconds, cpu)
-                admin.predict(api_name="/cancel")
-                wait_for_status(admin, ("Cancelled", "Finished", "stopped"), 300)
-        finally:
-            proc.terminate()
-            proc.wait()
+            res = run_class(url, pool, args, seed=1000)
+            seconds, cpu = time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid))
+            after = admin.predict(api_name="/poll")[0]
+            print(f"  job when the class started: {status.splitlines()[0][:120]}")
+            print(f"  job when it ended: {after.splitlines()[0][:120]}")
+            report("during training", res, seconds, cpu)
+            admin.predict(api_name="/cancel")
+            wait_for_status(admin, ("Cancelled", "Finished", "stopped"), 300)
 
 
 if __name__ == "__main__":
