@@ -55,6 +55,7 @@ class RecResult:
     parts: dict[str, np.ndarray] = field(default_factory=dict)  # stream -> (d,) its share of the user vector
     k: int = DEFAULT_K  # the k served (serve.response.resolve_k)
     k_note: str = ""  # what was done to the requested k
+    history: list[str] = field(default_factory=list)  # every known id of the input by the history rule (oldest first)
 
     @property
     def notes(self) -> list[str]:
@@ -109,11 +110,6 @@ class Recommender:
     def max_len(self) -> int:
         return self.model.cfg.max_len
 
-    def resolve(self, history: str | list[str]) -> tuple[list[int], list[str], list[str]]:
-        """Map ids to indices by the history rule (`serve.history`): (indices, known ids, unknown ids)."""
-        h = parse_history(history, self.index)
-        return [self.index[i] for i in h.known], h.known, h.unknown
-
     def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
         return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
 
@@ -150,7 +146,7 @@ class Recommender:
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
         items = [self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS})
                  for j, i in enumerate(top)]
-        res = RecResult(items, "model", known, unknown, truncated, repeats=parsed.repeats,
+        res = RecResult(items, "model", known, unknown, truncated, repeats=parsed.repeats, history=parsed.known,
                         user=out.user[0].cpu().numpy(), parts={p: v[0].cpu().numpy() for p, v in out.parts.items()},
                         k=k, k_note=k_note)
         if influence:

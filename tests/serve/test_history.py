@@ -53,6 +53,9 @@ def test_the_recommender_applies_the_rule_and_carries_its_forward_pass(saved) ->
     res = rec.recommend("3,4,3,nope", k=5)
     assert res.used_history == ["4", "3"] and res.unknown == ["nope"] and res.repeats == 1
     assert "repeated" in res.message and "nope" in res.message
+    long = [str(i) for i in range(1, 41)]  # longer than the model's window of 20: the result keeps every known id
+    window = rec.recommend(long, k=3)
+    assert window.history == [i for i in long if i in rec.index] and window.used_history == window.history[-20:]
     table = rec.embeddings("id")
     for it in res.items:  # the carried user vector is the one that scored the list
         assert math.isclose(float(np.dot(res.user, table[rec.index[it["item_id"]] - 1])), it["score"], abs_tol=1e-5)

@@ -47,7 +47,7 @@ def recommend(run: LoadedRun, history: str | list[str], k: float | str | None, i
     parsed = parse_history(history, run.catalogue)
     k, k_note = resolve_k(k)
     return RecResult(run.catalogue.popular(k, set(parsed.known)), "no_model", unknown=parsed.unknown,
-                     repeats=parsed.repeats, k=k, k_note=k_note)
+                     repeats=parsed.repeats, k=k, k_note=k_note, history=parsed.known)
 
 
 def status_text(run: LoadedRun, recs: RecResult, n_history: int) -> str:
@@ -203,7 +203,7 @@ class ExploreTab:
         run = self.studio.run(run_key)
         cat, thumbs = run.catalogue, self.studio.thumbs
         recs = recommend(run, history or [], k)  # the serving rules; their notes go to the status line
-        history = parse_history(history or [], cat).known
+        history = recs.history  # filtered once, by those rules
         shown = Shown(run_key or "", history, [it["item_id"] for it in recs.items], recs.user)
         strip = [(thumbs.path(cat, cat.position[h]), f"{n}. {short(cat.titles[cat.position[h]], 36)}")
                  for n, h in enumerate(history, 1)]
