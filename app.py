@@ -72,14 +72,26 @@ def launch_options(studio: Studio) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags (see the module docstring)."""
     p = argparse.ArgumentParser(description="SICSRec Studio (Gradio app)")
-    p.add_argument("--data", default="demo", help="dataset: the Train tab's default, and the catalogue when no model "
-                   "is loaded ('demo' = embedded MovieLens)")
-    p.add_argument("--checkpoint", type=Path, default=AppConfig.checkpoint,
-                   help="run folder (results.json + checkpoints/<model>/) served by default [checkpoints/demo]")
+    p.add_argument(
+        "--data",
+        default="demo",
+        help="dataset: the Train tab's default, and the catalogue when no model "
+        "is loaded ('demo' = embedded MovieLens)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=AppConfig.checkpoint,
+        help="run folder (results.json + checkpoints/<model>/) served by default [checkpoints/demo]",
+    )
     p.add_argument("--images", type=Path, default=None, help="folder of <item_id>.jpg/.png posters or covers")
     p.add_argument("--workdir", type=Path, default=AppConfig.workdir, help="where training runs and uploads go [runs]")
-    p.add_argument("--threads", type=int, default=AppConfig().train_threads,
-                   help="torch threads of training jobs [all cores]; serving uses one per request")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=AppConfig().train_threads,
+        help="torch threads of training jobs [all cores]; serving uses one per request",
+    )
     p.add_argument("--host", default=None, help="bind address (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     return p.parse_args(argv)
@@ -92,8 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.images is not None and not args.images.is_dir():
         raise SystemExit(f"--images {args.images}: not a folder")
     try:
-        studio = Studio(AppConfig(data=args.data, checkpoint=args.checkpoint, images=args.images, workdir=args.workdir,
-                                  train_threads=args.threads))
+        studio = Studio(
+            AppConfig(
+                data=args.data,
+                checkpoint=args.checkpoint,
+                images=args.images,
+                workdir=args.workdir,
+                train_threads=args.threads,
+            )
+        )
     except DataError as e:
         raise SystemExit(f"error: no usable checkpoint, and --data does not load: {e}") from None
     studio.warm_thumbnails()

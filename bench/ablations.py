@@ -64,22 +64,29 @@ def variant_config(base: list[str], name: str) -> RunConfig:
     try:
         return run_config(parser.parse_args(["compare", "--out", "unused", *base, *extra]))
     except SystemExit:
-        raise SystemExit(f"variant {name!r}: not a valid compare setting (see python -m sicsrec compare --help)")
+        raise SystemExit(
+            f"variant {name!r}: not a valid compare setting (see python -m sicsrec compare --help)"
+        ) from None
 
 
 def _row(results: Results, model: str, checkpoint: Path) -> dict:
     """One table row: test and valid metrics, the kept epoch of the model's last fit, training seconds."""
     m = results.models[model]
     fits = read_fits(load_checkpoint(checkpoint)[1])
-    return {"test": m.test, "valid": m.valid, "epochs": fits[-1].best_epoch if fits else 0,
-            "seconds": round(fits[-1].seconds if fits else m.train_seconds, 1)}
+    return {
+        "test": m.test,
+        "valid": m.valid,
+        "epochs": fits[-1].best_epoch if fits else 0,
+        "seconds": round(fits[-1].seconds if fits else m.train_seconds, 1),
+    }
 
 
 def run_seed(base: list[str], names: list[str], out: Path, preps: dict[str, Prepared]) -> dict[str, dict]:
     """Step 1 and every variant for the seed in `base`; rows {variant: {test, valid, epochs, seconds}}."""
     cfg0 = variant_config(base, "full")
-    step1 = run_experiment(cfg0, out / "step1", ("sasrec",), prepared=preps[cfg0.features.source], show_bar=False,
-                           resume=True)
+    step1 = run_experiment(
+        cfg0, out / "step1", ("sasrec",), prepared=preps[cfg0.features.source], show_bar=False, resume=True
+    )
     step1_ckpt = out / "step1" / "checkpoints" / "sasrec"
     rows = {"sasrec (step 1)": _row(step1.results, "sasrec", step1_ckpt)}
     for name in names:
@@ -88,8 +95,15 @@ def run_seed(base: list[str], names: list[str], out: Path, preps: dict[str, Prep
         if source not in preps:
             preps[source] = prepare(cfg.data, cfg.features, str(resolve_device(cfg.train.device)), show_bar=False)
         # Kept for inspection (bench/learning_curves.py, bench/fusion_attribution.py, the app).
-        done = run_experiment(cfg, out / name, ("sicsrec",), prepared=preps[source], show_bar=False, resume=True,
-                              step1=step1_ckpt if cfg.train.two_step else None)
+        done = run_experiment(
+            cfg,
+            out / name,
+            ("sicsrec",),
+            prepared=preps[source],
+            show_bar=False,
+            resume=True,
+            step1=step1_ckpt if cfg.train.two_step else None,
+        )
         rows[name] = _row(done.results, "sicsrec", out / name / "checkpoints" / "sicsrec")
     return rows
 
@@ -99,13 +113,19 @@ def seed_table(base: list[str], rows: dict[str, dict]) -> None:
     full = rows.get("full")
     print(f"\n{' '.join(base)}\n")
     # valid HR@10 is what the paper selects on (alpha grid); test columns are what it reports
-    print("| variant | valid HR@10 | " + " | ".join(f"test {m.upper()}" for m in METRICS)
-          + " | NDCG@5 vs full | best epoch | s |")
+    print(
+        "| variant | valid HR@10 | "
+        + " | ".join(f"test {m.upper()}" for m in METRICS)
+        + " | NDCG@5 vs full | best epoch | s |"
+    )
     print("|---" * (len(METRICS) + 5) + "|")
     for name, r in rows.items():
         rel = f"{r['test']['ndcg@5'] / full['test']['ndcg@5'] - 1:+.1%}" if full and name != "full" else ""
-        print(f"| {name} | {r['valid']['hr@10']:.4f} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
-              + f" | {rel} | {r['epochs']} | {r['seconds']:.0f} |")
+        print(
+            f"| {name} | {r['valid']['hr@10']:.4f} | "
+            + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
+            + f" | {rel} | {r['epochs']} | {r['seconds']:.0f} |"
+        )
 
 
 def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines: Path | None) -> None:
@@ -116,7 +136,11 @@ def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines
     base_runs = {s: Results.read(baselines / f"seed{s}") for s in seeds} if baselines else {}
     if any(r is None for r in base_runs.values()):
         raise SystemExit(f"--baselines {baselines}: a seed<S>/results.json is missing or unreadable")
-    best = max(("sasrec", "content"), key=lambda b: np.mean([base_runs[s].metric(b, "ndcg@5") for s in seeds])) if baselines else ""
+    best = (
+        max(("sasrec", "content"), key=lambda b: np.mean([base_runs[s].metric(b, "ndcg@5") for s in seeds]))
+        if baselines
+        else ""
+    )
     print(f"\n{' '.join(base)}; seeds {', '.join(map(str, seeds))}\n")
     extra = f" | NDCG@5 vs best baseline ({best}) |" if baselines else " |"
     print("| variant | valid HR@10 | " + " | ".join(f"test {m.upper()}" for m in METRICS) + " | NDCG@5 vs full" + extra)
@@ -124,10 +148,17 @@ def seeds_table(base: list[str], per_seed: dict[int, dict[str, dict]], baselines
     for name in names:
         rs = [per_seed[s][name] for s in seeds]
         ndcg5 = [r["test"]["ndcg@5"] for r in rs]
-        vs_full = _gain(ndcg5, [per_seed[s]["full"]["test"]["ndcg@5"] for s in seeds]) if name != "full" and "full" in names else ""
+        vs_full = (
+            _gain(ndcg5, [per_seed[s]["full"]["test"]["ndcg@5"] for s in seeds])
+            if name != "full" and "full" in names
+            else ""
+        )
         vs_best = f" {_gain(ndcg5, [base_runs[s].metric(best, 'ndcg@5') for s in seeds])} |" if baselines else ""
-        print(f"| {name} | {_cell([r['valid']['hr@10'] for r in rs])} | "
-              + " | ".join(_cell([r["test"][m] for r in rs]) for m in METRICS) + f" | {vs_full} |{vs_best}")
+        print(
+            f"| {name} | {_cell([r['valid']['hr@10'] for r in rs])} | "
+            + " | ".join(_cell([r["test"][m] for r in rs]) for m in METRICS)
+            + f" | {vs_full} |{vs_best}"
+        )
 
 
 def _cell(values: list[float]) -> str:
@@ -145,16 +176,21 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default="runs/ablations")
     ap.add_argument("--seeds", default="", help="comma list: one run per seed under OUT/seed<S>, mean ± std table")
-    ap.add_argument("--baselines", type=Path, default=None,
-                    help="a bench/quality.py dataset folder (seed<S>/results.json) for NDCG@5 vs the best baseline")
+    ap.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="a bench/quality.py dataset folder (seed<S>/results.json) for NDCG@5 vs the best baseline",
+    )
     ap.add_argument("base", nargs=argparse.REMAINDER, help="compare flags shared by all variants (--data ...)")
     args = ap.parse_args()
     base = [a for a in args.base if a != "--"]
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     setup_logging()
     cfg0 = variant_config(base, "full")
-    preps = {cfg0.features.source: prepare(cfg0.data, cfg0.features, str(resolve_device(cfg0.train.device)),
-                                           show_bar=False)}
+    preps = {
+        cfg0.features.source: prepare(cfg0.data, cfg0.features, str(resolve_device(cfg0.train.device)), show_bar=False)
+    }
     if not args.seeds:
         seed_table(base, run_seed(base, names, Path(args.out), preps))
         return

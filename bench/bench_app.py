@@ -43,7 +43,9 @@ def _wait_for_page(url: str, proc: subprocess.Popen, limit: float = 300.0) -> No
 
 
 @contextmanager
-def served_app(port: int, checkpoint: Path, log_name: str, app_args: list[str]) -> Iterator[tuple[str, subprocess.Popen]]:
+def served_app(
+    port: int, checkpoint: Path, log_name: str, app_args: list[str]
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """`python app.py` in its own process on `port` (stderr to artifacts/<log_name>), until the page answers;
     yields (url, process) and stops the app on exit. The one way bench/ starts the app."""
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
@@ -51,8 +53,13 @@ def served_app(port: int, checkpoint: Path, log_name: str, app_args: list[str]) 
     log.parent.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{port}/"
     with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "app.py", "--checkpoint", str(checkpoint), *app_args],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "--checkpoint", str(checkpoint), *app_args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         _wait_for_page(url, proc)
         yield url, proc
@@ -72,8 +79,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=50)
     p.add_argument("--port", type=int, default=7871)
-    p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "demo",
-                   help="run folder served by the app and loaded in process [checkpoints/demo]")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=ROOT / "checkpoints" / "demo",
+        help="run folder served by the app and loaded in process [checkpoints/demo]",
+    )
     p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
     args = p.parse_args()
 

@@ -28,15 +28,16 @@ from typing import Any
 
 from bench_app import served_app  # bench/ is on sys.path when this script runs; it puts the repo there too
 
-from sicsrec.serve.history import append_click  # noqa: E402  (the app's click rule, to check its answers)
+from sicsrec.serve.history import append_click
 
 ROOT = Path(__file__).resolve().parents[1]
 REFRESH_ARGS = ("", 10, "ID space", "PCA")  # run, k, map space, projection: the UI's defaults (history is state)
 TINY_JOB = {"hidden size d": 16, "batch (targets)": 512}  # Train-form labels -> values; the rest as the form shows
 
 
-def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
-            start: threading.Barrier) -> dict[str, Any]:
+def session(
+    url: str, seed: int, pool: list[str], clicks: int, think: float, start: threading.Barrier
+) -> dict[str, Any]:
     """One student: `clicks` clicks on titles from `pool`; the latencies, errors and cross-talk seen."""
     from gradio_client import Client
 
@@ -54,7 +55,7 @@ def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
             shown = client.predict(item, "", api_name="/watch")
             _, ids_box, status, *_ = client.predict(*REFRESH_ARGS, api_name="/refresh")
             out["latency"].append(time.perf_counter() - t)
-        except Exception as e:  # noqa: BLE001 - a bench counts failures instead of stopping at the first
+        except Exception as e:
             out["errors"].append(f"{type(e).__name__}: {e}")
             continue
         if shown != ",".join(mine) or ids_box != ",".join(mine) or f"your {len(mine)} watched" not in status:
@@ -63,7 +64,7 @@ def session(url: str, seed: int, pool: list[str], clicks: int, think: float,
         used = client.predict(",".join(mine), 10, api_name="/recommend")["used_ids"]
         if used != mine:
             out["crosstalk"].append(f"session {seed}: /recommend used {used} for {mine}")
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         out["errors"].append(f"{type(e).__name__}: {e}")
     return out
 
@@ -123,11 +124,13 @@ def report(name: str, res: dict[str, Any], seconds: float, cpu: tuple[float, flo
     used meanwhile)."""
     ms = sorted(s * 1000 for s in res["latency"])
     p95 = ms[int(0.95 * (len(ms) - 1))] if ms else float("nan")
-    print(f"{name}: {len(ms)} clicks in {seconds:.0f} s, {len(res['errors'])} errors, "
-          f"{len(res['crosstalk'])} cross-talk; click-to-answer median {statistics.median(ms) if ms else 0:.0f} ms, "
-          f"p95 {p95:.0f} ms, max {ms[-1] if ms else 0:.0f} ms; CPU: app {cpu[0]:.0f} s "
-          f"({1000 * cpu[0] / max(1, len(ms)):.0f} ms a click), clients {cpu[1]:.0f} s; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{name}: {len(ms)} clicks in {seconds:.0f} s, {len(res['errors'])} errors, "
+        f"{len(res['crosstalk'])} cross-talk; click-to-answer median {statistics.median(ms) if ms else 0:.0f} ms, "
+        f"p95 {p95:.0f} ms, max {ms[-1] if ms else 0:.0f} ms; CPU: app {cpu[0]:.0f} s "
+        f"({1000 * cpu[0] / max(1, len(ms)):.0f} ms a click), clients {cpu[1]:.0f} s; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for line in (res["errors"] + res["crosstalk"])[:5]:
         print(f"  {line[:300]}")
 
@@ -137,8 +140,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sessions", type=int, default=30)
     p.add_argument("--clicks", type=int, default=5, help="clicks per session")
-    p.add_argument("--think", type=float, default=2.0, help="mean seconds a student looks before the next click "
-                   "(uniform on [0, 2 think]); 0 = back to back")
+    p.add_argument(
+        "--think",
+        type=float,
+        default=2.0,
+        help="mean seconds a student looks before the next click (uniform on [0, 2 think]); 0 = back to back",
+    )
     p.add_argument("--train", action="store_true", help="run the class again while a tiny training job runs")
     p.add_argument("--epochs", type=int, default=50, help="the job's max epochs (it is cancelled after the class)")
     p.add_argument("--port", type=int, default=7872)
@@ -146,8 +153,10 @@ def main() -> None:
     p.add_argument("app_args", nargs="*", help="extra app.py flags (after --)")
     args = p.parse_args()
 
-    with tempfile.TemporaryDirectory() as work, \
-            served_app(args.port, args.checkpoint, "bench_class.log", ["--workdir", work, *args.app_args]) as (url, proc):
+    with (
+        tempfile.TemporaryDirectory() as work,
+        served_app(args.port, args.checkpoint, "bench_class.log", ["--workdir", work, *args.app_args]) as (url, proc),
+    ):
         from gradio_client import Client
 
         admin = Client(url, verbose=False, download_files=False)
@@ -155,8 +164,10 @@ def main() -> None:
         t = time.perf_counter()
         admin.predict(pool[0], "", api_name="/watch")
         admin.predict(*REFRESH_ARGS, api_name="/refresh")  # the run's first map fits its projection once
-        print(f"cpus={os.cpu_count()}; {args.sessions} sessions x {args.clicks} clicks, think {args.think:g} s; "
-              f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s")
+        print(
+            f"cpus={os.cpu_count()}; {args.sessions} sessions x {args.clicks} clicks, think {args.think:g} s; "
+            f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s"
+        )
         t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
         res = run_class(url, pool, args, seed=0)
         report("idle app", res, time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid)))

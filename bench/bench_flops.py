@@ -21,10 +21,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, TrainConfig  # noqa: E402
-from sicsrec.run.prepare import prepare  # noqa: E402
-from sicsrec.train.trainer import padded_width, target_batches  # noqa: E402
-from sicsrec.train.two_step import build_model  # noqa: E402
+from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, TrainConfig
+from sicsrec.run.prepare import prepare
+from sicsrec.train.trainer import padded_width, target_batches
+from sicsrec.train.two_step import build_model
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
@@ -39,7 +39,9 @@ def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def step_cost(model: torch.nn.Module, seq: torch.Tensor, tgt: torch.Tensor, opt: torch.optim.Optimizer) -> tuple[int, float]:
+def step_cost(
+    model: torch.nn.Module, seq: torch.Tensor, tgt: torch.Tensor, opt: torch.optim.Optimizer
+) -> tuple[int, float]:
     """(FLOPs, seconds) of one forward + backward + optimiser step."""
     with FlopCounterMode(display=False) as counter:
         out = model.calculate_loss(seq, tgt)
@@ -69,8 +71,10 @@ def main() -> None:
     print(f"threads={args.threads}; dense fp32 matmul (1024^3): {peak:.1f} GFLOP/s")
     n_targets = (split.train_targets > 0).sum(dim=1)
     print(f"{split.n_train_targets:,} training targets in batches of ~{cfg.batch_size} targets\n")
-    print("| length pool | positions per target | model | GFLOP per epoch (fwd+bwd) | s per batch | s per epoch "
-          "| achieved GFLOP/s | share of matmul peak |")
+    print(
+        "| length pool | positions per target | model | GFLOP per epoch (fwd+bwd) | s per batch | s per epoch "
+        "| achieved GFLOP/s | share of matmul peak |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     per_target = {}
     for pool in (int(p) for p in args.length_pools.split(",")):
@@ -90,8 +94,10 @@ def main() -> None:
             per_target.setdefault(name, flops / targets)  # the first pool's (random batches by default)
             rate = flops / seconds / 1e9
             epoch_s = seconds / targets * split.n_train_targets
-            print(f"| {pool} | {positions:.2f} | {name} | {epoch_gflop:,.0f} | {seconds / min(args.batches, len(batches)):.3f} "
-                  f"| {epoch_s:.1f} | {rate:.1f} | {rate / peak:.0%} |")
+            print(
+                f"| {pool} | {positions:.2f} | {name} | {epoch_gflop:,.0f} | {seconds / min(args.batches, len(batches)):.3f} "
+                f"| {epoch_s:.1f} | {rate:.1f} | {rate / peak:.0%} |"
+            )
 
     # One row per prefix, each padded to max_len (RecBole's layout): the encoder runs L positions per target.
     width = split.max_len
@@ -102,8 +108,10 @@ def main() -> None:
     with FlopCounterMode(display=False) as counter:
         model.calculate_loss(seq, tgt).total.backward()
     prefix = counter.get_total_flops() / 64
-    print(f"\nSASRec FLOPs per target: ours {per_target['sasrec'] / 1e6:.1f} M vs one padded row per prefix "
-          f"{prefix / 1e6:.1f} M ({prefix / per_target['sasrec']:.1f}x)")
+    print(
+        f"\nSASRec FLOPs per target: ours {per_target['sasrec'] / 1e6:.1f} M vs one padded row per prefix "
+        f"{prefix / 1e6:.1f} M ({prefix / per_target['sasrec']:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

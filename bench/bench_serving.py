@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sicsrec.config import ModelConfig  # noqa: E402
-from sicsrec.model import SICSRec  # noqa: E402
-from sicsrec.serve import Recommender  # noqa: E402
-from sicsrec.serve.index import IndexConfig, ItemIndex, recall_at_k  # noqa: E402
+from sicsrec.config import ModelConfig
+from sicsrec.model import SICSRec
+from sicsrec.serve import Recommender
+from sicsrec.serve.index import IndexConfig, ItemIndex, recall_at_k
 
 
 def memory_bandwidth_gbs() -> float:
@@ -53,6 +53,7 @@ def user_query_fn(model: SICSRec, vectors: np.ndarray, rng: np.random.Generator,
     items like the history; with `mix` the query is the normalised mean of the history's item
     vectors plus the model output (the forward pass is still paid), the realistic case for an index.
     """
+
     def query() -> np.ndarray:
         rows = rng.integers(0, len(vectors), 20)
         hist = torch.as_tensor(rows + 1)[None]  # (1, 20) item indices (0 = padding)
@@ -61,6 +62,7 @@ def user_query_fn(model: SICSRec, vectors: np.ndarray, rng: np.random.Generator,
         if mix:
             u = vectors[rows].mean(axis=0, keepdims=True) + 0.1 * u / np.linalg.norm(u)
         return (u / np.linalg.norm(u)).astype(np.float32)
+
     return query
 
 
@@ -70,8 +72,10 @@ def index_configs(n: int, kinds: list[str]) -> list[tuple[str, IndexConfig]]:
     out = []
     for kind in kinds:
         if kind == "ivf":
-            out += [(f"ivf nprobe={p}", IndexConfig("ivf", nlist=nlist, nprobe=p)) for p in (max(8, nlist // 64),
-                                                                                           max(16, nlist // 16))]
+            out += [
+                (f"ivf nprobe={p}", IndexConfig("ivf", nlist=nlist, nprobe=p))
+                for p in (max(8, nlist // 64), max(16, nlist // 16))
+            ]
         elif kind == "hnsw":
             out += [(f"hnsw ef={e}", IndexConfig("hnsw", ef_search=e)) for e in (128, 512)]
         else:
@@ -88,8 +92,9 @@ def index_mb(index: ItemIndex) -> float:
     return faiss.serialize_index(index.faiss).nbytes / 2**20
 
 
-def bench_catalogue(label: str, vectors: np.ndarray, model: SICSRec, n_queries: int, kinds: list[str], bw: float,
-                    mix: bool) -> list[str]:
+def bench_catalogue(
+    label: str, vectors: np.ndarray, model: SICSRec, n_queries: int, kinds: list[str], bw: float, mix: bool
+) -> list[str]:
     rows = []
     query = user_query_fn(model, vectors, np.random.default_rng(0), mix)
     qs = np.concatenate([query() for _ in range(n_queries)])
@@ -107,8 +112,10 @@ def bench_catalogue(label: str, vectors: np.ndarray, model: SICSRec, n_queries: 
         lat_a = np.asarray(lat)
         rec = recall_at_k(index.search(qs, 10)[1], exact_ids)  # same queries as exact
         med, p95 = np.median(lat_a), np.percentile(lat_a, 95)
-        rows.append(f"| {label} | {name} | {med:.2f} | {p95:.2f} | {rec:.3f} | {build_s:.1f} | "
-                    f"{index_mb(index):.0f} | {floor_ms:.2f} | {med / floor_ms:.1f}x |")
+        rows.append(
+            f"| {label} | {name} | {med:.2f} | {p95:.2f} | {rec:.3f} | {build_s:.1f} | "
+            f"{index_mb(index):.0f} | {floor_ms:.2f} | {med / floor_ms:.1f}x |"
+        )
         print(rows[-1], flush=True)
         del index
     return rows
@@ -121,8 +128,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kinds", default="exact,flat,ivf,hnsw")
-    ap.add_argument("--random-queries", action="store_true",
-                    help="also time an untrained model's raw (random-direction) queries: the worst case for an index")
+    ap.add_argument(
+        "--random-queries",
+        action="store_true",
+        help="also time an untrained model's raw (random-direction) queries: the worst case for an index",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     kinds = args.kinds.split(",")
@@ -138,7 +148,7 @@ def main() -> None:
         cfg = ModelConfig()
         model = SICSRec(cfg, n, text_dim=384).eval()
         vectors = synthetic_vectors(n, cfg.hidden)
-        for mix in ((False, True) if args.random_queries else (True,)):
+        for mix in (False, True) if args.random_queries else (True,):
             label = f"{n:,} (synthetic{', random queries' if not mix else ''})"
             bench_catalogue(label, vectors, model, args.queries, kinds, bw, mix)
         del model

@@ -75,8 +75,14 @@ def main() -> None:
     set_threads(args.threads)
     data = DataConfig(path=args.data, window_stride=args.window_stride, train_rows=args.train_rows)
     split = split_data(load_data(data), data)
-    cfg = TrainConfig(max_epochs=args.epochs, patience=args.epochs + 1, seed=args.seed, device="cpu",
-                      threads=args.threads, length_pool=args.length_pool)
+    cfg = TrainConfig(
+        max_epochs=args.epochs,
+        patience=args.epochs + 1,
+        seed=args.seed,
+        device="cpu",
+        threads=args.threads,
+        length_pool=args.length_pool,
+    )
     seed_everything(args.seed)
     model = build_model(args.model, ModelConfig(hidden=args.hidden, ffn=args.hidden), split, None)
     rows: list[dict[str, float]] = []
@@ -92,11 +98,16 @@ def main() -> None:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
 
     Trainer(cfg, torch.device("cpu"), progress=on_epoch, show_bar=False).fit(model, split, args.model)
-    print_blocks(f"{args.model} on {split.name}: d {args.hidden}, {args.train_rows}, seed {args.seed}, no early stopping",
-                 rows, args.bucket)
+    print_blocks(
+        f"{args.model} on {split.name}: d {args.hidden}, {args.train_rows}, seed {args.seed}, no early stopping",
+        rows,
+        args.bucket,
+    )
     best = max(rows, key=lambda r: r["valid hr@10"])
-    print(f"\nvalid HR@10 peaks at epoch {best['epoch']} (the first on ties): test HR@10 {best['test hr@10']:.4f}, "
-          f"NDCG@10 {best['test ndcg@10']:.4f}")
+    print(
+        f"\nvalid HR@10 peaks at epoch {best['epoch']} (the first on ties): test HR@10 {best['test hr@10']:.4f}, "
+        f"NDCG@10 {best['test ndcg@10']:.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sicsrec.config import DataConfig  # noqa: E402
-from sicsrec.stage_a.align import resolve_aligned_source  # noqa: E402
 from sicsrec.features.extract import extract_features  # noqa: E402
 from sicsrec.run.prepare import load_data  # noqa: E402
+from sicsrec.stage_a.align import resolve_aligned_source  # noqa: E402
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -51,15 +51,17 @@ def main() -> None:
     items = load_data(DataConfig(path=args.data)).items
     source = args.source or resolve_aligned_source(items)
     use_images = args.modality == "image"
-    raw, aligned = (getattr(extract_features(items, source=s, use_images=use_images, progress=False), args.modality)
-                    for s in ("raw", source))
+    raw, aligned = (
+        getattr(extract_features(items, source=s, use_images=use_images, progress=False), args.modality)
+        for s in ("raw", source)
+    )
     r, a = unit(raw), unit(aligned)
     index = {i: j for j, i in enumerate(items["item_id"].astype(str))}
     pairs = pd.read_csv(args.pairs, dtype=str)
     known = pairs["target_id"].isin(index) & pairs["pair_id"].isin(index)
     i, j = pairs.loc[known, "target_id"].map(index).to_numpy(), pairs.loc[known, "pair_id"].map(index).to_numpy()
     rnd = np.random.default_rng(0).integers(0, len(r), (args.random_pairs, 2))
-    cos = lambda x, p, q: float((x[p] * x[q]).sum(1).mean())  # noqa: E731
+    cos = lambda x, p, q: float((x[p] * x[q]).sum(1).mean())
     overlap = np.mean([len(np.intersect1d(u, v)) / u.size for u, v in zip(knn(r), knn(a))])
 
     print(f"## {args.modality} features of {len(items):,} items: raw vs {source}")

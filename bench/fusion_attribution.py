@@ -81,8 +81,10 @@ def main() -> None:
         if isinstance(model, SASRec):
             dot = evaluate_model(model, test)
             cos = cosine_metrics(model, test)
-            step1_rows.append(f"| {path} | {dot['ndcg@5']:.4f} | {cos['ndcg@5']:.4f} | {cos['ndcg@5'] / dot['ndcg@5'] - 1:+.1%} | "
-                              f"{dot['ndcg@10']:.4f} | {cos['ndcg@10']:.4f} | {cos['ndcg@10'] / dot['ndcg@10'] - 1:+.1%} |")
+            step1_rows.append(
+                f"| {path} | {dot['ndcg@5']:.4f} | {cos['ndcg@5']:.4f} | {cos['ndcg@5'] / dot['ndcg@5'] - 1:+.1%} | "
+                f"{dot['ndcg@10']:.4f} | {cos['ndcg@10']:.4f} | {cos['ndcg@10'] / dot['ndcg@10'] - 1:+.1%} |"
+            )
             continue
         if not isinstance(model, SICSRec):
             print(f"{path}: a {config.get('model')} checkpoint, skipped")
@@ -92,11 +94,19 @@ def main() -> None:
         norms = [float(w[:, i * d : (i + 1) * d].norm()) for i in range(3)]
         contrib = target_contributions(model, test)
         ndcg5 = evaluate_model(model, test)["ndcg@5"]
-        fusion_rows.append(f"| {path} | " + " | ".join(f"{x:.2f}" for x in norms) + " | "
-                           + " | ".join(f"{contrib[p]:+.3f}" for p in PARTS) + f" | {ndcg5:.4f} |")
+        fusion_rows.append(
+            f"| {path} | "
+            + " | ".join(f"{x:.2f}" for x in norms)
+            + " | "
+            + " | ".join(f"{contrib[p]:+.3f}" for p in PARTS)
+            + f" | {ndcg5:.4f} |"
+        )
     if fusion_rows:
-        print("| checkpoint | ‖W_id‖ | ‖W_c‖ | ‖W_mix‖ | " + " | ".join(f"target score: {p}" for p in PARTS)
-              + " | test NDCG@5 |")
+        print(
+            "| checkpoint | ‖W_id‖ | ‖W_c‖ | ‖W_mix‖ | "
+            + " | ".join(f"target score: {p}" for p in PARTS)
+            + " | test NDCG@5 |"
+        )
         print("|---" * (5 + len(PARTS)) + "|")
         print("\n".join(fusion_rows))
     if step1_rows:

@@ -43,8 +43,10 @@ def main() -> None:
     ap.add_argument("--html", default=None, help="write the curves as an interactive plotly figure")
     args = ap.parse_args()
     alt = args.metric
-    print(f"| run | stage | epochs run | kept epoch (stopping metric) | valid {alt.upper()} there | "
-          f"best by valid {alt.upper()} | valid {alt.upper()} there | {alt.upper()} left on the table |")
+    print(
+        f"| run | stage | epochs run | kept epoch (stopping metric) | valid {alt.upper()} there | "
+        f"best by valid {alt.upper()} | valid {alt.upper()} there | {alt.upper()} left on the table |"
+    )
     print("|---" * 8 + "|")
     curves, handover = [], []  # handover: two-step runs (step 1 and step 2 fits)
     for path in map(Path, args.checkpoints):
@@ -55,8 +57,10 @@ def main() -> None:
             hist = fit["history"]
             e_stop, e_alt = best_epoch(hist, stop), best_epoch(hist, alt)
             at_stop, at_alt = hist[e_stop - 1]["valid"][alt], hist[e_alt - 1]["valid"][alt]
-            print(f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} ({stop}) | {at_stop:.4f} | {e_alt} | "
-                  f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |")
+            print(
+                f"| {label(path)} | {fit['stage']} | {len(hist)} | {e_stop} ({stop}) | {at_stop:.4f} | {e_alt} | "
+                f"{at_alt:.4f} | {at_alt / at_stop - 1:+.1%} |"
+            )
             curves.append((f"{label(path)} {fit['stage']}", stop, hist))
     if handover:
         print("\n| run | metric | step 1 kept | step 2 after epoch 1 | step 2 kept | step 2 kept / step 1 kept |")
@@ -65,18 +69,32 @@ def main() -> None:
         kept1, kept2 = (f["history"][best_epoch(f["history"], stop) - 1]["valid"] for f in fits[-2:])
         first2 = fits[-1]["history"][0]["valid"]
         for m in dict.fromkeys((stop, alt)):
-            print(f"| {label(path)} | valid {m.upper()} | {kept1[m]:.4f} | {first2[m]:.4f} | {kept2[m]:.4f} | "
-                  f"{kept2[m] / kept1[m]:.3f} |")
+            print(
+                f"| {label(path)} | valid {m.upper()} | {kept1[m]:.4f} | {first2[m]:.4f} | {kept2[m]:.4f} | "
+                f"{kept2[m] / kept1[m]:.3f} |"
+            )
     if args.html:
         import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
-        fig = make_subplots(rows=1, cols=2, subplot_titles=("valid (the run's stopping metric)", f"valid {alt.upper()}"))
+        fig = make_subplots(
+            rows=1, cols=2, subplot_titles=("valid (the run's stopping metric)", f"valid {alt.upper()}")
+        )
         for name, stop, hist in curves:
             epochs = [h["epoch"] for h in hist]
             for col, metric in ((1, stop), (2, alt)):
-                fig.add_trace(go.Scatter(x=epochs, y=[h["valid"][metric] for h in hist], mode="lines",
-                                         name=name, legendgroup=name, showlegend=col == 1), row=1, col=col)
+                fig.add_trace(
+                    go.Scatter(
+                        x=epochs,
+                        y=[h["valid"][metric] for h in hist],
+                        mode="lines",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=col == 1,
+                    ),
+                    row=1,
+                    col=col,
+                )
         fig.update_xaxes(title_text="epoch")
         fig.write_html(args.html, include_plotlyjs="cdn")
         print(f"\nwrote {args.html}")

@@ -54,8 +54,9 @@ PAIRED_METRIC = "ndcg@5"
 
 def run_one(name: str, seed: int, out: Path, models: str, extra: list[str]) -> Results:
     """One (dataset, seed) run through the run layer, resumed."""
-    args = build_parser().parse_args(["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed),
-                                      "--models", models, *extra])
+    args = build_parser().parse_args(
+        ["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), "--models", models, *extra]
+    )
     return run_experiment(run_config(args), out, args.models.split(","), resume=True).results
 
 
@@ -75,11 +76,18 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
     models = [m for m in MODEL_ORDER if all(m in runs[s].models for s in seeds)]
     # Every model of a run early-stops on the same validation metric: the run's TrainConfig.stop_metric.
     selected_on = sorted({str(runs[s].config.get("train", {}).get("stop_metric", "hr@10")) for s in seeds})
-    out: dict = {"seeds": seeds, "dataset": runs[seeds[0]].dataset, "selected_on": selected_on, "models": {},
-                 "gains": {}}
+    out: dict = {
+        "seeds": seeds,
+        "dataset": runs[seeds[0]].dataset,
+        "selected_on": selected_on,
+        "models": {},
+        "gains": {},
+    }
     for m in models:
-        out["models"][m] = {part: {k: summarise([runs[s].metric(m, k, part) for s in seeds]).to_dict() for k in METRICS}
-                            for part in ("test", "valid")}
+        out["models"][m] = {
+            part: {k: summarise([runs[s].metric(m, k, part) for s in seeds]).to_dict() for k in METRICS}
+            for part in ("test", "valid")
+        }
         out["models"][m]["epochs"] = [runs[s].models[m].epochs for s in seeds]
     if "sicsrec" not in models:
         return out
@@ -88,12 +96,17 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
     out["best_baseline"] = best
     for k in METRICS:
         refs = {"best": best[k], **{b: b for b in models if b not in ("sicsrec", "pop")}}
-        out["gains"][k] = {label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
-                           for label, b in refs.items()}
+        out["gains"][k] = {
+            label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
+            for label, b in refs.items()
+        }
     split_cache: dict = {}
     a = np.mean([per_user_ndcg(folders[s], "sicsrec", split_cache) for s in seeds], axis=0)  # (U,) mean over seeds
     out["paired"] = {}
-    for label, b in {"best": best[PAIRED_METRIC], **({"id_control": "id_control"} if "id_control" in models else {})}.items():
+    for label, b in {
+        "best": best[PAIRED_METRIC],
+        **({"id_control": "id_control"} if "id_control" in models else {}),
+    }.items():
         ref = np.mean([per_user_ndcg(folders[s], b, split_cache) for s in seeds], axis=0) if b != "pop" else None
         if ref is not None:
             out["paired"][label] = {"over": b, "metric": PAIRED_METRIC, **paired_bootstrap(a, ref).to_dict()}
@@ -111,28 +124,45 @@ def _gain(g: dict) -> str:
 
 def markdown(report: dict) -> str:
     """The tables: per-model mean ± std; SICSRec's per-seed gains with 95% t-intervals; the paired bootstrap."""
-    lines = ["| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds | kept epoch selected on |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | model | HR@5 | HR@10 | NDCG@5 | NDCG@10 | seeds | kept epoch selected on |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, d in report["datasets"].items():
         for m, s in d["models"].items():
             on = "—" if m == "pop" else "valid " + ", ".join(x.upper() for x in d.get("selected_on", ["hr@10"]))
-            lines.append(f"| {name} | {m} | " + " | ".join(_cell(s["test"][k]) for k in METRICS)
-                         + f" | {len(d['seeds'])} | {on} |")
-    lines += ["", "SICSRec's test gain, taken per seed, mean and 95% t-interval over seeds:", "",
-              "| dataset | over | HR@5 | HR@10 | NDCG@5 | NDCG@10 |", "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {m} | "
+                + " | ".join(_cell(s["test"][k]) for k in METRICS)
+                + f" | {len(d['seeds'])} | {on} |"
+            )
+    lines += [
+        "",
+        "SICSRec's test gain, taken per seed, mean and 95% t-interval over seeds:",
+        "",
+        "| dataset | over | HR@5 | HR@10 | NDCG@5 | NDCG@10 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, d in report["datasets"].items():
         for label in d.get("gains", {}).get("ndcg@5", {}):
             over = {k: d["gains"][k][label]["over"] for k in METRICS}
             who = "best baseline (" + ", ".join(dict.fromkeys(over.values())) + ")" if label == "best" else label
             lines.append(f"| {name} | {who} | " + " | ".join(_gain(d["gains"][k][label]) for k in METRICS) + " |")
-    lines += ["", f"Paired over test users (per-user {PAIRED_METRIC.upper()} averaged over seeds; 10,000 bootstrap "
-              "resamples of users):", "", "| dataset | SICSRec vs | users | mean difference [95%] | relative [95%] |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Paired over test users (per-user {PAIRED_METRIC.upper()} averaged over seeds; 10,000 bootstrap "
+        "resamples of users):",
+        "",
+        "| dataset | SICSRec vs | users | mean difference [95%] | relative [95%] |",
+        "|---|---|---|---|---|",
+    ]
     for name, d in report["datasets"].items():
         for p in d.get("paired", {}).values():
-            lines.append(f"| {name} | {p['over']} | {p['users']:,} | {p['mean_diff']:+.4f} [{p['diff_low']:+.4f}, "
-                         f"{p['diff_high']:+.4f}] | {100 * p['relative']:+.1f}% [{100 * p['relative_low']:+.1f}, "
-                         f"{100 * p['relative_high']:+.1f}] |")
+            lines.append(
+                f"| {name} | {p['over']} | {p['users']:,} | {p['mean_diff']:+.4f} [{p['diff_low']:+.4f}, "
+                f"{p['diff_high']:+.4f}] | {100 * p['relative']:+.1f}% [{100 * p['relative_low']:+.1f}, "
+                f"{100 * p['relative_high']:+.1f}] |"
+            )
     return "\n".join(lines)
 
 
@@ -155,16 +185,25 @@ def main() -> None:
     ap.add_argument("--out", default="runs/quality")
     ap.add_argument("--threads", default="1")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "quality.json")
-    ap.add_argument("--write-docs", action="store_true", help="also rewrite the quality blocks of README and BENCHMARKS")
+    ap.add_argument(
+        "--write-docs", action="store_true", help="also rewrite the quality blocks of README and BENCHMARKS"
+    )
     ap.add_argument("extra", nargs="*", help="extra compare flags after --, e.g. -- --hidden 64")
     args = ap.parse_args()
     setup_logging()
-    report = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%d %H:%M"), "ranking": TIE_RULE,
-              "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {args.threads}",
-              "command": " ".join(sys.argv), "datasets": {}}
+    report = {
+        "schema": SCHEMA,
+        "created": time.strftime("%Y-%m-%d %H:%M"),
+        "ranking": TIE_RULE,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, threads {args.threads}",
+        "command": " ".join(sys.argv),
+        "datasets": {},
+    }
     for name in args.datasets.split(","):
         folders = {int(s): Path(args.out) / name / f"seed{s}" for s in args.seeds.split(",")}
-        runs = {s: run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra]) for s, f in folders.items()}
+        runs = {
+            s: run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra]) for s, f in folders.items()
+        }
         report["datasets"][name] = dataset_summary(runs, folders)
         print(markdown(report), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Render one markdown table from several `compare` runs' results.json (for README / BENCHMARKS).
 
-    python bench/results_table.py runs/food runs/dance runs/ml
+python bench/results_table.py runs/food runs/dance runs/ml
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sicsrec.eval.results import Results  # noqa: E402
+from sicsrec.eval.results import Results
 
 
 def main(paths: list[str]) -> None:
@@ -24,8 +24,10 @@ def main(paths: list[str]) -> None:
         for name in res.model_names(with_pop=True):
             m = res.models[name]
             t = m.test
-            print(f"| {res.dataset} | {name} | {t['hr@5']:.4f} | {t['hr@10']:.4f} | {t['ndcg@5']:.4f} | "
-                  f"{t['ndcg@10']:.4f} | {m.epochs} | {m.train_seconds:.0f} |")
+            print(
+                f"| {res.dataset} | {name} | {t['hr@5']:.4f} | {t['hr@10']:.4f} | {t['ndcg@5']:.4f} | "
+                f"{t['ndcg@10']:.4f} | {m.epochs} | {m.train_seconds:.0f} |"
+            )
         gain = res.gain("sicsrec", metric="ndcg@5")
         if gain is not None:
             print(f"| {res.dataset} | SICSRec NDCG@5 vs best baseline | | | {100 * gain:+.1f}% | | | |")

@@ -190,8 +190,10 @@ def main() -> None:
     print(f"## {data.name}: {n:,} of {n_all:,} items (seed {args.seed}), {args.threads} thread(s)")
     print(f"- items whose en and zh text are the same (one language missing): {same}")
     print(f"- consecutive interaction pairs (a -> b, a != b) inside the sample: {sa.size:,}")
-    print(f"- mean characters: en {np.mean([len(t) for t in texts['en']]):.1f}, "
-          f"zh {np.mean([len(t) for t in texts['zh']]):.1f}, both {np.mean([len(t) for t in texts['both']]):.1f}\n")
+    print(
+        f"- mean characters: en {np.mean([len(t) for t in texts['en']]):.1f}, "
+        f"zh {np.mean([len(t) for t in texts['zh']]):.1f}, both {np.mean([len(t) for t in texts['both']]):.1f}\n"
+    )
 
     vecs: dict[tuple[str, str], np.ndarray] = {}
     stats: dict[tuple[str, str], dict] = {}
@@ -212,9 +214,14 @@ def main() -> None:
             u = enc.unk(texts[f])
             ntok = u[1] if u else enc.tokens(texts[f])
             vecs[name, f] = x
-            stats[name, f] = {"unk": u[0] / max(u[1], 1) if u else None, "tok": ntok / n, "rate": n / secs,
-                              "dim": x.shape[1], "rand": float((x[pi] * x[pj]).sum(1).mean()),
-                              "rand_sd": float((x[pi] * x[pj]).sum(1).std())}
+            stats[name, f] = {
+                "unk": u[0] / max(u[1], 1) if u else None,
+                "tok": ntok / n,
+                "rate": n / secs,
+                "dim": x.shape[1],
+                "rand": float((x[pi] * x[pj]).sum(1).mean()),
+                "rand_sd": float((x[pi] * x[pj]).sum(1).std()),
+            }
 
     if REFERENCE in vecs:
         ref = knn(vecs[REFERENCE])
@@ -222,8 +229,10 @@ def main() -> None:
         ref = None
         print(f"- the reference space {REFERENCE[0]}/{REFERENCE[1]} is missing: no neighbour overlap")
     print()
-    print("| encoder | field | dim | [UNK] share | tokens/item | random-pair cos | own cos to en | own cos to zh "
-          "| own cos to both | R@1 own en | 10-NN overlap with minilm/en | next-item z | next in 10-NN | items/s |")
+    print(
+        "| encoder | field | dim | [UNK] share | tokens/item | random-pair cos | own cos to en | own cos to zh "
+        "| own cos to both | R@1 own en | 10-NN overlap with minilm/en | next-item z | next in 10-NN | items/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (name, f), s in stats.items():
         x = vecs[name, f]
@@ -240,8 +249,10 @@ def main() -> None:
         z = (float((x[sa] * x[sb]).sum(1).mean()) - s["rand"]) / max(s["rand_sd"], 1e-12)
         hit = float(np.mean((nb[sa] == sb[:, None]).any(1))) if sa.size else float("nan")
         unk = "n/a" if s["unk"] is None else f"{s['unk']:.1%}"
-        print(f"| {name} | {f} | {s['dim']} | {unk} | {s['tok']:.1f} | {s['rand']:.3f} | {' | '.join(own)} "
-              f"| {r1} | {ov} | {z:.2f} | {hit:.1%} | {s['rate']:,.0f} |")
+        print(
+            f"| {name} | {f} | {s['dim']} | {unk} | {s['tok']:.1f} | {s['rand']:.3f} | {' | '.join(own)} "
+            f"| {r1} | {ov} | {z:.2f} | {hit:.1%} | {s['rate']:,.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ from sicsrec.eval.metrics import metrics_from_ranks  # noqa: E402
 from sicsrec.run.prepare import load_data, split_data  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-DATASETS = {"food": SHARED / "ninerec_bili_text" / "Bili_Food", "dance": SHARED / "ninerec_bili_text" / "Bili_Dance",
-            "ml": SHARED / "movielens_small_posters"}
+DATASETS = {
+    "food": SHARED / "ninerec_bili_text" / "Bili_Food",
+    "dance": SHARED / "ninerec_bili_text" / "Bili_Dance",
+    "ml": SHARED / "movielens_small_posters",
+}
 SHOWN = ("hr@10", "ndcg@10", "ndcg@5")
 
 

@@ -57,12 +57,16 @@ class ItemTable:
     popularity: np.ndarray
 
     @classmethod
-    def from_dict(cls, items: dict[str, list]) -> "ItemTable":
+    def from_dict(cls, items: dict[str, list]) -> ItemTable:
         """From items.json's object; optional lists (categories, image paths, popularity) default per item."""
         n = len(items["item_ids"])
-        return cls([str(x) for x in items["item_ids"]], [str(t) for t in items.get("titles", [""] * n)],
-                   list(items.get("categories", [""] * n)), list(items.get("image_paths", [""] * n)),
-                   np.asarray(items.get("popularity", [0] * n), dtype=np.float64))
+        return cls(
+            [str(x) for x in items["item_ids"]],
+            [str(t) for t in items.get("titles", [""] * n)],
+            list(items.get("categories", [""] * n)),
+            list(items.get("image_paths", [""] * n)),
+            np.asarray(items.get("popularity", [0] * n), dtype=np.float64),
+        )
 
 
 def item_table(split: Split, items: pd.DataFrame) -> dict[str, list]:
@@ -77,7 +81,9 @@ def item_table(split: Split, items: pd.DataFrame) -> dict[str, list]:
     }
 
 
-def save_checkpoint(path: str | Path, model: SeqRecModel, items: dict[str, list], extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: SeqRecModel, items: dict[str, list], extra: dict[str, Any] | None = None
+) -> Path:
     """Write the checkpoint folder atomically and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,8 +160,10 @@ def _refuse_pickles(path: Path) -> None:
             found.append(p.relative_to(path).as_posix())
     if found:
         shown = ", ".join(sorted(found)[:5])
-        raise CheckpointError(f"{path}: holds pickle files ({shown}), which can run code when loaded; refused without "
-                              "opening them (a checkpoint is safetensors + JSON only)")
+        raise CheckpointError(
+            f"{path}: holds pickle files ({shown}), which can run code when loaded; refused without "
+            "opening them (a checkpoint is safetensors + JSON only)"
+        )
 
 
 def _model_settings(config: dict[str, Any], file: Path) -> tuple[ModelConfig, int, int, int | None]:
@@ -168,13 +176,18 @@ def _model_settings(config: dict[str, Any], file: Path) -> tuple[ModelConfig, in
     if unknown:
         raise CheckpointError(f"{file}: unknown model settings {unknown[:5]} (written by a newer sicsrec, or edited?)")
     bad = [k for k, v in settings.items() if not _same_kind(v, known[k].default)]
-    dims = {"n_items": config.get("n_items"), "text_dim": config.get("text_dim") or 384,
-            "image_dim": config.get("image_dim")}
+    dims = {
+        "n_items": config.get("n_items"),
+        "text_dim": config.get("text_dim") or 384,
+        "image_dim": config.get("image_dim"),
+    }
     bad += [k for k, v in dims.items() if not (v is None and k == "image_dim") and not _same_kind(v, 1)]
     if bad or settings.get("layers", 0) > MAX_LAYERS:
         shown = {k: settings.get(k, dims.get(k)) for k in bad or ["layers"]}
-        raise CheckpointError(f"{file}: incomplete or invalid model settings {shown} (whole numbers >= 0, "
-                              f"at most {MAX_LAYERS} layers, and the types of ModelConfig's defaults)")
+        raise CheckpointError(
+            f"{file}: incomplete or invalid model settings {shown} (whole numbers >= 0, "
+            f"at most {MAX_LAYERS} layers, and the types of ModelConfig's defaults)"
+        )
     return model_config_from_dict(settings), dims["n_items"], dims["text_dim"], dims["image_dim"]
 
 
@@ -193,7 +206,7 @@ def _stored_shapes(file: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape from a safetensors header, no tensor read; CheckpointError when missing or corrupt."""
     try:
         with safe_open(str(file), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
     except FileNotFoundError:
         raise CheckpointError(f"{file}: missing") from None
     except Exception as e:  # safetensors raises its own error types for corrupt files
@@ -224,7 +237,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     if name not in MODELS:
         raise CheckpointError(f"{cfg_file}: unknown model {name!r} (known: {sorted(MODELS)})")
     cfg, n_items, text_dim, image_dim = _model_settings(config, cfg_file)
-    build = lambda: MODELS[name](cfg, n_items, text_dim=text_dim, image_dim=image_dim)  # noqa: E731
+    build = lambda: MODELS[name](cfg, n_items, text_dim=text_dim, image_dim=image_dim)
     try:
         with torch.device("meta"):  # shapes only: nothing is allocated
             expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
@@ -234,11 +247,15 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     if not all(isinstance(items.get(k), list) and len(items[k]) == n_items for k in listed):
         raise CheckpointError(f"{path / 'items.json'}: {', '.join(listed)} must each list the {n_items} items")
     stored = _stored_shapes(weights)
-    differ = [f"{k}: {stored.get(k, 'absent')} stored, {expected.get(k, 'none')} expected"
-              for k in sorted(set(stored) | set(expected)) if stored.get(k) != expected.get(k)]
+    differ = [
+        f"{k}: {stored.get(k, 'absent')} stored, {expected.get(k, 'none')} expected"
+        for k in sorted(set(stored) | set(expected))
+        if stored.get(k) != expected.get(k)
+    ]
     if differ:
-        raise CheckpointError(f"{weights}: does not match config.json ({len(differ)} tensors differ; "
-                              + "; ".join(differ[:3]) + ")")
+        raise CheckpointError(
+            f"{weights}: does not match config.json ({len(differ)} tensors differ; " + "; ".join(differ[:3]) + ")"
+        )
     model = build()
     try:
         model.load_state_dict(load_file(str(weights), device=device), strict=True)
@@ -248,4 +265,4 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     return model, config, items
 
 
-__all__ = ["CheckpointError", "FORMAT", "ItemTable", "item_table", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "CheckpointError", "ItemTable", "item_table", "load_checkpoint", "save_checkpoint"]

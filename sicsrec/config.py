@@ -142,7 +142,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Inverse of `to_dict`; missing settings take their defaults, unknown ones are ignored.
 
         Configs written before the loss weights moved to ModelConfig keep them under "train": they

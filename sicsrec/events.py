@@ -8,8 +8,8 @@ event is a frozen dataclass stamped with its wall-clock time, so a listener neve
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 
 def _now() -> float:
@@ -104,8 +104,19 @@ class FitDone:
 
 STAGE_MINING, STAGE_ALIGN = "pair mining", "encoder alignment"
 
-ProgressEvent = Union[FeatureProgress, StageAProgress, MiningDone, AlignDone, StepEvent, EpochEvent, FitDone]
+ProgressEvent = FeatureProgress | StageAProgress | MiningDone | AlignDone | StepEvent | EpochEvent | FitDone
 ProgressHook = Callable[[ProgressEvent], None]
 
-__all__ = ["AlignDone", "EpochEvent", "FeatureProgress", "FitDone", "MiningDone", "ProgressEvent", "ProgressHook",
-           "STAGE_ALIGN", "STAGE_MINING", "StageAProgress", "StepEvent"]
+__all__ = [
+    "STAGE_ALIGN",
+    "STAGE_MINING",
+    "AlignDone",
+    "EpochEvent",
+    "FeatureProgress",
+    "FitDone",
+    "MiningDone",
+    "ProgressEvent",
+    "ProgressHook",
+    "StageAProgress",
+    "StepEvent",
+]

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 import torch
+from PIL import Image
 
 from sicsrec.checkpoint import item_table, save_checkpoint
 from sicsrec.config import ModelConfig
@@ -32,6 +31,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available at {SHARED_DATA}")
     return SHARED_DATA
+
 
 POSTERS = SHARED_DATA / "movielens_small_posters" / "posters"
 

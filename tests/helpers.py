@@ -27,13 +27,15 @@ def synthetic_dataset(n_users: int = 200, n_items: int = 60, seed: int = 0, max_
     items = (np.repeat(starts, lens) + pos + jumps) % n_items
     inter = pd.DataFrame({"user_id": users.astype(str), "item_id": items.astype(str), "order": pos})
     genres = ["Drama", "Comedy", "Action"]
-    item_df = pd.DataFrame({
-        "item_id": [str(i) for i in range(n_items)],
-        "title": [f"Item {i}" for i in range(n_items)],
-        "text": [f"Item {i}" for i in range(n_items)],
-        "category": [genres[i % 3] for i in range(n_items)],
-        "image_path": "",
-    })
+    item_df = pd.DataFrame(
+        {
+            "item_id": [str(i) for i in range(n_items)],
+            "title": [f"Item {i}" for i in range(n_items)],
+            "text": [f"Item {i}" for i in range(n_items)],
+            "category": [genres[i % 3] for i in range(n_items)],
+            "image_path": "",
+        }
+    )
     return Dataset("synthetic", item_df, inter, ValidationReport())
 
 

@@ -54,8 +54,13 @@ def hang(owner, name, nth=1):
 def kill_child(code: str, target: Path, marker: Path, delay: float = 0.0) -> None:
     """Run `code` in a fresh interpreter, SIGKILL it `delay` seconds after it touches `marker`, reap it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", PRELUDE + code, str(marker), str(target)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + code, str(marker), str(target)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not marker.exists():
         if proc.poll() is not None:
@@ -93,12 +98,15 @@ def _results(version: int) -> Results:
 def test_results_json_killed_at_random_moments_is_old_or_new_never_torn(tmp_path: Path, marker: Path) -> None:
     target = tmp_path / "results.json"
     _results(0).write(target)
-    code = RESULTS_CHILD + """
+    code = (
+        RESULTS_CHILD
+        + """
 for version in range(1, 10_000):
     atomic_write_text(TARGET, results_json(version))
     if version == 1:
         signal_parent()
 """
+    )
     for _ in range(3):
         marker.unlink(missing_ok=True)
         kill_child(code, target, marker, delay=random.uniform(0.05, 0.4))
@@ -113,7 +121,10 @@ for version in range(1, 10_000):
 def test_results_json_killed_mid_write_keeps_the_previous_file(tmp_path: Path, marker: Path, where: str) -> None:
     target = tmp_path / "results.json"
     _results(0).write(target)
-    kill_child(RESULTS_CHILD + ("""
+    kill_child(
+        RESULTS_CHILD
+        + (
+            """
 class HalfWriter:  # writes half of the data, flushes it to the temp file, then waits to be killed
     def __init__(self, f):
         self.f = f
@@ -130,9 +141,16 @@ class HalfWriter:  # writes half of the data, flushes it to the temp file, then 
         return self.f.__exit__(*exc)
 real_fdopen = os.fdopen
 os.fdopen = lambda fd, mode: HalfWriter(real_fdopen(fd, mode))
-""" if where == "mid-write" else 'hang(os, "replace")  # the new file complete under its temp name\n') + """
+"""
+            if where == "mid-write"
+            else 'hang(os, "replace")  # the new file complete under its temp name\n'
+        )
+        + """
 atomic_write_text(TARGET, results_json(1))
-""", target, marker)
+""",
+        target,
+        marker,
+    )
     assert Results.read(target).to_dict() == _results(0).to_dict()
     (temp,) = [p for p in tmp_path.iterdir() if p.name.startswith(".results.json.")]  # never read as results.json
     new = len(json.dumps({"dataset": "v1", "config": {"version": 1, "pad": "x" * 4_000_000}}))  # results_json(1)
@@ -143,13 +161,15 @@ atomic_write_text(TARGET, results_json(1))
 
 
 @pytest.mark.parametrize("nth_replace, survivor", [(1, 0), (2, 0), (3, 1)])
-def test_feature_cache_entry_killed_mid_put_reads_old_or_new(tmp_path: Path, marker: Path, nth_replace: int,
-                                                              survivor: int) -> None:
+def test_feature_cache_entry_killed_mid_put_reads_old_or_new(
+    tmp_path: Path, marker: Path, nth_replace: int, survivor: int
+) -> None:
     """put's renames: (1) the staged tensors, (2) the sidecar (the commit), (3) the staged tensors over the old:
     killed before the commit the old entry reads, after it the new one."""
     cache = FeatureCache(tmp_path / "fc")
     cache.put(KEY, np.zeros((50, 8)), meta={"version": 0})
-    kill_child(f"""
+    kill_child(
+        f"""
 import importlib.util
 import numpy as np
 # the module alone: importing the sicsrec.features package would load the encoders (and torch)
@@ -158,14 +178,19 @@ cache = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cache)
 hang(os, "replace", {nth_replace})
 cache.FeatureCache(TARGET).put({KEY!r}, np.ones((50, 8)), meta={{"version": 1}})
-""", tmp_path / "fc", marker)
+""",
+        tmp_path / "fc",
+        marker,
+    )
     entry = cache.get(KEY)
     assert entry is not None and entry.meta["version"] == survivor
     assert np.array_equal(entry.features, np.full((50, 8), float(survivor), dtype=np.float32))
     cache.put(KEY, np.full((50, 8), 2.0), meta={"version": 2})  # the next put completes cleanly
     assert cache.get(KEY).meta["version"] == 2
-    assert sorted(p.name for p in (tmp_path / "fc").rglob("*") if p.is_file() and not p.name.endswith(".tmp")) \
-        == [f"{KEY}.json", f"{KEY}.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "fc").rglob("*") if p.is_file() and not p.name.endswith(".tmp")) == [
+        f"{KEY}.json",
+        f"{KEY}.safetensors",
+    ]
 
 
 # --- checkpoints and atomic folders -------------------------------------------------------------------
@@ -185,10 +210,13 @@ save_checkpoint(TARGET, model, items, {{"version": 1}})
 """
 
 
-@pytest.mark.parametrize("hang", [
-    'hang(os, "fsync")',  # model.safetensors written to the temp folder, config.json being written
-    'hang(pathlib.Path, "rename", 2)',  # the old folder parked aside, the new one not yet renamed in
-])
+@pytest.mark.parametrize(
+    "hang",
+    [
+        'hang(os, "fsync")',  # model.safetensors written to the temp folder, config.json being written
+        'hang(pathlib.Path, "rename", 2)',  # the old folder parked aside, the new one not yet renamed in
+    ],
+)
 def test_checkpoint_killed_mid_save_loads_the_previous_one(tmp_path: Path, marker: Path, hang: str) -> None:
     split = synthetic_split()
     torch.manual_seed(0)
@@ -205,12 +233,16 @@ def test_atomic_folder_killed_between_its_renames_keeps_the_previous_folder(tmp_
     target = tmp_path / "state"
     with atomic_dir(target) as tmp:
         (tmp / "a.json").write_text('{"version": 0}')
-    kill_child("""
+    kill_child(
+        """
 from sicsrec.utils import atomic_dir
 hang(pathlib.Path, "rename", 2)
 with atomic_dir(TARGET) as tmp:
     (tmp / "a.json").write_text('{"version": 1}')
-""", target, marker)
+""",
+        target,
+        marker,
+    )
     found = committed_dir(target)
     assert found is not None and json.loads((found / "a.json").read_text()) == {"version": 0}
     with atomic_dir(target) as tmp:
@@ -223,14 +255,19 @@ with atomic_dir(TARGET) as tmp:
 
 def test_reply_cache_killed_mid_append_keeps_every_complete_line(tmp_path: Path, marker: Path) -> None:
     target = tmp_path / "replies.jsonl"
-    kill_child("""
+    kill_child(
+        """
 from sicsrec.stage_a.llm import ReplyCache
 cache = ReplyCache(TARGET)
 for i in range(100_000):
     cache.append(f"k{i}", {"i": i, "pad": "y" * 200_000})
     if i == 0:
         signal_parent()
-""", target, marker, delay=random.uniform(0.05, 0.3))
+""",
+        target,
+        marker,
+        delay=random.uniform(0.05, 0.3),
+    )
     cache = ReplyCache(target)
     records = list(cache.records.values())
     assert records and all(r["pad"] == "y" * 200_000 and r["key"] == f"k{r['i']}" for r in records)

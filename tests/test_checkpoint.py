@@ -25,22 +25,25 @@ def test_round_trip_gives_identical_scores(saved, split):
 
 def test_broken_checkpoints_fail_with_a_clear_message(saved, tmp_path):
     _, path = saved
-    with pytest.raises(CheckpointError, match="config.json"):
+    with pytest.raises(CheckpointError, match=r"config\.json"):
         load_checkpoint(tmp_path / "missing")
     config = json.loads((path / "config.json").read_text())
-    for broken, message in [([], "JSON object"), ({**config, "n_items": "many"}, "invalid model settings"),
-                            ({k: v for k, v in config.items() if k != "model_cfg"}, "model_cfg")]:
+    for broken, message in [
+        ([], "JSON object"),
+        ({**config, "n_items": "many"}, "invalid model settings"),
+        ({k: v for k, v in config.items() if k != "model_cfg"}, "model_cfg"),
+    ]:
         (path / "config.json").write_text(json.dumps(broken))
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(path)
     (path / "config.json").write_text(json.dumps(config))
     items = json.loads((path / "items.json").read_text())
     (path / "items.json").write_text(json.dumps({**items, "titles": items["titles"][:-1]}))
-    with pytest.raises(CheckpointError, match="items.json"):
+    with pytest.raises(CheckpointError, match=r"items\.json"):
         load_checkpoint(path)
     (path / "items.json").write_text(json.dumps(items))
     (path / "model.safetensors").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         load_checkpoint(path)
 
 
@@ -82,8 +85,9 @@ class Payload:
         return open, (self.marker, "w")
 
 
-@pytest.mark.parametrize("planted", ["model.pt", "extra/state.pkl", "optimizer.bin", "notes", "model.safetensors",
-                                     "torch-zip"])
+@pytest.mark.parametrize(
+    "planted", ["model.pt", "extra/state.pkl", "optimizer.bin", "notes", "model.safetensors", "torch-zip"]
+)
 def test_a_planted_pickle_is_refused_and_never_run(saved, tmp_path, planted):
     _, path = saved
     marker = tmp_path / "pwned"
@@ -94,7 +98,7 @@ def test_a_planted_pickle_is_refused_and_never_run(saved, tmp_path, planted):
         torch.save({"state": Payload(str(marker))}, target)
     else:
         target.write_bytes(payload)
-    with pytest.raises(CheckpointError, match="holds pickle files .* refused without opening them"):
+    with pytest.raises(CheckpointError, match=r"holds pickle files .* refused without opening them"):
         load_checkpoint(path)
     assert not marker.exists()
     pickle.loads(payload)  # the payload is live: unpickling it is what the loader must never do
@@ -102,25 +106,31 @@ def test_a_planted_pickle_is_refused_and_never_run(saved, tmp_path, planted):
 
 
 def test_a_safetensors_header_that_starts_like_a_pickle_is_not_one(saved):
-    model, path = saved
+    _model, path = saved
     data = (path / "model.safetensors").read_bytes()
     assert not data.startswith(b"\x80") or data[8:9] == b"{"  # the rule that keeps real weights loadable
     load_checkpoint(path)
 
 
-@pytest.mark.parametrize("tamper,message", [
-    (lambda c: c["model_cfg"].update(hidden=10**9), "does not match config.json|invalid model settings"),  # overflows
-    (lambda c: c.update(n_items=10**12), "items.json|does not match"),
-    (lambda c: c["model_cfg"].update(layers=10**6), "at most 64 layers"),
-    (lambda c: c["model_cfg"].update(surprise=1), r"unknown model settings \['surprise'\]"),
-    (lambda c: c["model_cfg"].update(hidden="32"), "invalid model settings.*'hidden': '32'"),
-    (lambda c: c["model_cfg"].update(use_mix_decoder=1), "invalid model settings"),
-    (lambda c: c["model_cfg"].update(dropout=float("nan")), "invalid model settings"),
-    (lambda c: c["model_cfg"].update(hidden=-32), "invalid model settings"),
-    (lambda c: c["model_cfg"].update(heads=3), "invalid model settings"),  # 32 is not divisible by 3
-    (lambda c: c["model_cfg"].update(max_len=30), "does not match config.json"),
-    (lambda c: c.update(padding="x" * 2**20), "not a config"),
-])
+@pytest.mark.parametrize(
+    "tamper,message",
+    [
+        (
+            lambda c: c["model_cfg"].update(hidden=10**9),
+            "does not match config.json|invalid model settings",
+        ),  # overflows
+        (lambda c: c.update(n_items=10**12), "items.json|does not match"),
+        (lambda c: c["model_cfg"].update(layers=10**6), "at most 64 layers"),
+        (lambda c: c["model_cfg"].update(surprise=1), r"unknown model settings \['surprise'\]"),
+        (lambda c: c["model_cfg"].update(hidden="32"), "invalid model settings.*'hidden': '32'"),
+        (lambda c: c["model_cfg"].update(use_mix_decoder=1), "invalid model settings"),
+        (lambda c: c["model_cfg"].update(dropout=float("nan")), "invalid model settings"),
+        (lambda c: c["model_cfg"].update(hidden=-32), "invalid model settings"),
+        (lambda c: c["model_cfg"].update(heads=3), "invalid model settings"),  # 32 is not divisible by 3
+        (lambda c: c["model_cfg"].update(max_len=30), "does not match config.json"),
+        (lambda c: c.update(padding="x" * 2**20), "not a config"),
+    ],
+)
 def test_a_tampered_config_is_refused_before_allocating(saved, tamper, message):
     _, path = saved
     config = json.loads((path / "config.json").read_text())
@@ -144,10 +154,12 @@ def test_absurd_feature_sizes_are_refused_where_they_size_a_table(saved):
 
 
 def test_weights_of_another_model_are_refused_by_their_shapes(saved, tmp_path, split):
-    model, path = saved
-    other = save_checkpoint(tmp_path / "other", build_model("sasrec", ModelConfig(hidden=16, ffn=16, max_len=20), split,
-                                                             synthetic_tables(split, image_dim=12)),
-                            item_table(split, synthetic_dataset().items))
+    _model, path = saved
+    other = save_checkpoint(
+        tmp_path / "other",
+        build_model("sasrec", ModelConfig(hidden=16, ffn=16, max_len=20), split, synthetic_tables(split, image_dim=12)),
+        item_table(split, synthetic_dataset().items),
+    )
     (path / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match=r"model\.safetensors: does not match config\.json \(\d+ tensors differ"):
         load_checkpoint(path)

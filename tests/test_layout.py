@@ -46,7 +46,12 @@ def sicsrec_imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "sicsrec"]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "sicsrec":
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] == "sicsrec"
+        ):
             # `from sicsrec import x` may name a subpackage: count each name that is one
             subs = [f"sicsrec.{a.name}" for a in node.names if node.module == "sicsrec" and a.name in LAYERS]
             found += [(node.lineno, m) for m in subs or [node.module]]
@@ -73,16 +78,21 @@ def test_imports_run_one_way() -> None:
             if other not in LAYERS:
                 broken.append(f"{path.relative_to(ROOT)}:{line} imports {target}: not in the layer table")
             elif other != own and LAYERS[other] >= LAYERS[own]:
-                broken.append(f"{path.relative_to(ROOT)}:{line} imports {target} "
-                              f"({other}, layer {LAYERS[other]}) from {own} (layer {LAYERS[own]})")
+                broken.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {target} "
+                    f"({other}, layer {LAYERS[other]}) from {own} (layer {LAYERS[own]})"
+                )
     assert not broken, "imports against the layer order:\n" + "\n".join(broken)
 
 
 def test_the_model_never_imports_training_settings() -> None:
     # The model's own config holds its loss weights; TrainConfig belongs to the trainer.
-    offenders = [f"{p.relative_to(ROOT)}:{n.lineno}" for p in (PACKAGE / "model").rglob("*.py")
-                 for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
-                 if isinstance(n, ast.ImportFrom) and any(a.name == "TrainConfig" for a in n.names)]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n.lineno}"
+        for p in (PACKAGE / "model").rglob("*.py")
+        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(n, ast.ImportFrom) and any(a.name == "TrainConfig" for a in n.names)
+    ]
     assert not offenders, f"the model imports TrainConfig at {offenders}"
 
 
@@ -95,6 +105,8 @@ def test_nothing_outside_the_app_imports_it() -> None:
 
 def test_the_checker_sees_lazy_and_package_imports(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("from sicsrec import __version__, run\n\ndef f():\n    import sicsrec.app.plots\n"
-                     "    from sicsrec.serve.history import parse_history\n")
+    probe.write_text(
+        "from sicsrec import __version__, run\n\ndef f():\n    import sicsrec.app.plots\n"
+        "    from sicsrec.serve.history import parse_history\n"
+    )
     assert [unit(m) for _, m in sicsrec_imports(probe)] == ["run", "app", "serve"]

@@ -9,12 +9,22 @@ import time
 import numpy as np
 import torch
 
-for alias, real in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_), ("float", float),
-                    ("int", int), ("bool", bool)):
-    if alias not in np.__dict__:  # removed from numpy (np.float etc. in 1.24, np.float_ in 2.0); RecBole 1.2.1 uses them
+for alias, real in (
+    ("float_", np.float64),
+    ("complex_", np.complex128),
+    ("unicode_", np.str_),
+    ("float", float),
+    ("int", int),
+    ("bool", bool),
+):
+    if (
+        alias not in np.__dict__
+    ):  # removed from numpy (np.float etc. in 1.24, np.float_ in 2.0); RecBole 1.2.1 uses them
         setattr(np, alias, real)
 _torch_load = torch.load
-torch.load = lambda *a, **k: _torch_load(*a, **{**k, "weights_only": False})  # RecBole's own checkpoints pickle its Config
+torch.load = lambda *a, **k: _torch_load(
+    *a, **{**k, "weights_only": False}
+)  # RecBole's own checkpoints pickle its Config
 
 from recbole.config import Config  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402
@@ -32,7 +42,7 @@ def train(job: dict) -> dict:
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     epoch_times = []
     fit_epoch, valid_epoch = trainer._train_epoch, trainer._valid_epoch
-    progress = open("recbole_progress.log", "a", buffering=1)  # in the job's cwd: shows a long run's progress
+    progress = open("recbole_progress.log", "a", buffering=1)  # noqa: SIM115 - open for this job process's lifetime
 
     def timed_epoch(*a, **k):
         t = time.time()
@@ -54,15 +64,25 @@ def train(job: dict) -> dict:
 
     trainer._train_epoch, trainer._valid_epoch = timed_epoch, logged_valid
     t0 = time.time()
-    best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    _best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     seconds = time.time() - t0
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     # The best weights and RecBole's item-token order, so the caller can run them through its own model.
-    np.savez("recbole_weights.npz", tokens=np.array(dataset.field2id_token["item_id"]),
-             **{k: v.cpu().numpy() for k, v in model.state_dict().items()})
-    return {"valid": dict(best_valid), "test": dict(test), "epochs": len(epoch_times), "seconds": seconds,
-            "epoch_seconds": epoch_times, "train_rows": len(train_data._dataset),
-            "best_epoch": len(epoch_times) - trainer.cur_step, "curve": curve}
+    np.savez(
+        "recbole_weights.npz",
+        tokens=np.array(dataset.field2id_token["item_id"]),
+        **{k: v.cpu().numpy() for k, v in model.state_dict().items()},
+    )
+    return {
+        "valid": dict(best_valid),
+        "test": dict(test),
+        "epochs": len(epoch_times),
+        "seconds": seconds,
+        "epoch_seconds": epoch_times,
+        "train_rows": len(train_data._dataset),
+        "best_epoch": len(epoch_times) - trainer.cur_step,
+        "curve": curve,
+    }
 
 
 def metrics(job: dict) -> dict:
@@ -74,7 +94,9 @@ def metrics(job: dict) -> dict:
     pos_len = np.ones(len(targets), dtype=np.int64)
     hit = Hit(config).metric_info(pos_index)
     ndcg = NDCG(config).metric_info(pos_index, pos_len)
-    return {f"hr@{k}": float(hit[:, k - 1].mean()) for k in (5, 10)} | {f"ndcg@{k}": float(ndcg[:, k - 1].mean()) for k in (5, 10)}
+    return {f"hr@{k}": float(hit[:, k - 1].mean()) for k in (5, 10)} | {
+        f"ndcg@{k}": float(ndcg[:, k - 1].mean()) for k in (5, 10)
+    }
 
 
 if __name__ == "__main__":

@@ -55,12 +55,22 @@ class TrainJob:
     def run(self) -> None:
         """The thread body: stage A, train, evaluate, save; any failure becomes a message, never a crash."""
         try:
-            self.result = run_experiment(self.cfg, self.out, self.models, stage_a=self.plan,
-                                         progress=self.events.append, cancel=self.cancel, show_bar=False,
-                                         continue_run=self.continue_run)
+            self.result = run_experiment(
+                self.cfg,
+                self.out,
+                self.models,
+                stage_a=self.plan,
+                progress=self.events.append,
+                cancel=self.cancel,
+                show_bar=False,
+                continue_run=self.continue_run,
+            )
         except StageCancelled as e:
-            kept = ("the replies answered so far stay cached in `pairs/replies.jsonl`" if e.stage == STAGE_MINING
-                    else "nothing was cached; the raw features are untouched")
+            kept = (
+                "the replies answered so far stay cached in `pairs/replies.jsonl`"
+                if e.stage == STAGE_MINING
+                else "nothing was cached; the raw features are untouched"
+            )
             self.error = f"cancelled during {e.stage}: {kept}"
         except Exception as e:  # the app must survive any failure of a job (bad data, out of memory, ...)
             log.exception("training job failed")
@@ -76,8 +86,14 @@ class JobSlot:
         self.current: TrainJob | None = None
         self._lock = threading.Lock()
 
-    def start(self, cfg: RunConfig, models: tuple[str, ...], out: Path, plan: StageAPlan | None = None,
-              continue_run: bool = False) -> TrainJob:
+    def start(
+        self,
+        cfg: RunConfig,
+        models: tuple[str, ...],
+        out: Path,
+        plan: StageAPlan | None = None,
+        continue_run: bool = False,
+    ) -> TrainJob:
         """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy)."""
         with self._lock:
             if self.current is not None and self.current.running:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -38,17 +39,22 @@ class Catalogue:
         self._lower = [t.lower() for t in self.titles]
 
     @classmethod
-    def from_items(cls, items: ItemTable) -> "Catalogue":
+    def from_items(cls, items: ItemTable) -> Catalogue:
         """From a checkpoint's item table (`Recommender.table`)."""
         return cls(items.item_ids, items.titles, items.categories, items.image_paths, items.popularity)
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> "Catalogue":
+    def from_dataset(cls, ds: Dataset) -> Catalogue:
         """From a loaded dataset (no checkpoint): popularity = interactions per item."""
         counts = ds.interactions["item_id"].value_counts()
         items = ds.items
-        return cls(items["item_id"].tolist(), items["title"].tolist(), items["category"].tolist(),
-                   items["image_path"].tolist(), items["item_id"].map(counts).fillna(0).to_numpy(np.float64))
+        return cls(
+            items["item_id"].tolist(),
+            items["title"].tolist(),
+            items["category"].tolist(),
+            items["image_path"].tolist(),
+            items["item_id"].map(counts).fillna(0).to_numpy(np.float64),
+        )
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -63,8 +69,11 @@ class Catalogue:
     def search(self, query: str = "", category: str = "") -> list[int]:
         """Positions of items whose title contains `query` (any case) in `category`, most popular first."""
         q = query.strip().lower()
-        return [int(i) for i in self.by_popularity
-                if (not q or q in self._lower[i]) and (not category or self.categories[i] == category)]
+        return [
+            int(i)
+            for i in self.by_popularity
+            if (not q or q in self._lower[i]) and (not category or self.categories[i] == category)
+        ]
 
     def popular(self, k: int, exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
         """The k most popular items not in `exclude`, shaped like the serving API's items (parts 0)."""
@@ -114,7 +123,9 @@ def load_run(path: str | Path, fallback: Callable[[], Catalogue] | None = None) 
     main_name = next((m for m in MAIN_PREFERENCE if m in folders), None)
     try:
         if main_name is None:
-            raise CheckpointError(f"Checkpoint {path} " + ("is missing." if not path.exists() else "holds no trained model."))
+            raise CheckpointError(
+                f"Checkpoint {path} " + ("is missing." if not path.exists() else "holds no trained model.")
+            )
         main = Recommender.load(folders[main_name])
         base = Recommender.load(folders[BASELINE]) if BASELINE in folders and main_name != BASELINE else None
     except CheckpointError as e:
@@ -144,10 +155,22 @@ def run_label(path: Path, results: Results | None) -> str:
 def run_choices(default: LoadedRun, workdir: Path, checkpoint: Path) -> list[tuple[str, str]]:
     """(label, value) of every servable run: the default run (''), then the runs under `workdir`, newest first."""
     first = f"{default.label} (default)" if default.main is not None else default.label
-    runs = sorted((p for p in workdir.glob("*") if (p / "checkpoints").is_dir()), reverse=True) if workdir.is_dir() else []
-    return [(first, "")] + [(run_label(p, Results.read(p / "results.json")), str(p)) for p in runs
-                            if p.resolve() != checkpoint.resolve()]
+    runs = (
+        sorted((p for p in workdir.glob("*") if (p / "checkpoints").is_dir()), reverse=True) if workdir.is_dir() else []
+    )
+    return [(first, "")] + [
+        (run_label(p, Results.read(p / "results.json")), str(p)) for p in runs if p.resolve() != checkpoint.resolve()
+    ]
 
 
-__all__ = ["BASELINE", "Catalogue", "LoadedRun", "MAIN_PREFERENCE", "SPACES", "load_run", "read_json", "run_choices",
-           "run_label"]
+__all__ = [
+    "BASELINE",
+    "MAIN_PREFERENCE",
+    "SPACES",
+    "Catalogue",
+    "LoadedRun",
+    "load_run",
+    "read_json",
+    "run_choices",
+    "run_label",
+]

@@ -38,12 +38,18 @@ def render(studio: Studio, demo: gr.Blocks) -> Shell:
     """Build the run selector row and wire its rescan button; returns what the tabs share."""
     selector = RunSelector(studio)
     with gr.Row(equal_height=True):
-        run = gr.Dropdown(choices=studio.run_choices(), value="", label="Run",
-                          info="The trained run served in Explore and Evaluate", scale=4, elem_id="run-select")
+        run = gr.Dropdown(
+            choices=studio.run_choices(),
+            value="",
+            label="Run",
+            info="The trained run served in Explore and Evaluate",
+            scale=4,
+            elem_id="run-select",
+        )
         rescan = gr.Button("↻ Rescan runs", size="sm", scale=0, min_width=120)
         k = gr.Slider(5, 30, value=10, step=1, label="Recommendations (k)", scale=2)
     rescan.click(selector.refresh_runs, run, run, **UI)
     return Shell(demo, run, k)
 
 
-__all__ = ["RunSelector", "Shell", "UI", "render"]
+__all__ = ["UI", "RunSelector", "Shell", "render"]

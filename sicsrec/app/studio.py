@@ -124,4 +124,4 @@ class Studio:
         return thread
 
 
-__all__ = ["AppConfig", "READY_MARK", "REPO", "Studio", "serving_threads"]
+__all__ = ["READY_MARK", "REPO", "AppConfig", "Studio", "serving_threads"]

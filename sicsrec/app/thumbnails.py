@@ -111,7 +111,9 @@ def title_card(title: str, category: str, size: tuple[int, int] = (200, 300)) ->
     margin = max(8, w // 14)
     draw.rounded_rectangle(
         (margin // 2, margin // 2, w - 1 - margin // 2, h - 1 - margin // 2),
-        radius=margin, outline=(255, 255, 255, 70), width=max(1, w // 150),
+        radius=margin,
+        outline=(255, 255, 255, 70),
+        width=max(1, w // 150),
     )
 
     match = YEAR_SUFFIX.match(title.strip())
@@ -163,7 +165,7 @@ def thumbnail_for(
         return image_path
     item_id, title = str(item_row["item_id"]), str(item_row.get("title") or item_row["item_id"])
     category = str(item_row.get("category") or "")
-    key = hashlib.sha1(f"{item_id}\0{title}\0{category}\0{size}".encode("utf-8")).hexdigest()[:12]
+    key = hashlib.sha1(f"{item_id}\0{title}\0{category}\0{size}".encode()).hexdigest()[:12]
     cache = Path(cache_dir)
     out = cache / f"{re.sub(r'[^A-Za-z0-9_-]', '_', item_id)[:40]}-{key}.png"
     if not out.is_file():
@@ -204,5 +206,3 @@ class Thumbnails:
                 im.save(buf, format="JPEG", quality=85)
             atomic_write_bytes(out, buf.getvalue())
         return str(out)
-
-

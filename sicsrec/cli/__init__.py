@@ -1,11 +1,11 @@
 """Command-line interface: one subcommand per pipeline stage, each a thin call into the library.
 
-    python -m sicsrec prepare   --data PATH        load, validate (report), split, extract features
-    python -m sicsrec train     --data PATH --model sicsrec --out DIR
-    python -m sicsrec evaluate  --checkpoint DIR --data PATH
-    python -m sicsrec compare   --data PATH --out DIR          SICSRec vs baselines, results.json
-    python -m sicsrec recommend --checkpoint DIR --history ID,ID --json
-    python -m sicsrec mine-pairs | align | pipeline            stage A (see sicsrec.cli.stage_a)
+python -m sicsrec prepare   --data PATH        load, validate (report), split, extract features
+python -m sicsrec train     --data PATH --model sicsrec --out DIR
+python -m sicsrec evaluate  --checkpoint DIR --data PATH
+python -m sicsrec compare   --data PATH --out DIR          SICSRec vs baselines, results.json
+python -m sicsrec recommend --checkpoint DIR --history ID,ID --json
+python -m sicsrec mine-pairs | align | pipeline            stage A (see sicsrec.cli.stage_a)
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from sicsrec.utils import setup_logging
 
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m sicsrec` parser: one sub-command per pipeline stage."""
-    p = argparse.ArgumentParser(prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="load + validate a dataset, print the report and split, cache features")
@@ -46,10 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(s)
     train_args(s)
     s.add_argument("--out", required=True)
-    s.add_argument("--models", default="sasrec,content,sicsrec",
-                   help="comma list of sasrec, content, sicsrec and id_control (step 2's recipe without content, "
-                        "a control); popularity is always evaluated [sasrec,content,sicsrec]")
-    s.add_argument("--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings")
+    s.add_argument(
+        "--models",
+        default="sasrec,content,sicsrec",
+        help="comma list of sasrec, content, sicsrec and id_control (step 2's recipe without content, "
+        "a control); popularity is always evaluated [sasrec,content,sicsrec]",
+    )
+    s.add_argument(
+        "--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings"
+    )
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")
@@ -60,13 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("recommend", help="score a new click history with a checkpoint")
     s.add_argument("--checkpoint", required=True)
-    s.add_argument("--history", default="", help="comma-separated item ids (the dataset's own), oldest first; "
-                   "unknown ids are reported and skipped, a repeated id counts once at its latest position")
-    s.add_argument("--k", default=DEFAULT_K, help=f"how many items: a whole number from 1 to {MAX_K} (a fraction is "
-                   "rounded, a number outside the range clamped, with a warning) [%(default)s]")
+    s.add_argument(
+        "--history",
+        default="",
+        help="comma-separated item ids (the dataset's own), oldest first; "
+        "unknown ids are reported and skipped, a repeated id counts once at its latest position",
+    )
+    s.add_argument(
+        "--k",
+        default=DEFAULT_K,
+        help=f"how many items: a whole number from 1 to {MAX_K} (a fraction is "
+        "rounded, a number outside the range clamped, with a warning) [%(default)s]",
+    )
     s.add_argument("--keep-history", action="store_true", help="allow already-watched items")
-    s.add_argument("--index", default="exact", choices=["exact", "flat", "ivf", "hnsw"],
-                   help="top-k search: exact (default) or a faiss index for catalogues of 10^5+ items")
+    s.add_argument(
+        "--index",
+        default="exact",
+        choices=["exact", "flat", "ivf", "hnsw"],
+        help="top-k search: exact (default) or a faiss index for catalogues of 10^5+ items",
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_recommend)
@@ -88,4 +107,4 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-__all__ = ["main", "build_parser", "run_config"]
+__all__ = ["build_parser", "main", "run_config"]

@@ -46,9 +46,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model (SICSRec with its step-1 SASRec) and print where its checkpoint went."""
-    from sicsrec.run.experiment import run_experiment
-
     from sicsrec.model import MODELS
+    from sicsrec.run.experiment import run_experiment
 
     two_step = MODELS[args.model].starts_from_step1 and not args.one_step
     models = ("sasrec", args.model) if two_step else (args.model,)
@@ -91,8 +90,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(json.dumps(response(res), ensure_ascii=False, indent=2))
     else:
         for i, it in enumerate(res.items, 1):
-            print(f"{i:2d}. {it['title'][:60]:60s} {it['score']:+.4f}  (behavior {it['behavior']:+.3f}, "
-                  f"content {it['content']:+.3f}, mixed {it['mixed']:+.3f}, bias {it['bias']:+.3f})")
+            print(
+                f"{i:2d}. {it['title'][:60]:60s} {it['score']:+.4f}  (behavior {it['behavior']:+.3f}, "
+                f"content {it['content']:+.3f}, mixed {it['mixed']:+.3f}, bias {it['bias']:+.3f})"
+            )
     return 0
 
 

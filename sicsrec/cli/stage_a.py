@@ -14,8 +14,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sicsrec.cli.args import (align_args, align_config, backend_from, data_args, mining_args, mining_settings,
-                              run_config, train_args)
+from sicsrec.cli.args import (
+    align_args,
+    align_config,
+    backend_from,
+    data_args,
+    mining_args,
+    mining_settings,
+    run_config,
+    train_args,
+)
 from sicsrec.cli.commands import print_results
 from sicsrec.features.encoders import trainable_text_encoder
 from sicsrec.stage_a.align import AlignResult
@@ -48,8 +56,9 @@ def cmd_mine_pairs(args: argparse.Namespace) -> int:
     from sicsrec.stage_a.pairs import mine_pairs
 
     cfg = run_config(args, stage_a=True)
-    result = mine_pairs(load_data(cfg.data), args.out, backend_from(args), settings=mining_settings(args),
-                        replies_path=args.replies)
+    result = mine_pairs(
+        load_data(cfg.data), args.out, backend_from(args), settings=mining_settings(args), replies_path=args.replies
+    )
     print_mining(result, Path(args.out))
     return 0
 
@@ -67,8 +76,15 @@ def cmd_align(args: argparse.Namespace) -> int:
     text_encoder, note = trainable_text_encoder(cfg.features.text_encoder)
     if note:
         print(note)
-    result = align(load_data(cfg.data), pairs, out, align_config(args, cfg.features.use_images),
-                   text_encoder, cfg.features.image_encoder, force=args.force)
+    result = align(
+        load_data(cfg.data),
+        pairs,
+        out,
+        align_config(args, cfg.features.use_images),
+        text_encoder,
+        cfg.features.image_encoder,
+        force=args.force,
+    )
     print_align(result)
     print(f"wrote {out / 'align.json'}; use it with --features aligned")
     return 0
@@ -79,11 +95,18 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from sicsrec.run.experiment import StageAPlan, run_experiment
 
     cfg = run_config(args, stage_a=True)
-    plan = StageAPlan(mine=True, align=True, backend=backend_from(args), mining=mining_settings(args),
-                      align_cfg=align_config(args, cfg.features.use_images), replies=args.replies)
+    plan = StageAPlan(
+        mine=True,
+        align=True,
+        backend=backend_from(args),
+        mining=mining_settings(args),
+        align_cfg=align_config(args, cfg.features.use_images),
+        replies=args.replies,
+    )
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    done = run_experiment(cfg, args.out, models, stage_a=plan, resume=not args.force, force=args.force,
-                          continue_run=args.continue_run)
+    done = run_experiment(
+        cfg, args.out, models, stage_a=plan, resume=not args.force, force=args.force, continue_run=args.continue_run
+    )
     out = Path(args.out)
     if done.mining is not None:
         print_mining(done.mining, out / "pairs")
@@ -100,8 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("mine-pairs", help="stage A1: one LLM query per user -> positive item pairs (pairs.csv)")
     data_args(s)
     mining_args(s)
-    s.add_argument("--reference", default="", help="1,2: run spec decision 1 (leaky target) / 2 (misaligned "
-                   "titles) as the authors' code did")
+    s.add_argument(
+        "--reference",
+        default="",
+        help="1,2: run spec decision 1 (leaky target) / 2 (misaligned titles) as the authors' code did",
+    )
     s.add_argument("--out", required=True, help="folder for pairs.csv, pairs.json and the reply cache")
     s.set_defaults(fn=cmd_mine_pairs)
 
@@ -111,8 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--pairs", required=True, help="pairs.csv or the mine-pairs folder")
     s.add_argument("--out", default=None, help="folder for align.json [the pairs folder]")
     s.add_argument("--seed", type=int, default=2025)
-    s.add_argument("--reference", default="", help="3: run spec decision 3 (untrained projection heads) as the "
-                   "authors' code did")
+    s.add_argument(
+        "--reference", default="", help="3: run spec decision 3 (untrained projection heads) as the authors' code did"
+    )
     s.add_argument("--force", action="store_true", help="retrain even when the aligned features are cached")
     s.set_defaults(fn=cmd_align)
 

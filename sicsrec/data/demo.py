@@ -1,4 +1,4 @@
-"""The bundled demo dataset: MovieLens ml-latest-small (GroupLens licence, see assets/demo/README.txt).
+"""The bundled demo dataset: MovieLens ml-latest-small (GroupLens licence, see ml-latest-small/README.txt next to this file).
 
 Only movies.csv, ratings.csv and the licence README ship with the project; posters never do, so
 the demo is text + ID only unless a local posters folder is passed as `images`.
@@ -11,7 +11,7 @@ from pathlib import Path
 from sicsrec.data.loaders import load_dataset
 from sicsrec.data.schema import Dataset
 
-DEMO_PATH = Path(__file__).resolve().parents[2] / "assets" / "demo"
+DEMO_PATH = Path(__file__).resolve().parent / "ml-latest-small"  # package data: found wherever sicsrec is installed
 DEMO_MIN_ITEM_INTERACTIONS = 10  # the demo catalogue: movies with at least 10 ratings
 
 

@@ -36,8 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sicsrec.data.schema import (INTERACTION_COLUMNS, ITEM_COLUMNS, TEXT_FIELD_PREFIX, DataError, Dataset, Problem,
-                                 ValidationReport)
+from sicsrec.data.schema import (
+    INTERACTION_COLUMNS,
+    ITEM_COLUMNS,
+    TEXT_FIELD_PREFIX,
+    DataError,
+    Dataset,
+    Problem,
+    ValidationReport,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # priority order when one id has several files
 IMAGE_DIR_NAMES = ("images", "posters", "covers")
@@ -132,8 +139,10 @@ def _csv_rows(text: str, path: Path, sep: str, quoting: int) -> list[list[str]]:
     except csv.Error as e:  # `rows` holds the rows read before the failing one
         start = 1 + sum(1 + sum(len(LINE_BREAK.findall(f)) for f in row) for row in rows)
         if "field limit" in str(e):
-            raise DataError(f"{path}: line {start}: a field is longer than {csv.field_size_limit():,} characters "
-                            "(a quote that is never closed?)") from None
+            raise DataError(
+                f"{path}: line {start}: a field is longer than {csv.field_size_limit():,} characters "
+                "(a quote that is never closed?)"
+            ) from None
         raise DataError(f"{path}: line {start}: unreadable as delimited text ({e})") from None
     return rows
 
@@ -176,8 +185,10 @@ def _read_table(
         swallowing = np.any([f.str.contains(swallowed, na=False).to_numpy(bool) for f in fields], axis=0)
     line = np.concatenate([[1], 1 + np.cumsum(spans)[:-1]])
     if records and records[-1] and LINE_BREAK.search(records[-1][-1]) and not text.rstrip("\r\n").endswith('"'):
-        raise DataError(f"{path}: line {line[-1]}: a quote is never closed, so lines {line[-1]}-"
-                        f"{line[-1] + spans[-1] - 1} were read as one field; close or remove the quote")
+        raise DataError(
+            f"{path}: line {line[-1]}: a quote is never closed, so lines {line[-1]}-"
+            f"{line[-1] + spans[-1] - 1} were read as one field; close or remove the quote"
+        )
     file = _display(path, root)
     if names is None:
         names = [str(h).strip() for h in records[0]]
@@ -195,9 +206,15 @@ def _read_table(
     frame["_line"] = line
     frame["_n"] = n_fields
     frame["_end"] = line + spans[start:] - 1
-    _flag(report, "multi-line field", frame, swallowing[start:] & (n_fields > 0), None,
-          "a field spans lines {_line}-{_end} with the delimiter on a later line: if not intended, a quote is "
-          "unbalanced and rows were read into this one")
+    _flag(
+        report,
+        "multi-line field",
+        frame,
+        swallowing[start:] & (n_fields > 0),
+        None,
+        "a field spans lines {_line}-{_end} with the delimiter on a later line: if not intended, a quote is "
+        "unbalanced and rows were read into this one",
+    )
     bad = (n_fields > 0) & ((n_fields < low) | (n_fields > high))
     expected = str(low) if low == high else f"{low}-{high}"
     template = "expected {expected} fields, found {_n}; row skipped"
@@ -401,12 +418,26 @@ def _read_movielens(root: Path, focus: Path | None, report: ValidationReport) ->
     item_col = _require_column(ratings, ("movieId",), ratings_path, "item id")
     ts_col = _require_column(ratings, ("timestamp",), ratings_path, "timestamp")
     inter = _interactions_frame(
-        ratings, report, user=ratings[user_col], item=ratings[item_col], order=ratings[ts_col],
-        user_col=user_col, item_col=item_col, order_col=ts_col, integer_ids=True,
+        ratings,
+        report,
+        user=ratings[user_col],
+        item=ratings[item_col],
+        order=ratings[ts_col],
+        user_col=user_col,
+        item_col=item_col,
+        order_col=ts_col,
+        integer_ids=True,
     )
     return RawData(
-        items, inter, _display(movies_path, root), id_col, title_col, item_col, name=root.name,
-        image_dir=_image_dir(root), counts={"raw_item_rows": len(movies), "raw_interaction_rows": len(ratings)},
+        items,
+        inter,
+        _display(movies_path, root),
+        id_col,
+        title_col,
+        item_col,
+        name=root.name,
+        image_dir=_image_dir(root),
+        counts={"raw_item_rows": len(movies), "raw_interaction_rows": len(ratings)},
     )
 
 
@@ -423,9 +454,7 @@ def _read_ninerec(root: Path, focus: Path | None, report: ValidationReport) -> R
     """X_item_sort.csv (no header: id,chinese,english) + sequential_data.txt (user item item ...)."""
     item_path = _ninerec_item_file(root)
     assert item_path is not None  # detect() guarantees it
-    table = _read_table(
-        item_path, root, report, names=["item_id", "chinese_title", "english_title"], min_fields=2
-    )
+    table = _read_table(item_path, root, report, names=["item_id", "chinese_title", "english_title"], min_fields=2)
     first = table.head(1)
     if len(first) and first["_line"].iloc[0] == 1 and not first["item_id"].str.strip().str.fullmatch(r"\d+").all():
         table = table.iloc[1:]  # a header line
@@ -434,8 +463,13 @@ def _read_ninerec(root: Path, focus: Path | None, report: ValidationReport) -> R
     english = table["english_title"].str.strip()
     has_en = english.ne("")
     items = _items_frame(
-        table, report, id_col="item_id", title=english.where(has_en, chinese),
-        extra=chinese.where(has_en, ""), category=_blank(table.index), integer_ids=True,
+        table,
+        report,
+        id_col="item_id",
+        title=english.where(has_en, chinese),
+        extra=chinese.where(has_en, ""),
+        category=_blank(table.index),
+        integer_ids=True,
     )
     # The text fields a run may choose (FeatureConfig.text_field): each language alone, the other when blank.
     items = items.assign(text_en=english.where(has_en, chinese), text_zh=chinese.where(chinese.ne(""), english))
@@ -453,11 +487,25 @@ def _read_ninerec(root: Path, focus: Path | None, report: ValidationReport) -> R
         }
     )
     inter = _interactions_frame(
-        table, report, user=table["user"], item=table["item"], order=None,
-        user_col="user", item_col="item", order_col=None, integer_ids=True,
+        table,
+        report,
+        user=table["user"],
+        item=table["item"],
+        order=None,
+        user_col="user",
+        item_col="item",
+        order_col=None,
+        integer_ids=True,
     )
     return RawData(
-        items, inter, _display(item_path, root), "item_id", "english_title", "item", name=root.name, text_sep=" ",
+        items,
+        inter,
+        _display(item_path, root),
+        "item_id",
+        "english_title",
+        "item",
+        name=root.name,
+        text_sep=" ",
         image_dir=_image_dir(root, ("*_cover", *IMAGE_DIR_NAMES)),
         counts={"raw_item_rows": n_item_rows, "raw_interaction_rows": len(seq)},
     )
@@ -490,9 +538,14 @@ def _read_csv(root: Path, focus: Path | None, report: ValidationReport) -> RawDa
         desc = table[desc_col].str.strip()
         extra = (extra + ". " + desc).where(extra.ne(""), desc).where(desc.ne(""), extra)
     items = _items_frame(
-        table, report, id_col=id_col,
-        title=table[title_col] if title_col else table[id_col], extra=extra, category=category,
-        image=table[image_col] if image_col else None, integer_ids=False,
+        table,
+        report,
+        id_col=id_col,
+        title=table[title_col] if title_col else table[id_col],
+        extra=extra,
+        category=category,
+        image=table[image_col] if image_col else None,
+        integer_ids=False,
     )
     if title_col is None:
         report.add("missing title", Problem(_display(item_path, root), "no title column; titles are the item ids"))
@@ -502,13 +555,26 @@ def _read_csv(root: Path, focus: Path | None, report: ValidationReport) -> RawDa
     item_col = _require_column(inter_table, (id_col, *ITEM_ID_NAMES), inter_path, "item id")
     order_col = _find_column(list(inter_table.columns), ORDER_NAMES)
     inter = _interactions_frame(
-        inter_table, report, user=inter_table[user_col], item=inter_table[item_col],
+        inter_table,
+        report,
+        user=inter_table[user_col],
+        item=inter_table[item_col],
         order=inter_table[order_col] if order_col else None,
-        user_col=user_col, item_col=item_col, order_col=order_col, integer_ids=False,
+        user_col=user_col,
+        item_col=item_col,
+        order_col=order_col,
+        integer_ids=False,
     )
     return RawData(
-        items, inter, _display(item_path, root), id_col, title_col, item_col, name=root.name,
-        image_column=image_col, image_dir=None if image_col else _image_dir(root),
+        items,
+        inter,
+        _display(item_path, root),
+        id_col,
+        title_col,
+        item_col,
+        name=root.name,
+        image_column=image_col,
+        image_dir=None if image_col else _image_dir(root),
         counts={"raw_item_rows": len(table), "raw_interaction_rows": len(inter_table)},
     )
 
@@ -559,7 +625,11 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
         table = table.sort_values(["_len", "_split"], kind="stable").drop_duplicates(user_col, keep="last")
         table = table.sort_index()
         _flag(
-            report, "truncated sequence", table, table["_listlen"] >= RECBOLE_MAX_LIST, list_col,
+            report,
+            "truncated sequence",
+            table,
+            table["_listlen"] >= RECBOLE_MAX_LIST,
+            list_col,
             "item_id_list has {_listlen} items, RecBole's default cap: earlier history may be missing",
         )
         seq = table["_seq"].explode().fillna("")  # an empty list and item: "" is reported, NaN would be "nan"
@@ -568,8 +638,14 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
     else:
         item_col_used, order = item_col, table[order_col] if order_col else None
     inter = _interactions_frame(
-        table, report, user=table[user_col], item=table[item_col_used], order=order,
-        user_col=user_col, item_col=list_col or item_col, order_col=order_col if not list_col else None,
+        table,
+        report,
+        user=table[user_col],
+        item=table[item_col_used],
+        order=order,
+        user_col=user_col,
+        item_col=list_col or item_col,
+        order_col=order_col if not list_col else None,
         integer_ids=False,
     )
 
@@ -580,12 +656,15 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
         id_col = _require_column(t, ITEM_ID_NAMES, item_path, "item id")
         title_col = _find_column(cols, TITLE_NAMES)
         genre_col = _find_column(cols, GENRE_NAMES)
-        extra, category = (
-            _split_genres(t[genre_col], r"[\s|,]+") if genre_col else (_blank(t.index), _blank(t.index))
-        )
+        extra, category = _split_genres(t[genre_col], r"[\s|,]+") if genre_col else (_blank(t.index), _blank(t.index))
         items = _items_frame(
-            t, report, id_col=id_col, title=t[title_col] if title_col else t[id_col],
-            extra=extra, category=category, integer_ids=False,
+            t,
+            report,
+            id_col=id_col,
+            title=t[title_col] if title_col else t[id_col],
+            extra=extra,
+            category=category,
+            integer_ids=False,
         )
         if title_col is None:
             report.add("missing title", Problem(_display(item_path, root), "no title column; titles are the item ids"))
@@ -594,8 +673,15 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
         ids = pd.Series(inter["item_id"].unique(), dtype=object)
         blank = _blank(ids.index)
         items = pd.DataFrame(
-            {"item_id": ids, "title": ids, "extra": blank, "category": blank, "image": blank,
-             "_file": _display(item_path, root), "_line": pd.NA}
+            {
+                "item_id": ids,
+                "title": ids,
+                "extra": blank,
+                "category": blank,
+                "image": blank,
+                "_file": _display(item_path, root),
+                "_line": pd.NA,
+            }
         )
         report.add(
             "missing title",
@@ -604,8 +690,15 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
         id_col = title_col = None
         raw_items = 0
     return RawData(
-        items, inter, _display(item_path, root), id_col, title_col, list_col or item_col, name=name,
-        image_dir=_image_dir(root), counts={"raw_item_rows": raw_items, "raw_interaction_rows": raw_rows},
+        items,
+        inter,
+        _display(item_path, root),
+        id_col,
+        title_col,
+        list_col or item_col,
+        name=name,
+        image_dir=_image_dir(root),
+        counts={"raw_item_rows": raw_items, "raw_interaction_rows": raw_rows},
     )
 
 
@@ -634,7 +727,11 @@ def image_listing(folder: Path) -> dict[str, str]:
 
 
 def _resolve_images(
-    items: pd.DataFrame, raw: RawData, root: Path, images: Path | None, report: ValidationReport,
+    items: pd.DataFrame,
+    raw: RawData,
+    root: Path,
+    images: Path | None,
+    report: ValidationReport,
     confine_images: bool = False,
 ) -> pd.Series:
     """Absolute paths of existing images; "" (and a "missing image" problem) where one was expected.
@@ -649,10 +746,17 @@ def _resolve_images(
     )
     if confine_images:
         inside = str(root.resolve()) + os.sep
-        outside = pd.Series([bool(p) and not os.path.realpath(p).startswith(inside) for p in from_column],
-                            index=items.index, dtype=bool)
-        _flag(report, "image outside the dataset", items.assign(_path=written), outside, raw.image_column,
-              "image {_path!r} is outside the dataset folder; ignored")
+        outside = pd.Series(
+            [bool(p) and not os.path.realpath(p).startswith(inside) for p in from_column], index=items.index, dtype=bool
+        )
+        _flag(
+            report,
+            "image outside the dataset",
+            items.assign(_path=written),
+            outside,
+            raw.image_column,
+            "image {_path!r} is outside the dataset folder; ignored",
+        )
         from_column = from_column.where(~outside, "")
         written = written.where(~outside, "")
     exists = pd.Series([bool(p) and os.path.isfile(p) for p in from_column], index=items.index, dtype=bool)
@@ -724,8 +828,13 @@ def _validate(
         )
         short = users["_n"] < min_user_interactions
         _flag(
-            report, "short user", users.reset_index(), short.to_numpy(), None,
-            "user {user_id!r} has {_n} interactions (< {k}); dropped", k=min_user_interactions,
+            report,
+            "short user",
+            users.reset_index(),
+            short.to_numpy(),
+            None,
+            "user {user_id!r} has {_n} interactions (< {k}); dropped",
+            k=min_user_interactions,
         )
         inter = inter.loc[~inter["user_id"].isin(users.index[short])]
     unused = ~items["item_id"].isin(inter["item_id"])
@@ -753,7 +862,10 @@ def _validate(
     inter = inter[INTERACTION_COLUMNS].astype({"user_id": str, "item_id": str}).reset_index(drop=True)
     n_images = int(items["image_path"].ne("").sum())
     report.counts = {
-        "items": len(items), "users": inter["user_id"].nunique(), "interactions": len(inter), "images": n_images,
+        "items": len(items),
+        "users": inter["user_id"].nunique(),
+        "interactions": len(inter),
+        "images": n_images,
         **raw_counts,
     }
     return Dataset(name=name, items=items, interactions=inter, report=report, has_images=n_images > 0)
@@ -798,5 +910,6 @@ def load_dataset(
             raise DataError(f"{images}: image folder does not exist")
     report = ValidationReport()
     raw = FORMATS[format].read(root, focus, report)
-    return _validate(raw, root, report, images, min_user_interactions, min_item_interactions, name or raw.name,
-                     confine_images)
+    return _validate(
+        raw, root, report, images, min_user_interactions, min_item_interactions, name or raw.name, confine_images
+    )

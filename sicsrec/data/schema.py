@@ -105,7 +105,7 @@ class Dataset:
 
     def text_fields(self) -> list[str]:
         """The text fields this dataset offers: "both" (the full text) and any "text_<field>" column."""
-        return ["both"] + [c[len(TEXT_FIELD_PREFIX):] for c in self.items.columns if c.startswith(TEXT_FIELD_PREFIX)]
+        return ["both"] + [c[len(TEXT_FIELD_PREFIX) :] for c in self.items.columns if c.startswith(TEXT_FIELD_PREFIX)]
 
     def feature_items(self, text_field: str = "both") -> pd.DataFrame:
         """The item rows that get content features (those that occur in interactions, in table order),
@@ -116,6 +116,8 @@ class Dataset:
         if text_field == "both":
             return items
         if text_field not in self.text_fields():
-            raise DataError(f"{self.name}: no {text_field!r} text field (this dataset offers "
-                            f"{', '.join(self.text_fields())}; 'en'/'zh' exist for NineRec's bilingual titles)")
+            raise DataError(
+                f"{self.name}: no {text_field!r} text field (this dataset offers "
+                f"{', '.join(self.text_fields())}; 'en'/'zh' exist for NineRec's bilingual titles)"
+            )
         return items.assign(text=items[TEXT_FIELD_PREFIX + text_field])

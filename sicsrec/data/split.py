@@ -85,7 +85,7 @@ def _windows(seq: np.ndarray, max_len: int, stride: int) -> list[tuple[np.ndarra
     n = len(seq)
     if n <= max_len + 1:
         return [(seq[:-1], seq[1:])]
-    starts = list(range(0, n - 1 - max_len, stride)) + [n - 1 - max_len]
+    starts = [*list(range(0, n - 1 - max_len, stride)), n - 1 - max_len]
     out, counted = [], 0  # counted = index of the last target already assigned
     for o in starts:
         inp, tgt = seq[o : o + max_len], seq[o + 1 : o + max_len + 1].copy()
@@ -116,7 +116,9 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
         raise ValueError(f"rows must be one of {', '.join(TRAIN_ROWS)}, got {rows!r}")
     if rows == "prefixes" and window_stride not in (None, 1):
         # Prefix rows give every target its full last-max_len context: a stride has no meaning there.
-        raise ValueError(f"window_stride {window_stride} does not apply to prefix rows (each target keeps its full context)")
+        raise ValueError(
+            f"window_stride {window_stride} does not apply to prefix rows (each target keeps its full context)"
+        )
     window_stride = 1 if rows == "prefixes" else window_stride or max(1, max_len // 2)
     if window_stride < 1 or window_stride > max_len:
         raise ValueError(f"window_stride must be in [1, {max_len}], got {window_stride}")
@@ -128,7 +130,9 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
     order = np.argsort(starts)  # users in the order of their rows (the loader sorts them by id)
     users, starts, lens = users[order], starts[order], lens[order]
     if (lens < 3).any():
-        raise DataError(f"{ds.name}: {int((lens < 3).sum())} users have fewer than 3 interactions; leave-one-out needs 3")
+        raise DataError(
+            f"{ds.name}: {int((lens < 3).sum())} users have fewer than 3 interactions; leave-one-out needs 3"
+        )
 
     seqs = [idx[s : s + n] for s, n in zip(starts, lens)]
     train_parts = [s[:-2] for s in seqs]
@@ -142,7 +146,7 @@ def build_split(ds: Dataset, max_len: int = 50, window_stride: int | None = None
         inputs, targets, lengths = _prefix_rows(inputs, targets)
 
     counts = np.bincount(np.concatenate(train_parts), minlength=len(item_ids) + 1)
-    t = lambda a: torch.as_tensor(a, dtype=torch.long)  # noqa: E731
+    t = lambda a: torch.as_tensor(a, dtype=torch.long)
     return Split(
         name=ds.name,
         item_ids=item_ids,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -13,8 +13,9 @@ from sicsrec.model.base import SeqRecModel
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def score_batches(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048,
-                  device: torch.device | str = "cpu") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def score_batches(
+    score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu"
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(scores (b, N+1), targets (b,)) for `batch_size` users at a time: full ranking in bounded memory."""
     for s in range(0, data.targets.numel(), batch_size):
         lengths = data.lengths[s : s + batch_size]
@@ -22,9 +23,13 @@ def score_batches(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048,
         yield score_fn(hist, lengths.to(device)), data.targets[s : s + batch_size].to(device)
 
 
-def rank_all(score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu") -> torch.Tensor:
+def rank_all(
+    score_fn: ScoreFn, data: EvalSet, batch_size: int = 2048, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """Ranks of every query's target among all N items, scored in batches of `batch_size` users."""
-    return torch.cat([target_ranks(scores, targets).cpu() for scores, targets in score_batches(score_fn, data, batch_size, device)])
+    return torch.cat(
+        [target_ranks(scores, targets).cpu() for scores, targets in score_batches(score_fn, data, batch_size, device)]
+    )
 
 
 def user_ranks(model: SeqRecModel, data: EvalSet, batch_size: int = 2048) -> torch.Tensor:

@@ -38,11 +38,16 @@ class ModelResult:
     stopped: str | None = None  # max_epochs | early_stop | cancelled | diverged; None for popularity
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelResult":
+    def from_dict(cls, d: dict[str, Any]) -> ModelResult:
         """From a results.json entry; KeyError/TypeError/ValueError when the metrics are not there."""
-        metrics = lambda part: {str(k): float(v) for k, v in d[part].items()}  # noqa: E731
-        return cls(metrics("valid"), metrics("test"), int(d.get("epochs", 0)), float(d.get("train_seconds", 0.0)),
-                   d.get("stopped"))
+        metrics = lambda part: {str(k): float(v) for k, v in d[part].items()}
+        return cls(
+            metrics("valid"),
+            metrics("test"),
+            int(d.get("epochs", 0)),
+            float(d.get("train_seconds", 0.0)),
+            d.get("stopped"),
+        )
 
 
 @dataclass
@@ -67,7 +72,7 @@ class Results:
         return {"schema": SCHEMA_VERSION, **d}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Results":
+    def from_dict(cls, d: dict[str, Any]) -> Results:
         """From the JSON form; unknown keys are ignored, a malformed model entry raises ValueError."""
         if not isinstance(d, dict):
             raise ValueError("results.json is not a JSON object")
@@ -75,12 +80,19 @@ class Results:
             models = {str(n): ModelResult.from_dict(m) for n, m in (d.get("models") or {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"malformed model entry in results.json: {e!r}") from e
-        return cls(str(d.get("dataset", "?")), dict(d.get("split") or {}), str(d.get("device", "")),
-                   dict(d.get("features") or {}), dict(d.get("config") or {}), models, bool(d.get("cancelled", False)),
-                   str(d.get("ranking", "")))
+        return cls(
+            str(d.get("dataset", "?")),
+            dict(d.get("split") or {}),
+            str(d.get("device", "")),
+            dict(d.get("features") or {}),
+            dict(d.get("config") or {}),
+            models,
+            bool(d.get("cancelled", False)),
+            str(d.get("ranking", "")),
+        )
 
     @classmethod
-    def read(cls, path: str | Path) -> "Results | None":
+    def read(cls, path: str | Path) -> Results | None:
         """The results.json at `path` (a file or a run folder), or None when absent, unreadable or malformed."""
         path = Path(path)
         path = path / "results.json" if path.is_dir() else path
@@ -124,8 +136,11 @@ class Results:
     def is_current(self, config: dict[str, Any], models: tuple[str, ...], source: str) -> bool:
         """True when this run finished exactly `models` with `config`, feature `source` and the current tie rule
         (a run asked for fewer or other models is not current: it rewrites results.json with just those)."""
-        same = (self.config == json.loads(json.dumps(config)) and self.features.get("source") == source
-                and self.ranking == TIE_RULE)
+        same = (
+            self.config == json.loads(json.dumps(config))
+            and self.features.get("source") == source
+            and self.ranking == TIE_RULE
+        )
         return same and not self.cancelled and set(models) == set(self.model_names())
 
     def markdown_table(self, names: dict[str, str] | None = None) -> str:
@@ -135,8 +150,10 @@ class Results:
         for n in self.model_names(with_pop=True):
             m = self.models[n]
             t = m.test
-            rows.append(f"| {(names or {}).get(n, n)} | {t['hr@5']:.4f} | {t['hr@10']:.4f} | {t['ndcg@5']:.4f} | "
-                        f"{t['ndcg@10']:.4f} | {m.valid['hr@10']:.4f} | {m.epochs} | {m.train_seconds:.0f} |")
+            rows.append(
+                f"| {(names or {}).get(n, n)} | {t['hr@5']:.4f} | {t['hr@10']:.4f} | {t['ndcg@5']:.4f} | "
+                f"{t['ndcg@10']:.4f} | {m.valid['hr@10']:.4f} | {m.epochs} | {m.train_seconds:.0f} |"
+            )
         return "\n".join(rows)
 
 

@@ -15,8 +15,38 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 # Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (beyond: the normal 1.96 is within 2%).
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t975(df: int) -> float:
@@ -74,8 +104,9 @@ class PairedBootstrap:
         return asdict(self)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0,
-                     chunk: int = 500) -> PairedBootstrap:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed: int = 0, chunk: int = 500
+) -> PairedBootstrap:
     """95% percentile intervals of mean(a - b) and mean(a)/mean(b) - 1, resampling users with replacement.
 
     Vectorised in chunks of resamples: each chunk draws a (chunk, U) index matrix."""
@@ -94,8 +125,9 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, seed
     lo, hi = np.percentile(d, [2.5, 97.5])
     rlo, rhi = np.nanpercentile(r, [2.5, 97.5])
     ma, mb = float(a.mean()), float(b.mean())
-    return PairedBootstrap(n, ma, mb, ma - mb, float(lo), float(hi), ma / mb - 1 if mb else math.nan,
-                           float(rlo), float(rhi), resamples)
+    return PairedBootstrap(
+        n, ma, mb, ma - mb, float(lo), float(hi), ma / mb - 1 if mb else math.nan, float(rlo), float(rhi), resamples
+    )
 
 
 __all__ = ["PairedBootstrap", "Summary", "paired_bootstrap", "summarise", "t975"]

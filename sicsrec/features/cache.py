@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,7 @@ class FeatureCache:
             "n": n,
             "dim": dim,
             "counts": {"n": n, "valid": int(mask.sum()), "missing": int(n - mask.sum())},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "file_sha256": hashlib.sha256(blob).hexdigest(),
         }
         sidecar_blob = json.dumps(sidecar, indent=1, ensure_ascii=False).encode("utf-8")

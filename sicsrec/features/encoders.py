@@ -401,8 +401,12 @@ class USEMultilingualEncoder(Encoder):
 
     @classmethod
     def spec_for(cls, modality: str | None = None) -> EncoderSpec:
-        config = {"weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
-                  "model": "universal-sentence-encoder-multilingual-3", "pooling": "built-in", "normalize": True}
+        config = {
+            "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
+            "model": "universal-sentence-encoder-multilingual-3",
+            "pooling": "built-in",
+            "normalize": True,
+        }
         return EncoderSpec(cls.name, cls._modality(modality), 512, config)
 
     def __init__(self, device: str | torch.device = "cpu", modality: str | None = None) -> None:
@@ -423,7 +427,8 @@ class USEMultilingualEncoder(Encoder):
 
 
 ENCODERS: dict[str, type[Encoder]] = {
-    cls.name: cls for cls in (MiniLMEncoder, EfficientNetLite0Encoder, ClipEncoder, USEMultilingualEncoder)}
+    cls.name: cls for cls in (MiniLMEncoder, EfficientNetLite0Encoder, ClipEncoder, USEMultilingualEncoder)
+}
 
 
 def trainable_text_encoder(ref: str) -> tuple[str, str]:
@@ -431,8 +436,10 @@ def trainable_text_encoder(ref: str) -> tuple[str, str]:
     cls, _ = _resolve(ref, {})
     if cls.trainable:
         return ref, ""
-    return "minilm", (f"FALLBACK: text encoder {ref!r} is frozen-only, so stage A aligns MiniLM instead and "
-                      "training on aligned features reads MiniLM's")
+    return "minilm", (
+        f"FALLBACK: text encoder {ref!r} is frozen-only, so stage A aligns MiniLM instead and "
+        "training on aligned features reads MiniLM's"
+    )
 
 
 def _resolve(ref: str, kw: dict[str, Any]) -> tuple[type[Encoder], dict[str, Any]]:
@@ -450,8 +457,10 @@ def _resolve(ref: str, kw: dict[str, Any]) -> tuple[type[Encoder], dict[str, Any
     if sep:
         kw = {**kw, cls.ref_argument: value}
     if cls.ref_argument not in kw:
-        raise ValueError(f"encoder {name!r} needs its {cls.ref_argument}: write {name}:<local weights file> "
-                         f"(or {name}:<open_clip pretrained tag>, which downloads from a model hub: online only)")
+        raise ValueError(
+            f"encoder {name!r} needs its {cls.ref_argument}: write {name}:<local weights file> "
+            f"(or {name}:<open_clip pretrained tag>, which downloads from a model hub: online only)"
+        )
     return cls, kw
 
 

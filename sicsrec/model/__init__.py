@@ -8,4 +8,14 @@ from sicsrec.model.sicsrec import SICSRec
 
 MODELS: dict[str, type[SeqRecModel]] = {m.name: m for m in (SASRec, ContentSeq, IDControl, SICSRec)}
 
-__all__ = ["MODELS", "ItemTables", "LossOutput", "SeqOutput", "SeqRecModel", "SASRec", "ContentSeq", "IDControl", "SICSRec"]
+__all__ = [
+    "MODELS",
+    "ContentSeq",
+    "IDControl",
+    "ItemTables",
+    "LossOutput",
+    "SASRec",
+    "SICSRec",
+    "SeqOutput",
+    "SeqRecModel",
+]

@@ -44,11 +44,15 @@ class ItemTables:
     image_mask: torch.Tensor | None = None  # (N+1,) bool
 
     @classmethod
-    def from_arrays(cls, text: np.ndarray, image: np.ndarray | None, mask: np.ndarray | None) -> "ItemTables":
+    def from_arrays(cls, text: np.ndarray, image: np.ndarray | None, mask: np.ndarray | None) -> ItemTables:
         """Prepend the padding row to (N, d) arrays ordered by item index 1..N."""
-        pad = lambda a: torch.cat([torch.zeros(1, a.shape[1]), torch.as_tensor(a, dtype=torch.float32)])  # noqa: E731
+        pad = lambda a: torch.cat([torch.zeros(1, a.shape[1]), torch.as_tensor(a, dtype=torch.float32)])
         img = pad(image) if image is not None else None
-        m = torch.cat([torch.zeros(1, dtype=torch.bool), torch.as_tensor(mask, dtype=torch.bool)]) if mask is not None else None
+        m = (
+            torch.cat([torch.zeros(1, dtype=torch.bool), torch.as_tensor(mask, dtype=torch.bool)])
+            if mask is not None
+            else None
+        )
         return cls(pad(text), img, m)
 
 

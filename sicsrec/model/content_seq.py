@@ -76,7 +76,9 @@ class ContentSeq(SeqRecModel):
     name = "content"
     uses_content = True
 
-    def __init__(self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object) -> None:
+    def __init__(
+        self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object
+    ) -> None:
         super().__init__(cfg, n_items)
         self.content = ContentItems(n_items, cfg.hidden, text_dim, image_dim)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.hidden)
@@ -102,8 +104,9 @@ class ContentSeq(SeqRecModel):
             return terms
         if cfg.use_cl_loss and cfg.alpha > 0:
             uniq, inv = torch.unique(targets, return_inverse=True)
-            terms["cl"] = cfg.alpha * content_infonce(user, self.content(uniq), inv, cfg.temperature,
-                                                      cfg.remove_false_negatives)
+            terms["cl"] = cfg.alpha * content_infonce(
+                user, self.content(uniq), inv, cfg.temperature, cfg.remove_false_negatives
+            )
         if cfg.reg_lambda > 0:
             terms["reg"] = cfg.reg_lambda * embedding_l2(*self.content.raw_tables())
         return terms

@@ -23,7 +23,9 @@ def full_softmax_ce(
         return _ce_chunk(user, items, targets, scale) / m
     total = user.new_zeros(())
     for s in range(0, m, chunk):
-        total = total + checkpoint(_ce_chunk, user[s : s + chunk], items, targets[s : s + chunk], scale, use_reentrant=False)
+        total = total + checkpoint(
+            _ce_chunk, user[s : s + chunk], items, targets[s : s + chunk], scale, use_reentrant=False
+        )
     return total / m
 
 

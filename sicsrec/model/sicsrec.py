@@ -1,10 +1,10 @@
 """SICSRec: ID encoder + content encoder + mix-modality decoder, fused into one user vector.
 
-    H_id  = IDEncoder(E[i_t] + P_t)                 behaviour (step 1's SASRec, frozen + adapters in step 2)
-    H_c   = ContentEncoder(c_{i_t} + P_t)           content, same position table P
-    H_mix = CrossDecoder(q = H_id, kv = H_c)        causal cross-attention
-    u     = W_id h_id + W_c h_c + W_mix h_mix + b   (W = Linear(3d, d) split in three blocks)
-    s_u   = u / ||u||;   score_i = s_u · normalize(E_i) / tau
+H_id  = IDEncoder(E[i_t] + P_t)                 behaviour (step 1's SASRec, frozen + adapters in step 2)
+H_c   = ContentEncoder(c_{i_t} + P_t)           content, same position table P
+H_mix = CrossDecoder(q = H_id, kv = H_c)        causal cross-attention
+u     = W_id h_id + W_c h_c + W_mix h_mix + b   (W = Linear(3d, d) split in three blocks)
+s_u   = u / ||u||;   score_i = s_u · normalize(E_i) / tau
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ class SICSRec(Step2Model):
     name = "sicsrec"
     uses_content = True
 
-    def __init__(self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object) -> None:
+    def __init__(
+        self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object
+    ) -> None:
         super().__init__(cfg, n_items)
         d = cfg.hidden
         self.content = ContentItems(n_items, d, text_dim, image_dim)

@@ -84,14 +84,24 @@ class ExperimentResult:
 
 def fits_record(trained: Trained) -> list[dict[str, Any]]:
     """Each fit's stage, kept epoch, stop reason, seconds and per-epoch log, as saved in a checkpoint."""
-    return [{"stage": f.stage, "best_epoch": f.best_epoch, "stopped": f.stopped, "seconds": f.seconds,
-             "history": [asdict(h) for h in f.history]} for f in trained.fits]
+    return [
+        {
+            "stage": f.stage,
+            "best_epoch": f.best_epoch,
+            "stopped": f.stopped,
+            "seconds": f.seconds,
+            "history": [asdict(h) for h in f.history],
+        }
+        for f in trained.fits
+    ]
 
 
 def read_fits(config: dict[str, Any]) -> list[FitResult]:
     """The fits a checkpoint's config recorded (`fits_record`'s inverse, without the best metrics)."""
-    return [FitResult(f["stage"], f["best_epoch"], {}, [EpochLog(**h) for h in f["history"]], f["seconds"], f["stopped"])
-            for f in config.get("fits", [])]
+    return [
+        FitResult(f["stage"], f["best_epoch"], {}, [EpochLog(**h) for h in f["history"]], f["seconds"], f["stopped"])
+        for f in config.get("fits", [])
+    ]
 
 
 def resumable(path: Path, run: RunConfig) -> Trained | None:
@@ -118,16 +128,27 @@ def _check_models(models: tuple[str, ...]) -> tuple[str, ...]:
     models = tuple(dict.fromkeys(m for m in models if m != "pop"))
     unknown = [m for m in models if m not in MODELS]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(map(repr, unknown))}: choose from {', '.join(MODELS)} "
-                         "(popularity is always evaluated)")
+        raise ValueError(
+            f"unknown model(s) {', '.join(map(repr, unknown))}: choose from {', '.join(MODELS)} "
+            "(popularity is always evaluated)"
+        )
     return tuple(sorted(models, key=lambda m: m != "sasrec"))  # SASRec first: it is step 1 of the others
 
 
 class _Run:
     """The state one experiment threads through its stages (config, folder, hooks, cancel switch)."""
 
-    def __init__(self, cfg: RunConfig, out: Path, progress: ProgressHook | None, cancel: threading.Event,
-                 show_bar: bool, resume: bool, force: bool, continue_run: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        out: Path,
+        progress: ProgressHook | None,
+        cancel: threading.Event,
+        show_bar: bool,
+        resume: bool,
+        force: bool,
+        continue_run: bool = False,
+    ) -> None:
         self.cfg, self.out, self.progress, self.cancel = cfg, out, progress, cancel
         self.show_bar, self.resume, self.force, self.continue_run = show_bar, resume, force, continue_run
 
@@ -158,8 +179,15 @@ class _Run:
                 self.emit(MiningDone(backend.name, backend.fallback, -1, {}, skipped=True))
             else:
                 self.emit(StageAProgress(STAGE_MINING, 0, 0))
-                mined = mine_pairs(dataset, pairs, backend, settings=plan.mining, replies_path=plan.replies,
-                                   progress=self.show_bar, progress_callback=self.stage_callback(STAGE_MINING))
+                mined = mine_pairs(
+                    dataset,
+                    pairs,
+                    backend,
+                    settings=plan.mining,
+                    replies_path=plan.replies,
+                    progress=self.show_bar,
+                    progress_callback=self.stage_callback(STAGE_MINING),
+                )
                 result.mining = mined
                 self.emit(MiningDone(backend.name, backend.fallback, len(mined.pairs), dict(mined.counts)))
         if plan.align:
@@ -171,15 +199,34 @@ class _Run:
             feats.text_encoder, note = trainable_text_encoder(feats.text_encoder)
             if note:  # a frozen-only encoder (e.g. the multilingual USE): align and then read MiniLM's features
                 log.warning(note)
-            aligned = align(dataset, pairs, self.out / "align", cfg, feats.text_encoder, feats.image_encoder,
-                            force=self.force, progress=self.show_bar,
-                            progress_callback=self.stage_callback(STAGE_ALIGN))
+            aligned = align(
+                dataset,
+                pairs,
+                self.out / "align",
+                cfg,
+                feats.text_encoder,
+                feats.image_encoder,
+                force=self.force,
+                progress=self.show_bar,
+                progress_callback=self.stage_callback(STAGE_ALIGN),
+            )
             result.aligned = aligned
             if aligned.skipped:
                 result.skipped.append(STAGE_ALIGN)
             losses = [h["loss"] for h in aligned.history] or [0.0]
-            self.emit(AlignDone(cfg.optimizer, cfg.lr, cfg.epochs, losses[0], losses[-1], aligned.seconds,
-                                aligned.source, aligned.skipped, note))
+            self.emit(
+                AlignDone(
+                    cfg.optimizer,
+                    cfg.lr,
+                    cfg.epochs,
+                    losses[0],
+                    losses[-1],
+                    aligned.seconds,
+                    aligned.source,
+                    aligned.skipped,
+                    note,
+                )
+            )
             feats.source = "aligned"
 
     # --- stage B ---------------------------------------------------------------------------------------
@@ -196,13 +243,26 @@ class _Run:
         store.record(models)
         device = resolve_device(cfg.train.device)
         needs_content = any(MODELS[m].uses_content for m in models)
-        prep = prepared or prepare(cfg.data, cfg.features if needs_content else None, str(device),
-                                   progress=self.progress, cancel=self.cancel, show_bar=self.show_bar)
+        prep = prepared or prepare(
+            cfg.data,
+            cfg.features if needs_content else None,
+            str(device),
+            progress=self.progress,
+            cancel=self.cancel,
+            show_bar=self.show_bar,
+        )
         split = prep.split
         items = item_table(split, prep.dataset.items)
         pop = evaluate_popularity(split)
-        results = Results(prep.dataset.name, split.counts(), str(device), prep.features_meta, cfg.to_dict(),
-                          {"pop": ModelResult(pop["valid"], pop["test"])}, ranking=TIE_RULE)
+        results = Results(
+            prep.dataset.name,
+            split.counts(),
+            str(device),
+            prep.features_meta,
+            cfg.to_dict(),
+            {"pop": ModelResult(pop["valid"], pop["test"])},
+            ranking=TIE_RULE,
+        )
         trainer = Trainer(cfg.train, device, self.progress, self.cancel, self.show_bar, store)
         step1 = _load_step1(step1_path) if step1_path is not None else None
         for name in models:
@@ -211,8 +271,15 @@ class _Run:
             run = RunConfig(name, cfg.data, cfg.features, cfg.model_cfg, cfg.train)
             reused = resumable(out / "checkpoints" / name, run) if self.resume else None
             try:
-                trained = reused or train_model(name, split, prep.tables, cfg.model_cfg, cfg.train, trainer,
-                                                step1=step1 if MODELS[name].starts_from_step1 else None)
+                trained = reused or train_model(
+                    name,
+                    split,
+                    prep.tables,
+                    cfg.model_cfg,
+                    cfg.train,
+                    trainer,
+                    step1=step1 if MODELS[name].starts_from_step1 else None,
+                )
             except Cancelled as e:
                 log.warning("%s: %s", name, e)
                 break
@@ -221,15 +288,27 @@ class _Run:
                 break
             if name == "sasrec":
                 step1 = trained
-            metrics = {s: evaluate_model(trained.model, getattr(split, s), cfg.train.eval_batch_size)
-                       for s in ("valid", "test")}
-            results.models[name] = ModelResult(metrics["valid"], metrics["test"], trained.epochs, trained.seconds,
-                                               trained.fits[-1].stopped)
+            metrics = {
+                s: evaluate_model(trained.model, getattr(split, s), cfg.train.eval_batch_size)
+                for s in ("valid", "test")
+            }
+            results.models[name] = ModelResult(
+                metrics["valid"], metrics["test"], trained.epochs, trained.seconds, trained.fits[-1].stopped
+            )
             if reused is None:
                 saved = RunConfig(name, cfg.data, cfg.features, trained.model.cfg, cfg.train)
-                save_checkpoint(out / "checkpoints" / name, trained.model, items,
-                                {"dataset": prep.dataset.name, "run": saved.to_dict(), "metrics": metrics,
-                                 "features": prep.features_meta, "fits": fits_record(trained)})
+                save_checkpoint(
+                    out / "checkpoints" / name,
+                    trained.model,
+                    items,
+                    {
+                        "dataset": prep.dataset.name,
+                        "run": saved.to_dict(),
+                        "metrics": metrics,
+                        "features": prep.features_meta,
+                        "fits": fits_record(trained),
+                    },
+                )
             results.write(out / "results.json")  # after every model, so a cancelled run keeps its part
             log.info("%s test: %s", name, " ".join(f"{k}={v:.4f}" for k, v in metrics["test"].items()))
         results.cancelled = trainer.cancel.is_set()
@@ -247,11 +326,20 @@ def _load_step1(path: Path) -> Trained:
     return Trained(model, read_fits(config))
 
 
-def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = ALL_MODELS,
-                   stage_a: StageAPlan | None = None, progress: ProgressHook | None = None,
-                   cancel: threading.Event | None = None, show_bar: bool = True, prepared: Prepared | None = None,
-                   resume: bool = False, force: bool = False, step1: str | Path | None = None,
-                   continue_run: bool = False) -> ExperimentResult:
+def run_experiment(
+    cfg: RunConfig,
+    out: str | Path,
+    models: tuple[str, ...] = ALL_MODELS,
+    stage_a: StageAPlan | None = None,
+    progress: ProgressHook | None = None,
+    cancel: threading.Event | None = None,
+    show_bar: bool = True,
+    prepared: Prepared | None = None,
+    resume: bool = False,
+    force: bool = False,
+    step1: str | Path | None = None,
+    continue_run: bool = False,
+) -> ExperimentResult:
     """Run one experiment into the folder `out` (pairs/, align/, checkpoints/<model>/, results.json).
 
     `resume` skips every stage whose output is current; `force` also retrains cached aligned features.
@@ -268,8 +356,9 @@ def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = AL
     set_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
     resume = resume or continue_run  # continuing reuses everything the interrupted run finished
-    run = _Run(cfg, out, progress, cancel if cancel is not None else threading.Event(), show_bar, resume, force,
-               continue_run)
+    run = _Run(
+        cfg, out, progress, cancel if cancel is not None else threading.Event(), show_bar, resume, force, continue_run
+    )
     result = ExperimentResult(Results(""))
     if stage_a is not None and stage_a.active:
         run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)
@@ -288,5 +377,13 @@ def run_experiment(cfg: RunConfig, out: str | Path, models: tuple[str, ...] = AL
     return result
 
 
-__all__ = ["ALL_MODELS", "ExperimentResult", "StageAPlan", "StageCancelled", "fits_record", "read_fits", "resumable",
-           "run_experiment"]
+__all__ = [
+    "ALL_MODELS",
+    "ExperimentResult",
+    "StageAPlan",
+    "StageCancelled",
+    "fits_record",
+    "read_fits",
+    "resumable",
+    "run_experiment",
+]

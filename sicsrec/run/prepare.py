@@ -35,9 +35,14 @@ def load_data(cfg: DataConfig) -> Dataset:
 
     if cfg.path in ("", DEMO):
         return load_demo(images=cfg.images)
-    return load_dataset(cfg.path, format=cfg.format, images=cfg.images,
-                        min_user_interactions=cfg.min_user_interactions,
-                        min_item_interactions=cfg.min_item_interactions, confine_images=cfg.confine_images)
+    return load_dataset(
+        cfg.path,
+        format=cfg.format,
+        images=cfg.images,
+        min_user_interactions=cfg.min_user_interactions,
+        min_item_interactions=cfg.min_item_interactions,
+        confine_images=cfg.confine_images,
+    )
 
 
 def split_data(ds: Dataset, cfg: DataConfig) -> Split:
@@ -45,9 +50,14 @@ def split_data(ds: Dataset, cfg: DataConfig) -> Split:
     return build_split(ds, cfg.max_len, cfg.window_stride, cfg.train_rows)
 
 
-def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu",
-            progress: ProgressHook | None = None,
-            cancel: threading.Event | None = None, show_bar: bool = True) -> Prepared:
+def prepare(
+    data: DataConfig,
+    features: FeatureConfig | None,
+    device: str = "cpu",
+    progress: ProgressHook | None = None,
+    cancel: threading.Event | None = None,
+    show_bar: bool = True,
+) -> Prepared:
     """Load and split the data; with `features`, extract (or read cached) content features too."""
     ds = load_data(data)
     split = split_data(ds, data)
@@ -62,12 +72,22 @@ def prepare(data: DataConfig, features: FeatureConfig | None, device: str = "cpu
         from sicsrec.stage_a.align import resolve_aligned_source
 
         source = resolve_aligned_source(items, features.text_encoder, features.image_encoder, features.use_images)
-    feats = extract_features(items, text_encoder=features.text_encoder, image_encoder=features.image_encoder,
-                             use_images=features.use_images, device=str(resolve_device(device)), progress=show_bar,
-                             progress_callback=None if progress is None else lambda *a: progress(FeatureProgress(*a)),
-                             cancel=cancel, source=source)
-    image = feats.image if feats.image is None else normalize_image_features(feats.image, feats.image_mask,
-                                                                              features.image_norm)
+    feats = extract_features(
+        items,
+        text_encoder=features.text_encoder,
+        image_encoder=features.image_encoder,
+        use_images=features.use_images,
+        device=str(resolve_device(device)),
+        progress=show_bar,
+        progress_callback=None if progress is None else lambda *a: progress(FeatureProgress(*a)),
+        cancel=cancel,
+        source=source,
+    )
+    image = (
+        feats.image
+        if feats.image is None
+        else normalize_image_features(feats.image, feats.image_mask, features.image_norm)
+    )
     tables = tables_for_split(split, feats.item_ids, feats.text, image, feats.image_mask)
     return Prepared(ds, split, tables, {**feats.meta, "image_norm": features.image_norm if image is not None else None})
 

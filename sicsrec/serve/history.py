@@ -73,4 +73,4 @@ def append_click(history: list[str], item_id: str, limit: int) -> list[str]:
     return ([h for h in history if h != item_id] + [item_id])[-limit:]
 
 
-__all__ = ["History", "OTHER_SEPARATORS", "SEPARATOR", "append_click", "parse_history", "split_ids"]
+__all__ = ["OTHER_SEPARATORS", "SEPARATOR", "History", "append_click", "parse_history", "split_ids"]

@@ -6,8 +6,8 @@ latency on catalogues of 10^5-10^6 items (see bench/bench_serving.py for measure
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

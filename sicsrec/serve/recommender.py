@@ -24,19 +24,27 @@ PARTS = ("behavior", "content", "mixed", "bias")
 NOT_PERSONALISED = {  # why a list is only the most popular items, by its source
     "popular": "Empty history: showing the most popular items (not personalised).",
     "cold_start": "Cold start: no item of the history is in the catalogue, so showing the most popular items "
-                  "(not personalised).",
+    "(not personalised).",
     "no_model": "No trained model is loaded: showing the most popular items (not personalised).",
 }
 
 
-def popular_items(item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int,
-                  exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+def popular_items(
+    item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int, exclude: set[str] = frozenset()
+) -> list[dict[str, Any]]:  # type: ignore[assignment]
     """The k most interacted items not in `exclude`, shaped like recommendations (score = share of the
     top count, every attribution part 0): the answer to an empty history, with or without a model."""
     top = float(popularity.max()) if len(popularity) else 1.0
     order = [i for i in np.argsort(-popularity, kind="stable") if item_ids[i] not in exclude][:k]
-    return [{"item_id": item_ids[i], "title": titles[i], "score": float(popularity[i] / (top or 1.0)),
-             **dict.fromkeys(PARTS, 0.0)} for i in order]
+    return [
+        {
+            "item_id": item_ids[i],
+            "title": titles[i],
+            "score": float(popularity[i] / (top or 1.0)),
+            **dict.fromkeys(PARTS, 0.0),
+        }
+        for i in order
+    ]
 
 
 @dataclass
@@ -83,8 +91,14 @@ class RecResult:
 class Recommender:
     """A loaded checkpoint ready to score histories given in the dataset's own item ids."""
 
-    def __init__(self, model: SeqRecModel, config: dict[str, Any], items: dict[str, list], path: Path | None = None,
-                 index: IndexConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: SeqRecModel,
+        config: dict[str, Any],
+        items: dict[str, list],
+        path: Path | None = None,
+        index: IndexConfig | None = None,
+    ) -> None:
         self.model, self.config, self.items, self.path = model.eval(), config, items, path
         self.table = ItemTable.from_dict(items)
         self.item_ids, self.titles, self.popularity = self.table.item_ids, self.table.titles, self.table.popularity
@@ -93,11 +107,12 @@ class Recommender:
         with torch.no_grad():
             self._table = model.item_table().detach()  # (N+1, d) scored item vectors, computed once
         # An approximate index (faiss IVF/HNSW) for large catalogues; exact scoring when None or "exact".
-        self.ann = (ItemIndex(self._table[1:].cpu().numpy(), index)
-                    if index is not None and index.kind != "exact" else None)
+        self.ann = (
+            ItemIndex(self._table[1:].cpu().numpy(), index) if index is not None and index.kind != "exact" else None
+        )
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", index: IndexConfig | None = None) -> "Recommender":
+    def load(cls, path: str | Path, device: str = "cpu", index: IndexConfig | None = None) -> Recommender:
         """Load a checkpoint folder (safetensors + JSON only) for serving."""
         model, config, items = load_checkpoint(path, device)
         return cls(model, config, items, Path(path), index)
@@ -114,8 +129,13 @@ class Recommender:
         return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
 
     @torch.no_grad()
-    def recommend(self, history: str | list[str], k: float | str | None = DEFAULT_K, exclude_history: bool = True,
-                  influence: bool = False) -> RecResult:
+    def recommend(
+        self,
+        history: str | list[str],
+        k: float | str | None = DEFAULT_K,
+        exclude_history: bool = True,
+        influence: bool = False,
+    ) -> RecResult:
         """Top-k items for a click history (oldest first), each with its exact score attribution.
 
         The history follows `serve.history`'s rule and k `serve.response.resolve_k`'s (ValueError when k is no
@@ -126,11 +146,16 @@ class Recommender:
         parsed = parse_history(history, self.index)
         idx, known, unknown = [self.index[i] for i in parsed.known], parsed.known, parsed.unknown
         if not idx:
-            return RecResult(popular_items(self.item_ids, self.titles, self.popularity, k),
-                             "cold_start" if unknown else "popular", unknown=unknown, k=k, k_note=k_note)
+            return RecResult(
+                popular_items(self.item_ids, self.titles, self.popularity, k),
+                "cold_start" if unknown else "popular",
+                unknown=unknown,
+                k=k,
+                k_note=k_note,
+            )
         truncated = max(0, len(idx) - self.max_len)
         seen = idx  # every clicked item is excluded, also those older than the model's window
-        idx, known = idx[-self.max_len:], known[-self.max_len:]
+        idx, known = idx[-self.max_len :], known[-self.max_len :]
         seq = torch.tensor([idx], device=self.device)  # (1, T)
         out = self.model.user_vectors(seq, torch.tensor([len(idx)], device=self.device))
         if self.ann is None:
@@ -144,11 +169,22 @@ class Recommender:
         e = self._table[top]  # (k, d)
         scale = out.part_scale[0] if out.part_scale is not None else torch.ones(1, device=self.device)
         parts = {p: (out.parts[p][0] @ e.T * scale) if p in out.parts else torch.zeros(len(top)) for p in PARTS}
-        items = [self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS})
-                 for j, i in enumerate(top)]
-        res = RecResult(items, "model", known, unknown, truncated, repeats=parsed.repeats, history=parsed.known,
-                        user=out.user[0].cpu().numpy(), parts={p: v[0].cpu().numpy() for p, v in out.parts.items()},
-                        k=k, k_note=k_note)
+        items = [
+            self._item(int(i), float(top_scores[j]), {p: float(parts[p][j]) for p in PARTS}) for j, i in enumerate(top)
+        ]
+        res = RecResult(
+            items,
+            "model",
+            known,
+            unknown,
+            truncated,
+            repeats=parsed.repeats,
+            history=parsed.known,
+            user=out.user[0].cpu().numpy(),
+            parts={p: v[0].cpu().numpy() for p, v in out.parts.items()},
+            k=k,
+            k_note=k_note,
+        )
         if influence:
             res.influence = self._influence(idx, top, out.user)
         return res
@@ -158,8 +194,11 @@ class Recommender:
         re-ranked by their exact scores; returns (rows, scores), both (k,)."""
         banned = set(exclude)  # a history repeats items: count each once
         _, rows = self.ann.search(user.cpu().numpy(), min(k + len(banned), len(self.item_ids)))  # (1, k')
-        top = torch.tensor([r + 1 for r in rows[0].tolist() if r >= 0 and r + 1 not in banned][:k],
-                           dtype=torch.long, device=self.device)  # +1: row 0 of the table is padding
+        top = torch.tensor(
+            [r + 1 for r in rows[0].tolist() if r >= 0 and r + 1 not in banned][:k],
+            dtype=torch.long,
+            device=self.device,
+        )  # +1: row 0 of the table is padding
         scores, order = torch.sort((user @ self._table[top].T)[0], descending=True)  # (k,)
         return top[order], scores
 
@@ -184,4 +223,3 @@ class Recommender:
                     raise ValueError(f"{self.name} has no content space")
                 return self.model.content()[1:].cpu().numpy()
             return self._table[1:].cpu().numpy()
-

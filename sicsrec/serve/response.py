@@ -45,8 +45,14 @@ def resolve_k(value: object) -> tuple[int, str]:
 
 def response(res: RecResult) -> dict[str, Any]:
     """The response object (see the module docstring) of one recommendation result."""
-    return {"items": [{**it, "source": res.source} for it in res.items], "source": res.source, "k": res.k,
-            "used_ids": list(res.used_history), "unknown_ids": list(res.unknown), "warnings": res.warnings}
+    return {
+        "items": [{**it, "source": res.source} for it in res.items],
+        "source": res.source,
+        "k": res.k,
+        "used_ids": list(res.used_history),
+        "unknown_ids": list(res.unknown),
+        "warnings": res.warnings,
+    }
 
 
 __all__ = ["DEFAULT_K", "MAX_K", "resolve_k", "response"]

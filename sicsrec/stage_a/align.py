@@ -26,9 +26,9 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from sicsrec.data.schema import Dataset as RecDataset
 from sicsrec.features.cache import FeatureCache, cache_key
 from sicsrec.features.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
 from sicsrec.features.extract import (
@@ -53,7 +54,6 @@ from sicsrec.features.extract import (
 )
 from sicsrec.features.images import ImageDataset, default_num_workers
 from sicsrec.stage_a.pairs import read_pairs
-from sicsrec.data.schema import Dataset as RecDataset
 from sicsrec.utils import atomic_write_text, resolve_device, seed_everything
 
 log = logging.getLogger("sicsrec")
@@ -142,19 +142,24 @@ def _parse_index(path: Path) -> dict:
     return index
 
 
-def _cached(items: pd.DataFrame, source: str, text_encoder: EncoderRef, image_encoder: EncoderRef | None,
-            cache: FeatureCache) -> bool:
+def _cached(
+    items: pd.DataFrame, source: str, text_encoder: EncoderRef, image_encoder: EncoderRef | None, cache: FeatureCache
+) -> bool:
     """True when the cache holds `source` features of these items for every modality in use."""
-    ids, texts, paths = item_content(items)
+    _ids, texts, paths = item_content(items)
     keys = [feature_key(_spec(text_encoder, "text"), source, text_digest(texts))]
     if image_encoder is not None:
         keys.append(feature_key(_spec(image_encoder, "image"), source, image_digest(paths)))
     return all(cache.get(k) is not None for k in keys)
 
 
-def resolve_aligned_source(items: pd.DataFrame, text_encoder: EncoderRef = "minilm",
-                           image_encoder: EncoderRef | None = "efficientnet-lite0", use_images: bool | None = None,
-                           cache_dir: str | Path | None = None) -> str:
+def resolve_aligned_source(
+    items: pd.DataFrame,
+    text_encoder: EncoderRef = "minilm",
+    image_encoder: EncoderRef | None = "efficientnet-lite0",
+    use_images: bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> str:
     """The latest "aligned:<hash>" source cached for these items and encoders, or AlignedFeaturesMissing."""
     cache = FeatureCache(cache_dir)
     image_encoder = image_encoder if _with_images(items, use_images) else None
@@ -184,8 +189,9 @@ def _write_index(root: Path, key: str, entry: dict) -> None:
     atomic_write_text(root / INDEX_FILE, json.dumps(index, indent=1, ensure_ascii=False))
 
 
-def info_nce(a: torch.Tensor, b: torch.Tensor, ids_a: torch.Tensor, ids_b: torch.Tensor,
-             temperature: float) -> torch.Tensor:
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, ids_a: torch.Tensor, ids_b: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Symmetric InfoNCE of row-aligned positives a[i] <-> b[i] (L2-normalised) with in-batch negatives.
 
     A negative that is the positive's item or the anchor's own item (duplicates in the batch) is
@@ -228,12 +234,20 @@ def _pair_indices(pairs: pd.DataFrame, ids: list[str]) -> tuple[np.ndarray, dict
     t = pairs["target_id"].astype(str).map(index)
     p = pairs["pair_id"].astype(str).map(index)
     known = t.notna() & p.notna()
-    rows = np.stack([t[known].to_numpy(np.int64), p[known].to_numpy(np.int64)], 1) if known.any() \
+    rows = (
+        np.stack([t[known].to_numpy(np.int64), p[known].to_numpy(np.int64)], 1)
+        if known.any()
         else np.zeros((0, 2), dtype=np.int64)
+    )
     self_pairs = rows[:, 0] == rows[:, 1]
     unique = np.unique(np.sort(rows[~self_pairs], axis=1), axis=0)
-    counts = {"pairs_in_file": len(pairs), "unknown_items": int((~known).sum()), "self_pairs": int(self_pairs.sum()),
-              "duplicates": int((~self_pairs).sum() - len(unique)), "pairs_used": len(unique)}
+    counts = {
+        "pairs_in_file": len(pairs),
+        "unknown_items": int((~known).sum()),
+        "self_pairs": int(self_pairs.sum()),
+        "duplicates": int((~self_pairs).sum() - len(unique)),
+        "pairs_used": len(unique),
+    }
     return unique, counts
 
 
@@ -297,24 +311,41 @@ def align(
     index_key = _index_key(items, text_encoder, image_encoder)
     if not force and _cached(items, source, text_encoder, image_encoder, cache):
         log.info("align: features for %s are already cached; nothing to train", source)
-        _write_index(cache.root, index_key, {"source": source, "provenance": provenance,
-                                             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        _write_index(
+            cache.root,
+            index_key,
+            {"source": source, "provenance": provenance, "created": datetime.now(UTC).isoformat(timespec="seconds")},
+        )
         previous = _load_summary(out, source)
-        return AlignResult(source, provenance, previous.get("history", []), previous.get("counts", {}),
-                           time.perf_counter() - started, skipped=True)
+        return AlignResult(
+            source,
+            provenance,
+            previous.get("history", []),
+            previous.get("counts", {}),
+            time.perf_counter() - started,
+            skipped=True,
+        )
 
     rows, counts = _pair_indices(pair_table, ids)
     if len(rows) < 2:
         raise ValueError(f"{pairs_csv}: {len(rows)} usable pair(s); contrastive training needs at least 2")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    encoders = {"text": text_encoder if isinstance(text_encoder, Encoder) else get_encoder(text_encoder, device=device,
-                                                                                          modality="text")}
+    encoders = {
+        "text": text_encoder
+        if isinstance(text_encoder, Encoder)
+        else get_encoder(text_encoder, device=device, modality="text")
+    }
     if image_encoder is not None:
-        encoders["image"] = image_encoder if isinstance(image_encoder, Encoder) else get_encoder(
-            image_encoder, device=device, modality="image")
-    heads = {m: projection_head(enc.dim, cfg.proj_dim).to(enc.device).requires_grad_(cfg.train_heads)
-             for m, enc in encoders.items()}
+        encoders["image"] = (
+            image_encoder
+            if isinstance(image_encoder, Encoder)
+            else get_encoder(image_encoder, device=device, modality="image")
+        )
+    heads = {
+        m: projection_head(enc.dim, cfg.proj_dim).to(enc.device).requires_grad_(cfg.train_heads)
+        for m, enc in encoders.items()
+    }
     trainable: list[nn.Parameter] = []
     for m, enc in encoders.items():
         enc.module.eval().requires_grad_(False)
@@ -322,23 +353,41 @@ def align(
         for p in block:
             p.requires_grad_(True)
         trainable += [*block, *(heads[m].parameters() if cfg.train_heads else [])]
-    opt = (torch.optim.SGD(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay) if cfg.optimizer == "sgd"
-           else torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay))
+    opt = (
+        torch.optim.SGD(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "sgd"
+        else torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    )
     counts["trainable_parameters"] = sum(p.numel() for p in trainable)
 
     image_losses = "image" in encoders and bool({"i2i", "t2i"} & set(losses))
     images = ImageDataset(paths, encoders["image"].transform) if image_losses else None
     workers = (default_num_workers() if cfg.num_workers is None else cfg.num_workers) if images is not None else 0
-    loader = DataLoader(_PairRows(rows, images), batch_size=cfg.batch_size, shuffle=True, num_workers=workers,
-                        persistent_workers=workers > 0, generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(
+        _PairRows(rows, images),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     pair_rows = torch.as_tensor(rows)
     history: list[dict] = []
     bad_images: set[int] = set()
-    log.info("align: %d pairs, losses %s, %s lr %g, batch %d, %d epochs, %d trainable parameters, on %s",
-             len(rows), "+".join(losses), cfg.optimizer, cfg.lr, cfg.batch_size, cfg.epochs,
-             counts["trainable_parameters"], device)
-    with tqdm(total=cfg.epochs * len(loader), desc="align", unit="step", disable=not progress,
-              dynamic_ncols=True) as bar:
+    log.info(
+        "align: %d pairs, losses %s, %s lr %g, batch %d, %d epochs, %d trainable parameters, on %s",
+        len(rows),
+        "+".join(losses),
+        cfg.optimizer,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.epochs,
+        counts["trainable_parameters"],
+        device,
+    )
+    with tqdm(
+        total=cfg.epochs * len(loader), desc="align", unit="step", disable=not progress, dynamic_ncols=True
+    ) as bar:
         for epoch in range(1, cfg.epochs + 1):
             sums = dict.fromkeys(["loss", *losses], 0.0)  # pair-weighted, so a short last batch counts less
             steps = seen = 0
@@ -362,29 +411,66 @@ def align(
                 if progress_callback is not None:
                     progress_callback((epoch - 1) * len(loader) + batch_no, cfg.epochs * len(loader))
             history.append({"epoch": epoch, "steps": steps, **{n: round(v / max(seen, 1), 6) for n, v in sums.items()}})
-            log.info("align epoch %d: %s", epoch, " ".join(f"{n}={v:.4f}" for n, v in history[-1].items()
-                                                           if n not in ("epoch", "steps")))
+            log.info(
+                "align epoch %d: %s",
+                epoch,
+                " ".join(f"{n}={v:.4f}" for n, v in history[-1].items() if n not in ("epoch", "steps")),
+            )
     del loader  # stop the decoding workers now
     counts["pair_items_without_image"] = len(bad_images)
     train_seconds = time.perf_counter() - started
 
     with tempfile.TemporaryDirectory() as scratch:  # computed once, stored once with the full provenance
-        feats = extract_features(items, text_encoder=encoders["text"], image_encoder=encoders.get("image"),
-                                 use_images=with_images, cache_dir=scratch, progress=progress, source=source,
-                                 num_workers=cfg.num_workers)
-    provenance = {**provenance, "history": history, "counts": counts, "train_seconds": round(train_seconds, 2),
-                  "device": str(device)}
-    store_features(items, feats, source, text_encoder=encoders["text"], image_encoder=encoders.get("image"),
-                   cache_dir=cache.root, provenance=provenance)
-    _write_index(cache.root, index_key, {"source": source, "provenance": provenance,
-                                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        feats = extract_features(
+            items,
+            text_encoder=encoders["text"],
+            image_encoder=encoders.get("image"),
+            use_images=with_images,
+            cache_dir=scratch,
+            progress=progress,
+            source=source,
+            num_workers=cfg.num_workers,
+        )
+    provenance = {
+        **provenance,
+        "history": history,
+        "counts": counts,
+        "train_seconds": round(train_seconds, 2),
+        "device": str(device),
+    }
+    store_features(
+        items,
+        feats,
+        source,
+        text_encoder=encoders["text"],
+        image_encoder=encoders.get("image"),
+        cache_dir=cache.root,
+        provenance=provenance,
+    )
+    _write_index(
+        cache.root,
+        index_key,
+        {"source": source, "provenance": provenance, "created": datetime.now(UTC).isoformat(timespec="seconds")},
+    )
     counts["items"] = len(ids)
     counts["items_without_image"] = int(feats.meta["missing_images"])
     result = AlignResult(source, provenance, history, counts, time.perf_counter() - started)
     if out is not None:
-        atomic_write_text(Path(out) / "align.json", json.dumps(
-            {"source": source, "seconds": round(result.seconds, 2), "train_seconds": round(train_seconds, 2),
-             "counts": counts, "history": history, "provenance": provenance}, indent=2, ensure_ascii=False))
+        atomic_write_text(
+            Path(out) / "align.json",
+            json.dumps(
+                {
+                    "source": source,
+                    "seconds": round(result.seconds, 2),
+                    "train_seconds": round(train_seconds, 2),
+                    "counts": counts,
+                    "history": history,
+                    "provenance": provenance,
+                },
+                indent=2,
+                ensure_ascii=False,
+            ),
+        )
     return result
 
 
@@ -397,9 +483,16 @@ def _load_summary(out: str | Path | None, source: str) -> dict:
     return summary if summary.get("source") == source else {}
 
 
-def _batch_losses(cfg: AlignConfig, losses: list[str], encoders: dict[str, Encoder], heads: dict[str, nn.Module],
-                  texts: list[str], pair_ids: torch.Tensor, batch: list,
-                  bad_images: set[int]) -> dict[str, torch.Tensor]:
+def _batch_losses(
+    cfg: AlignConfig,
+    losses: list[str],
+    encoders: dict[str, Encoder],
+    heads: dict[str, nn.Module],
+    texts: list[str],
+    pair_ids: torch.Tensor,
+    batch: list,
+    bad_images: set[int],
+) -> dict[str, torch.Tensor]:
     """The enabled losses of one batch of pairs (pair_ids [B, 2] item rows; batch from `_PairRows`)."""
     b = len(pair_ids)
     flat = torch.cat([pair_ids[:, 0], pair_ids[:, 1]])  # [2B]: targets, then their pairs
@@ -421,11 +514,15 @@ def _batch_losses(cfg: AlignConfig, losses: list[str], encoders: dict[str, Encod
     zero = z_text.sum() * 0.0
     if "i2i" in losses:
         both = (v_t & v_p).bool()
-        out["i2i"] = info_nce(z_image[:b][both], z_image[b:][both], flat[:b][both], flat[b:][both],
-                              cfg.temperature) if both.sum() >= 2 else zero
+        out["i2i"] = (
+            info_nce(z_image[:b][both], z_image[b:][both], flat[:b][both], flat[b:][both], cfg.temperature)
+            if both.sum() >= 2
+            else zero
+        )
     if "t2i" in losses:
         _, first = np.unique(flat.numpy(), return_index=True)  # each batch item once
         keep = torch.as_tensor(first)[valid[torch.as_tensor(first)]]
-        out["t2i"] = info_nce(z_text[keep], z_image[keep], flat[keep], flat[keep],
-                              cfg.temperature) if len(keep) >= 2 else zero
+        out["t2i"] = (
+            info_nce(z_text[keep], z_image[keep], flat[keep], flat[keep], cfg.temperature) if len(keep) >= 2 else zero
+        )
     return out

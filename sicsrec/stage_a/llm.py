@@ -95,7 +95,7 @@ class PairBackend(ABC):
         """Options applied to cached records when turning them into replies (part of pairs.json settings)."""
         return {}
 
-    def setup(self, queries: list[PairQuery]) -> None:
+    def setup(self, queries: list[PairQuery]) -> None:  # noqa: B027 - an optional hook, empty by default
         """Load models / precompute before the first uncached query (never called on a fully cached run)."""
 
     @abstractmethod
@@ -109,7 +109,7 @@ class PairBackend(ABC):
 
 def reply_key(backend: str, model: str, prompt_hash: str) -> str:
     """Cache key of one reply: (backend, model, prompt hash)."""
-    return hashlib.sha256(f"{backend}\n{model}\n{prompt_hash}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{backend}\n{model}\n{prompt_hash}".encode()).hexdigest()
 
 
 def _last_byte(path: Path) -> bytes:
@@ -129,7 +129,9 @@ class ReplyCache:
         self.records: dict[str, dict] = {}
         self._file = None
         if self.path.is_file():
-            for n, line in enumerate(self.path.read_bytes().splitlines(), 1):  # bytes: a torn UTF-8 line is one bad line
+            for n, line in enumerate(
+                self.path.read_bytes().splitlines(), 1
+            ):  # bytes: a torn UTF-8 line is one bad line
                 try:
                     rec = json.loads(line)
                     self.records[rec["key"]] = rec
@@ -211,9 +213,13 @@ class ScoringBackend(PairBackend):
             pre = model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
             cache = pre.cache
             cache.batch_repeat_interleave(n)  # one copy of the prompt's keys/values per answer
-            out = model(input_ids=ids, attention_mask=torch.cat([valid.new_ones(n, p), valid], 1).long(),
-                        position_ids=(p + torch.arange(width, device=model.device)).expand(n, width),
-                        cache=cache, use_cache=False)
+            out = model(
+                input_ids=ids,
+                attention_mask=torch.cat([valid.new_ones(n, p), valid], 1).long(),
+                position_ids=(p + torch.arange(width, device=model.device)).expand(n, width),
+                cache=cache,
+                use_cache=False,
+            )
             # logits predicting answer token t: the prompt's last position for t = 0, else answer position t-1
             logits = torch.cat([pre.logits[:, -1:].expand(n, 1, -1), out.logits[:, :-1]], 1).float()
             token_lp = logits.gather(-1, ids[..., None]).squeeze(-1) - torch.logsumexp(logits, -1)
@@ -329,8 +335,9 @@ class OpenAIBackend(PairBackend):
         return headers
 
     def query(self, q: PairQuery) -> dict:
-        body = json.dumps({"model": self.opts.model, "messages": q.messages(), "temperature": 0,
-                           "max_tokens": self.opts.max_tokens}).encode("utf-8")
+        body = json.dumps(
+            {"model": self.opts.model, "messages": q.messages(), "temperature": 0, "max_tokens": self.opts.max_tokens}
+        ).encode("utf-8")
         last: Exception | None = None
         for attempt in range(self.opts.retries + 1):
             if attempt:
@@ -407,5 +414,4 @@ def get_backend(name: str, options: BackendOptions | None = None, **kw: Any) -> 
     return cls(opts)
 
 
-__all__ = ["BACKENDS", "BackendError", "BackendOptions", "PairBackend", "ReplyCache", "get_backend", "reply_key"
-           ]
+__all__ = ["BACKENDS", "BackendError", "BackendOptions", "PairBackend", "ReplyCache", "get_backend", "reply_key"]

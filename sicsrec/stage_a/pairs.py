@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -102,17 +102,22 @@ def build_queries(dataset: Dataset, settings: MiningSettings | None = None) -> t
         pick = np.random.default_rng(s.seed).choice(len(eligible), size=s.max_users, replace=False)
         chosen = [eligible[i] for i in np.sort(pick)]
     titles = item_titles(dataset)
-    t = lambda iid: (iid, _clip(titles[iid], s.max_title_chars))  # noqa: E731
+    t = lambda iid: (iid, _clip(titles[iid], s.max_title_chars))
     shown = (lambda ids: tuple(t(i) for i in ids)) if s.candidate_titles_aligned else _misaligned(t)
     queries = [PairQuery(u, t(targets[u]), shown(cand_lists[u])) for u in chosen]
-    stats = {"users": len(users), "skipped_no_candidates": len(users) - len(eligible), "eligible": len(eligible),
-             "sampled": len(queries)}
+    stats = {
+        "users": len(users),
+        "skipped_no_candidates": len(users) - len(eligible),
+        "eligible": len(eligible),
+        "sampled": len(queries),
+    }
     return queries, stats
 
 
 def _misaligned(t: Callable[[str], tuple[str, str]]) -> Callable[[list[str]], tuple[tuple[str, str], ...]]:
     """Decision 2's reference behaviour: ids in history order zipped with the titles of the ids sorted
     (numerically when they are numbers, as the reference's integer ids were)."""
+
     def key(iid: str) -> tuple:
         return (0, int(iid), "") if iid.isascii() and iid.isdigit() else (1, 0, iid)
 
@@ -147,7 +152,7 @@ def parse_reply(reply: str, candidate_ids: list[str], target_id: str, known_ids:
         if token and (token.group(1).isdigit() or token.group(1) in (known_ids or ())):
             return ParsedReply("off_list")
         return ParsedReply("unparseable")
-    rest = text[len(named):]
+    rest = text[len(named) :]
     others = "|".join(re.escape(i) for i in ids if i != named)
     if others and re.search(rf"[,;|]\s*(?:{others})\s*-", rest):
         return ParsedReply("unparseable")  # several answers on one line
@@ -181,8 +186,13 @@ def dataset_digest(dataset: Dataset) -> str:
 
 def mining_settings_dict(settings: MiningSettings, backend: PairBackend) -> dict:
     """Everything that decides the pairs: query settings, backend name, model and decision options."""
-    return {**asdict(settings), "prompt_version": PROMPT_VERSION, "backend": backend.name, "model": backend.model_id,
-            "decision": backend.decision_settings()}
+    return {
+        **asdict(settings),
+        "prompt_version": PROMPT_VERSION,
+        "backend": backend.name,
+        "model": backend.model_id,
+        "decision": backend.decision_settings(),
+    }
 
 
 def _timed_query(backend: PairBackend, q: PairQuery) -> tuple[dict, float]:
@@ -191,8 +201,9 @@ def _timed_query(backend: PairBackend, q: PairQuery) -> tuple[dict, float]:
     return backend.query(q), time.perf_counter() - started
 
 
-def _run_backend(backend: PairBackend, pending: list[PairQuery], cache: ReplyCache,
-                 step: Callable[[], None]) -> tuple[int, int]:
+def _run_backend(
+    backend: PairBackend, pending: list[PairQuery], cache: ReplyCache, step: Callable[[], None]
+) -> tuple[int, int]:
     """Ask the backend every pending query (a thread pool when it allows concurrency), caching each reply
     as it arrives; returns (successful calls, errors). Errors are not cached, so a rerun retries them."""
     ok = errors = 0
@@ -206,9 +217,16 @@ def _run_backend(backend: PairBackend, pending: list[PairQuery], cache: ReplyCac
             log.warning("user %s: backend error (not cached; a rerun retries it): %s", q.user_id, exc)
         else:
             ok += 1
-            cache.append(reply_key(backend.name, backend.model_id, q.prompt_hash()),
-                         {"backend": backend.name, "model": backend.model_id, "user_id": q.user_id,
-                          "record": rec, "seconds": round(seconds, 4)})
+            cache.append(
+                reply_key(backend.name, backend.model_id, q.prompt_hash()),
+                {
+                    "backend": backend.name,
+                    "model": backend.model_id,
+                    "user_id": q.user_id,
+                    "record": rec,
+                    "seconds": round(seconds, 4),
+                },
+            )
         step()
 
     if backend.concurrency <= 1:
@@ -253,8 +271,14 @@ def mine_pairs(
         raise ValueError("give `out` or `replies_path`: replies are cached on disk")
     replies_path = Path(replies_path) if replies_path is not None else Path(out) / "replies.jsonl"
     queries, stats = build_queries(dataset, settings)
-    log.info("mine-pairs: %d queries (%d users, %d skipped without candidates) with %s (%s)", len(queries),
-             stats["users"], stats["skipped_no_candidates"], be.name, be.model_id)
+    log.info(
+        "mine-pairs: %d queries (%d users, %d skipped without candidates) with %s (%s)",
+        len(queries),
+        stats["users"],
+        stats["skipped_no_candidates"],
+        be.name,
+        be.model_id,
+    )
 
     cache = ReplyCache(replies_path)
     keys = [reply_key(be.name, be.model_id, q.prompt_hash()) for q in queries]
@@ -265,8 +289,14 @@ def mine_pairs(
         ask_started = time.perf_counter()
         n_prompts = len(set(keys))
         done = n_prompts - len(pending)
-        with tqdm(total=n_prompts, initial=done, desc=f"mine-pairs ({be.name})", unit="query", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with tqdm(
+            total=n_prompts,
+            initial=done,
+            desc=f"mine-pairs ({be.name})",
+            unit="query",
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
 
             def step() -> None:
                 nonlocal done
@@ -277,8 +307,11 @@ def mine_pairs(
 
             calls, errors = _run_backend(be, pending, cache, step)
     except KeyboardInterrupt:
-        log.warning("mine-pairs interrupted: %d replies are cached in %s; rerun the same command to resume",
-                    len(cache), replies_path)
+        log.warning(
+            "mine-pairs interrupted: %d replies are cached in %s; rerun the same command to resume",
+            len(cache),
+            replies_path,
+        )
         raise
     finally:
         cache.close()
@@ -295,8 +328,9 @@ def mine_pairs(
         try:
             reply = be.reply(rec["record"], q)
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # a cached record of another shape: no answer
-            log.warning("user %s: unreadable cached reply (%s: %s); counted as unparseable", q.user_id,
-                        type(exc).__name__, exc)
+            log.warning(
+                "user %s: unreadable cached reply (%s: %s); counted as unparseable", q.user_id, type(exc).__name__, exc
+            )
             reply = None
         cand_ids = [c[0] for c in q.candidates]
         parsed = parse_reply(reply, cand_ids, q.target[0], known)
@@ -307,22 +341,30 @@ def mine_pairs(
     pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     n_answered = sum(counts.values())
     counts = {
-        "queries": len(queries), "answered": n_answered, **{k: counts[k] for k in ("accepted", "none", "unparseable",
-                                                                                  "off_list")},
-        "self_pairs": counts["self_pair"], "errors": errors, "backend_calls": calls,
-        "distinct_prompts": n_prompts, "cached_replies": n_prompts - len(pending), "users": stats["users"],
+        "queries": len(queries),
+        "answered": n_answered,
+        **{k: counts[k] for k in ("accepted", "none", "unparseable", "off_list")},
+        "self_pairs": counts["self_pair"],
+        "errors": errors,
+        "backend_calls": calls,
+        "distinct_prompts": n_prompts,
+        "cached_replies": n_prompts - len(pending),
+        "users": stats["users"],
         "skipped_no_candidates": stats["skipped_no_candidates"],
         "seconds": round(time.perf_counter() - started, 2),
         "queries_per_s": round(calls / ask_seconds, 4) if calls and ask_seconds > 0 else None,
     }
     meta = {
-        "backend": be.name, "model": be.model_id, "fallback": be.fallback,
+        "backend": be.name,
+        "model": be.model_id,
+        "fallback": be.fallback,
         "settings": mining_settings_dict(settings, be),
-        "dataset": dataset.name, "data_digest": dataset_digest(dataset),
+        "dataset": dataset.name,
+        "data_digest": dataset_digest(dataset),
         "counts": counts,
         "accepted_by_candidate_position": positions,
         "replies": str(replies_path),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if out is not None:
         out = Path(out)
@@ -346,8 +388,12 @@ def pairs_current(out: str | Path, dataset: Dataset, settings: MiningSettings, b
         csv_sha256 = hashlib.sha256((out / "pairs.csv").read_bytes()).hexdigest()
     except OSError:
         return False
-    return (meta.get("csv_sha256") == csv_sha256 and meta.get("settings") == mining_settings_dict(settings, backend)
-            and meta.get("data_digest") == dataset_digest(dataset) and not meta["counts"].get("errors"))
+    return (
+        meta.get("csv_sha256") == csv_sha256
+        and meta.get("settings") == mining_settings_dict(settings, backend)
+        and meta.get("data_digest") == dataset_digest(dataset)
+        and not meta["counts"].get("errors")
+    )
 
 
 def read_pairs(path: str | Path) -> tuple[pd.DataFrame, dict]:

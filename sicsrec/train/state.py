@@ -65,21 +65,29 @@ class StateStore:
 
     def record(self, models: tuple[str, ...]) -> None:
         """Write run.json: the settings and models, so the run can be restarted from its folder alone."""
-        atomic_write_text(self.root / RUN_FILE, json.dumps({"format": FORMAT, "config": self.settings,
-                                                           "models": list(models)}, indent=2))
+        atomic_write_text(
+            self.root / RUN_FILE,
+            json.dumps({"format": FORMAT, "config": self.settings, "models": list(models)}, indent=2),
+        )
 
     def clear(self) -> None:
         """Remove every saved state (a fresh run, or a run that finished)."""
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def save(self, stage: str, state: FitState, model: torch.nn.Module, opt: torch.optim.Optimizer,
-             gen: torch.Generator) -> None:
+    def save(
+        self, stage: str, state: FitState, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator
+    ) -> None:
         """Write the stage's state folder atomically (called at an epoch boundary)."""
         tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
         tensors.update({f"best/{k}": v for k, v in (state.best or {}).items()})
         # Adam's state is all tensors (its step count included), keyed by the trainable parameter's index
-        tensors.update({f"optim/{i}/{key}": value for i, entry in opt.state_dict()["state"].items()
-                        for key, value in entry.items()})
+        tensors.update(
+            {
+                f"optim/{i}/{key}": value
+                for i, entry in opt.state_dict()["state"].items()
+                for key, value in entry.items()
+            }
+        )
         tensors["rng/torch"] = torch.get_rng_state()
         tensors["rng/batches"] = gen.get_state()
         device = next(model.parameters()).device
@@ -92,10 +100,19 @@ class StateStore:
         tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
         r = state.result
         info = {
-            "format": FORMAT, "stage": stage, "settings": self.settings, "epoch": state.epoch,
-            "best_epoch": r.best_epoch, "best_valid": r.best_valid, "best_score": state.best_score,
-            "bad_epochs": state.bad_epochs, "history": [asdict(h) for h in r.history], "seconds": r.seconds,
-            "finished": state.finished, "stopped": r.stopped, "optim_params": len(opt.param_groups[0]["params"]),
+            "format": FORMAT,
+            "stage": stage,
+            "settings": self.settings,
+            "epoch": state.epoch,
+            "best_epoch": r.best_epoch,
+            "best_valid": r.best_valid,
+            "best_score": state.best_score,
+            "bad_epochs": state.bad_epochs,
+            "history": [asdict(h) for h in r.history],
+            "seconds": r.seconds,
+            "finished": state.finished,
+            "stopped": r.stopped,
+            "optim_params": len(opt.param_groups[0]["params"]),
             "has_best": state.best is not None,
             "rng_python": [py_version, list(py_internal), py_gauss],
             "rng_numpy": [np_kind, int(np_pos), int(np_has_gauss), float(np_gauss)],
@@ -104,8 +121,9 @@ class StateStore:
             save_file(tensors, str(tmp / "state.safetensors"))
             atomic_write_text(tmp / "state.json", json.dumps(info, indent=1))
 
-    def load(self, stage: str, model: torch.nn.Module, opt: torch.optim.Optimizer,
-             gen: torch.Generator) -> FitState | None:
+    def load(
+        self, stage: str, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator
+    ) -> FitState | None:
         """Restore the stage's saved state into `model`, `opt`, `gen` and the global RNGs; None when there is
         none to continue from (not resuming, nothing saved, other settings, unreadable)."""
         folder = committed_dir(self.root / stage_folder(stage)) if self.resume else None
@@ -115,22 +133,29 @@ class StateStore:
             info = json.loads((folder / "state.json").read_text(encoding="utf-8"))
             tensors = load_file(str(folder / "state.safetensors"))
         except Exception as e:  # unreadable (hand-edited, disk trouble): the stage starts over
-            log.warning("%s: the saved training state in %s is unreadable (%s); starting the stage over",
-                        stage, folder, e)
+            log.warning(
+                "%s: the saved training state in %s is unreadable (%s); starting the stage over", stage, folder, e
+            )
             return None
         if info.get("format") != FORMAT or info.get("stage") != stage or info.get("settings") != self.settings:
-            log.warning("%s: the saved training state in %s was made with other settings; starting the stage over",
-                        stage, folder)
+            log.warning(
+                "%s: the saved training state in %s was made with other settings; starting the stage over",
+                stage,
+                folder,
+            )
             return None
         params = opt.param_groups[0]["params"]
         if info["optim_params"] != len(params):
-            raise TrainStateError(f"{folder}: saved for {info['optim_params']} trainable tensors, the model has "
-                                  f"{len(params)}; delete the folder or run without --continue")
+            raise TrainStateError(
+                f"{folder}: saved for {info['optim_params']} trainable tensors, the model has "
+                f"{len(params)}; delete the folder or run without --continue"
+            )
         try:
             model.load_state_dict(_part(tensors, "model/"), strict=True)
         except RuntimeError as e:
-            raise TrainStateError(f"{folder}: does not fit the model ({e}); delete it or run without "
-                                  "--continue") from None
+            raise TrainStateError(
+                f"{folder}: does not fit the model ({e}); delete it or run without --continue"
+            ) from None
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in _part(tensors, "optim/").items():
             i, name = key.split("/", 1)
@@ -156,7 +181,7 @@ class StateStore:
 
 def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """The tensors under `prefix`, keyed without it."""
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 @dataclass
@@ -175,8 +200,12 @@ def saved_run(out: str | Path) -> SavedRun | None:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(info, dict) or info.get("format") != FORMAT or not isinstance(info.get("config"), dict) \
-            or not isinstance(info.get("models"), list):
+    if (
+        not isinstance(info, dict)
+        or info.get("format") != FORMAT
+        or not isinstance(info.get("config"), dict)
+        or not isinstance(info.get("models"), list)
+    ):
         return None
     return SavedRun(Path(out), info["config"], tuple(map(str, info["models"])))
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sicsrec.train")
 
+
 @dataclass
 class EpochLog:
     epoch: int
@@ -68,8 +69,9 @@ class FitState:
         return self.result.epochs
 
 
-def target_batches(n_targets: torch.Tensor, batch_size: int, gen: torch.Generator,
-                   lengths: torch.Tensor | None = None, pool: int = 0) -> list[torch.Tensor]:
+def target_batches(
+    n_targets: torch.Tensor, batch_size: int, gen: torch.Generator, lengths: torch.Tensor | None = None, pool: int = 0
+) -> list[torch.Tensor]:
     """Shuffle windows and group consecutive ones so each batch holds about `batch_size` targets.
 
     With `lengths` and `pool` > 1, windows are sorted by length within pools of `pool` batches'
@@ -103,8 +105,15 @@ class Trainer:
     """Fits a SeqRecModel on a Split; `progress` receives typed events, `cancel` stops between batches,
     `store` saves each fit's state after every epoch (and, when resuming, continues from it)."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, progress: ProgressHook | None = None,
-                 cancel: threading.Event | None = None, show_bar: bool = True, store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        progress: ProgressHook | None = None,
+        cancel: threading.Event | None = None,
+        show_bar: bool = True,
+        store: StateStore | None = None,
+    ) -> None:
         self.cfg, self.device, self.progress, self.show_bar, self.store = cfg, device, progress, show_bar, store
         # Ctrl-C sets this too, so callers running several fits stop after the current one.
         self.cancel = cancel if cancel is not None else threading.Event()
@@ -119,8 +128,9 @@ class Trainer:
         for h in state.result.history:
             if h.valid[self.cfg.stop_metric] > best:
                 best, best_epoch = h.valid[self.cfg.stop_metric], h.epoch
-            self._emit(EpochEvent(state.result.stage, h.epoch, self.cfg.max_epochs, h.loss, h.valid, best_epoch,
-                                  h.seconds))
+            self._emit(
+                EpochEvent(state.result.stage, h.epoch, self.cfg.max_epochs, h.loss, h.valid, best_epoch, h.seconds)
+            )
 
     def fit(self, model: SeqRecModel, split: Split, stage: str) -> FitResult:
         """Train until early stopping (`stop_metric` on valid, `patience` epochs) or `max_epochs`; keep the best."""
@@ -141,8 +151,13 @@ class Trainer:
         result = state.result
         self._replay(state)
         t_start = time.time() - result.seconds  # a continued fit counts its earlier epochs' time too
-        log.info("%s: %s; %d train targets in %d windows", stage, model.trainable_summary(),
-                 split.n_train_targets, len(n_targets))
+        log.info(
+            "%s: %s; %d train targets in %d windows",
+            stage,
+            model.trainable_summary(),
+            split.n_train_targets,
+            len(n_targets),
+        )
         last = state.epoch if state.finished else cfg.max_epochs
         try:
             for epoch in range(state.epoch + 1, last + 1):
@@ -170,11 +185,19 @@ class Trainer:
                 loss = {k: v / len(batches) for k, v in sums.items()}
                 if not all(math.isfinite(v) for v in loss.values()):
                     if state.best is None:
-                        raise ValueError(f"{stage}: the training loss is not finite at epoch {epoch} ({loss}); "
-                                         "no epoch to keep. Try a lower --lr.")
+                        raise ValueError(
+                            f"{stage}: the training loss is not finite at epoch {epoch} ({loss}); "
+                            "no epoch to keep. Try a lower --lr."
+                        )
                     result.stopped = "diverged"
-                    log.error("%s epoch %d: the training loss is not finite (%s); stopping and keeping the best "
-                              "epoch so far (%d). Try a lower --lr.", stage, epoch, loss, result.best_epoch)
+                    log.error(
+                        "%s epoch %d: the training loss is not finite (%s); stopping and keeping the best "
+                        "epoch so far (%d). Try a lower --lr.",
+                        stage,
+                        epoch,
+                        loss,
+                        result.best_epoch,
+                    )
                     break
                 secs = time.time() - t0
                 valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
@@ -192,10 +215,16 @@ class Trainer:
                     result.stopped = "early_stop"
                 state.finished = result.stopped == "early_stop" or epoch == cfg.max_epochs
                 shown = dict.fromkeys(("hr@10", "ndcg@10", cfg.stop_metric))  # the starred metric is always printed
-                log.info("%s epoch %d: loss %s | valid %s%s | %.1fs (%.0f targets/s)",
-                         stage, epoch, " ".join(f"{k}={v:.4f}" for k, v in loss.items()),
-                         " ".join(f"{k} {valid[k]:.4f}" for k in shown), " *" if improved else "", secs,
-                         entry.samples_per_s)
+                log.info(
+                    "%s epoch %d: loss %s | valid %s%s | %.1fs (%.0f targets/s)",
+                    stage,
+                    epoch,
+                    " ".join(f"{k}={v:.4f}" for k, v in loss.items()),
+                    " ".join(f"{k} {valid[k]:.4f}" for k in shown),
+                    " *" if improved else "",
+                    secs,
+                    entry.samples_per_s,
+                )
                 if self.store is not None:  # before the event: a listener that stops the process finds it saved
                     result.seconds = time.time() - t_start
                     self.store.save(stage, state, model, opt, gen)
@@ -220,4 +249,4 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-__all__ = ["EpochLog", "FitResult", "FitState", "Trainer", "target_batches", "set_threads"]
+__all__ = ["EpochLog", "FitResult", "FitState", "Trainer", "set_threads", "target_batches"]

@@ -36,15 +36,18 @@ class Trained:
         return sum(f.seconds for f in self.fits)
 
 
-def tables_for_split(split: Split, item_ids: list[str], text: np.ndarray, image: np.ndarray | None,
-                     mask: np.ndarray | None) -> ItemTables:
+def tables_for_split(
+    split: Split, item_ids: list[str], text: np.ndarray, image: np.ndarray | None, mask: np.ndarray | None
+) -> ItemTables:
     """Reorder feature rows (given in `item_ids` order) to the split's item indices 1..N."""
     pos = {iid: i for i, iid in enumerate(item_ids)}
     missing = [iid for iid in split.item_ids if iid not in pos]
     if missing:
         raise ValueError(f"features lack {len(missing)} items of the split, e.g. {missing[:3]}")
     rows = np.fromiter((pos[iid] for iid in split.item_ids), dtype=np.int64, count=split.n_items)
-    return ItemTables.from_arrays(text[rows], None if image is None else image[rows], None if mask is None else mask[rows])
+    return ItemTables.from_arrays(
+        text[rows], None if image is None else image[rows], None if mask is None else mask[rows]
+    )
 
 
 def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | None) -> SeqRecModel:
@@ -60,8 +63,15 @@ def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | 
     return model
 
 
-def train_model(name: str, split: Split, tables: ItemTables | None, model_cfg: ModelConfig,
-                train_cfg: TrainConfig, trainer: Trainer, step1: Trained | None = None) -> Trained:
+def train_model(
+    name: str,
+    split: Split,
+    tables: ItemTables | None,
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    trainer: Trainer,
+    step1: Trained | None = None,
+) -> Trained:
     """Train one model. A step-2 model (SICSRec, the ID control) with two_step starts from step 1 (SASRec),
     trained first unless given."""
     seed_everything(train_cfg.seed)
@@ -79,4 +89,4 @@ def train_model(name: str, split: Split, tables: ItemTables | None, model_cfg: M
     assert isinstance(model, Step2Model) and isinstance(step1.model, SASRec)
     model.load_step1(step1.model, freeze=train_cfg.freeze_step1)
     fit = trainer.fit(model, split, f"{name} step 2")
-    return Trained(model, step1.fits + [fit])
+    return Trained(model, [*step1.fits, fit])

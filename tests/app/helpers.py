@@ -66,9 +66,12 @@ def tiny_run(base: Path) -> Path:
             from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
             from sicsrec.run.experiment import run_experiment
 
-            cfg = RunConfig("sicsrec", DataConfig(path=str(demo_slice(base / "slice"))),
-                            model_cfg=ModelConfig(hidden=16, ffn=16),
-                            train=TrainConfig(max_epochs=1, patience=1, batch_size=512, threads=1))
+            cfg = RunConfig(
+                "sicsrec",
+                DataConfig(path=str(demo_slice(base / "slice"))),
+                model_cfg=ModelConfig(hidden=16, ffn=16),
+                train=TrainConfig(max_epochs=1, patience=1, batch_size=512, threads=1),
+            )
             run_experiment(cfg, base / "tiny-run", ("sasrec", "sicsrec"), show_bar=False)
             _built["run"] = base / "tiny-run"
         return _built["run"]

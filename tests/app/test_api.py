@@ -23,8 +23,9 @@ def url(studio: Studio) -> Iterator[str]:
     app = load_app_module()
     demo = app.build_demo(studio)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_options(studio))
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
+    )
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -17,8 +17,8 @@ from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
 from sicsrec.app.tabs.evaluate import EvaluateTab
 from sicsrec.app.tabs.explore import PAGE_SIZE, ExploreTab
 from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainForm, TrainTab
-from sicsrec.events import STAGE_ALIGN, StageAProgress
 from sicsrec.cli import main as cli
+from sicsrec.events import STAGE_ALIGN, StageAProgress
 from sicsrec.serve import PARTS, response
 from tests.helpers import ChatServer
 
@@ -78,7 +78,7 @@ def test_click_appends_remove_and_clear(explore: ExploreTab, page_ids: list[str]
     assert explore.remove(history, click(1)) == [page_ids[0], page_ids[5]]
     assert explore.clear() == []
     out = refresh(explore, history)
-    assert [c for _, c in out["strip"]][0].startswith("1. ") and out["ids"] == ",".join(history)
+    assert next(c for _, c in out["strip"]).startswith("1. ") and out["ids"] == ",".join(history)
 
 
 def test_recommendations_change_with_history(explore: ExploreTab, page_ids: list[str]) -> None:
@@ -127,10 +127,22 @@ def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_
     assert got["source"] == "model" and got["used_ids"] == page_ids[:3] and got["warnings"] == []
 
 
-@pytest.mark.parametrize("history, k", [("abc", 10), ("999999999", 10), ("1;260;1196", 10), ("1,1,1", 10),
-                                        ("1,260", 0), ("1,260", -5), ("1,260", 2.7), ("1,260", 10000)])
-def test_cli_api_and_ui_do_the_same_with_odd_input(explore: ExploreTab, studio: Studio, history: str, k: float,
-                                                   capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "history, k",
+    [
+        ("abc", 10),
+        ("999999999", 10),
+        ("1;260;1196", 10),
+        ("1,1,1", 10),
+        ("1,260", 0),
+        ("1,260", -5),
+        ("1,260", 2.7),
+        ("1,260", 10000),
+    ],
+)
+def test_cli_api_and_ui_do_the_same_with_odd_input(
+    explore: ExploreTab, studio: Studio, history: str, k: float, capsys: pytest.CaptureFixture
+) -> None:
     """The CLI's --json and the API give one object; the UI's history and status line say the same."""
     rec = studio.run("").main
     known = [h for h in ("1", "260") if h in rec.index]
@@ -157,8 +169,9 @@ def test_watch_by_ids_ignores_unknown(explore: ExploreTab, page_ids: list[str]) 
     assert history == page_ids[:2] and text == ",".join(page_ids[:2])
 
 
-def test_a_click_runs_the_served_model_once(explore: ExploreTab, studio: Studio, page_ids: list[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_click_runs_the_served_model_once(
+    explore: ExploreTab, studio: Studio, page_ids: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One refresh = one forward pass of the served model (plus, from two watched items on, one batched pass
     for the leave-one-out influence); the map reuses that pass's user vector, and redrawing it runs nothing."""
     import numpy as np
@@ -191,8 +204,9 @@ def test_a_click_runs_the_served_model_once(explore: ExploreTab, studio: Studio,
 
 def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: ExploreTab, page_ids: list[str]) -> None:
     with pytest.warns(UserWarning) as warned:
-        history, text = explore.watch(f"{page_ids[2]}, nope, {page_ids[0]},, {page_ids[2]}, also-nope", "",
-                                      [page_ids[0], page_ids[1]])
+        history, text = explore.watch(
+            f"{page_ids[2]}, nope, {page_ids[0]},, {page_ids[2]}, also-nope", "", [page_ids[0], page_ids[1]]
+        )
     message = " ".join(str(w.message) for w in warned)
     assert "2 unknown item id(s): nope, also-nope" in message
     assert history == [page_ids[1], page_ids[0], page_ids[2]] and text == ",".join(history)
@@ -226,8 +240,11 @@ def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: P
 def test_unreadable_run_files_read_as_absent(tmp_path: Path) -> None:
     from sicsrec.app.runs import read_json as _read_json
 
-    for name, data in [("latin1.json", '{"dataset": "café"}'.encode("latin-1")), ("list.json", b"[1, 2]"),
-                       ("torn.json", b'{"dataset": ')]:
+    for name, data in [
+        ("latin1.json", '{"dataset": "café"}'.encode("latin-1")),
+        ("list.json", b"[1, 2]"),
+        ("torn.json", b'{"dataset": '),
+    ]:
         (tmp_path / name).write_bytes(data)
         assert _read_json(tmp_path / name) is None, name
     assert _read_json(tmp_path / "absent.json") is None
@@ -263,7 +280,7 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
 @pytest.mark.parametrize("name", ["../evil.csv", "/etc/evil.csv", "C:/evil.csv", "data/../../evil.csv"])
 def test_zip_with_escaping_paths_is_refused(tmp_path: Path, name: str) -> None:
     bad = _zip(tmp_path / "bad.zip", {"items.csv": b"item_id,title\n1,a\n", name: b"x"})
-    with pytest.raises(UploadError, match="absolute path|leaves its folder"):
+    with pytest.raises(UploadError, match=r"absolute path|leaves its folder"):
         safe_extract(bad, tmp_path / "out")
     assert not (tmp_path / "evil.csv").exists()
 
@@ -321,9 +338,11 @@ def test_an_upload_cannot_reach_images_outside_itself(studio: Studio, tmp_path: 
     Image.new("RGB", (4, 4), "blue").save(png, format="PNG")
     items = f"item_id,title,image\na,Alpha,pics/a.png\nb,Beta,{secret}\nc,Gamma,../../../secret.png\n"
     clicks = "user_id,item_id,timestamp\n" + "".join(f"u{u},{i},{t}\n" for u in range(3) for t, i in enumerate("abcab"))
-    upload = _zip(tmp_path / "csv.zip", {"items.csv": items.encode(), "interactions.csv": clicks.encode(),
-                                         "pics/a.png": png.getvalue()})
-    report, preview, choices = DataTab(studio).upload(str(upload))
+    upload = _zip(
+        tmp_path / "csv.zip",
+        {"items.csv": items.encode(), "interactions.csv": clicks.encode(), "pics/a.png": png.getvalue()},
+    )
+    report, _preview, choices = DataTab(studio).upload(str(upload))
     assert "ready to train on" in report and "outside the dataset folder" in report, report
     assert str(secret) in report  # named, so the uploader sees which rows were ignored
     from sicsrec.data import load_dataset
@@ -375,8 +394,9 @@ def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Pa
 
 
 FALLBACK = "MiniLM title similarity (FALLBACK: no LLM)"
-STAGE_A = dict(stage_a=[MINE, ALIGN], backend=FALLBACK, max_users=None, align_optimizer="adamw", align_lr=1e-4,
-               align_epochs=1)
+STAGE_A = dict(
+    stage_a=[MINE, ALIGN], backend=FALLBACK, max_users=None, align_optimizer="adamw", align_lr=1e-4, align_epochs=1
+)
 
 
 def test_stage_a_form_is_validated(studio: Studio) -> None:
@@ -387,8 +407,9 @@ def test_stage_a_form_is_validated(studio: Studio) -> None:
     assert studio.job is None or not studio.job.running
 
 
-def test_stage_a_openai_backend_sends_the_server_model_name(studio: Studio, slice_dir: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_a_openai_backend_sends_the_server_model_name(
+    studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
@@ -396,16 +417,18 @@ def test_stage_a_openai_backend_sends_the_server_model_name(studio: Studio, slic
     form = dict(stage_a=[MINE], backend=openai, max_users=4)
     assert "needs the model name" in start(train, "slice", [], **TINY, **form)[0]
     with ChatServer() as server:
-        assert start(train, "slice", [], **TINY, **form, base_url=server.url, server_model=" stub-model ")[0] \
-            .startswith("Started")
+        assert start(train, "slice", [], **TINY, **form, base_url=server.url, server_model=" stub-model ")[
+            0
+        ].startswith("Started")
         _wait(studio, 120)
     status, _, metrics, _, _ = train.poll()
     assert status.startswith("**Finished**"), status
     assert server.models == ["stub-model"] * 4 and "FALLBACK" not in metrics
 
 
-def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio, slice_dir: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(
+    studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
@@ -421,8 +444,9 @@ def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(studio: Studio,
     assert [e.stage for e in job.events if isinstance(e, StageAProgress)][-1] == STAGE_ALIGN == "encoder alignment"
 
 
-def test_cancel_during_pair_mining_keeps_the_replies(studio: Studio, slice_dir: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_during_pair_mining_keeps_the_replies(
+    studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "features"))
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
@@ -459,15 +483,19 @@ def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
     assert "loading the model" in status_text(job)
     job.events += [StageAProgress(STAGE_MINING, 1, 11, t=10.0), StageAProgress(STAGE_MINING, 2, 11, t=12.0)]
     assert "2/11 questions" in status_text(job) and "≈ 0:18 left in pair mining" in status_text(job)
-    job.events += [MiningDone("embedding", True, 5, {"answered": 9, "none": 1, "unparseable": 0, "off_list": 1,
-                                                     "seconds": 3.0}, t=13.0),
-                   FeatureProgress("text", 3, 7, t=14.0)]
+    job.events += [
+        MiningDone(
+            "embedding", True, 5, {"answered": 9, "none": 1, "unparseable": 0, "off_list": 1, "seconds": 3.0}, t=13.0
+        ),
+        FeatureProgress("text", 3, 7, t=14.0),
+    ]
     assert "text 3/7 items" in status_text(job)
     job.events += [StepEvent("sasrec", 1, 5, 10, 2.0, t=20.0), StepEvent("sasrec", 1, 10, 10, 1.5, t=25.0)]
     assert "epoch 1/10 · step 10/10" in status_text(job)
     assert "this stage ends within 1:30" in eta_text(job)  # 1 s per step, 10 steps per epoch, 9 epochs left
-    job.events.append(EpochEvent("sasrec", 1, 10, {"ce": 1.0, "cl": 0.5}, {"hr@10": 0.25, "ndcg@10": 0.125}, 1, 6.0,
-                                 t=26.0))
+    job.events.append(
+        EpochEvent("sasrec", 1, 10, {"ce": 1.0, "cl": 0.5}, {"hr@10": 0.25, "ndcg@10": 0.125}, 1, 6.0, t=26.0)
+    )
     assert "validating" in status_text(job)
     metrics = metrics_text(job)
     assert "FALLBACK: no LLM" in metrics and "5 pairs from 9 answers" in metrics
@@ -484,8 +512,12 @@ def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: 
     from sicsrec.eval.results import Results
     from sicsrec.events import EpochEvent, FitDone, StepEvent
 
-    cfg = RunConfig("sasrec", DataConfig(path=str(slice_dir)), model_cfg=ModelConfig(hidden=16, ffn=16),
-                    train=TrainConfig(max_epochs=2, patience=2, batch_size=512, device="cpu", threads=1))
+    cfg = RunConfig(
+        "sasrec",
+        DataConfig(path=str(slice_dir)),
+        model_cfg=ModelConfig(hidden=16, ffn=16),
+        train=TrainConfig(max_epochs=2, patience=2, batch_size=512, device="cpu", threads=1),
+    )
     slot = JobSlot()
     job = slot.start(cfg, ("sasrec",), tmp_path / "run")
     with pytest.raises(JobBusy):

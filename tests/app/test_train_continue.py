@@ -19,9 +19,13 @@ def _values(dropdown) -> list[str]:
 
 def test_an_interrupted_run_is_offered_and_continues(studio: Studio, slice_dir: Path) -> None:
     out = studio.config.workdir / "20000101-000000-interrupted"
-    cfg = RunConfig("sasrec", DataConfig(path=str(slice_dir), max_len=20), FeatureConfig(),
-                    ModelConfig(hidden=16, ffn=16, max_len=20),
-                    TrainConfig(max_epochs=2, patience=2, batch_size=512, threads=1, device="cpu"))
+    cfg = RunConfig(
+        "sasrec",
+        DataConfig(path=str(slice_dir), max_len=20),
+        FeatureConfig(),
+        ModelConfig(hidden=16, ffn=16, max_len=20),
+        TrainConfig(max_epochs=2, patience=2, batch_size=512, threads=1, device="cpu"),
+    )
     cancel = threading.Event()
 
     def stop_in_epoch_2(event: ProgressEvent) -> None:

@@ -66,11 +66,12 @@ def test_total_size_and_entry_count_caps_count_every_entry(tmp_path: Path) -> No
         safe_extract(big, tmp_path / "out", max_bytes=1000)
 
 
-@pytest.mark.parametrize("name", ["..\\evil.csv", "a/../../evil.csv", "/tmp/evil.csv", "\\\\server\\evil.csv",
-                                  "D:evil.csv"])
+@pytest.mark.parametrize(
+    "name", ["..\\evil.csv", "a/../../evil.csv", "/tmp/evil.csv", "\\\\server\\evil.csv", "D:evil.csv"]
+)
 def test_zip_slip_names_are_refused(tmp_path: Path, name: str) -> None:
     bad = make_zip(tmp_path / "slip.zip", {"items.csv": b"item_id,title\n1,a\n", name: b"x"})
-    with pytest.raises(UploadError, match="absolute path|leaves its folder"):
+    with pytest.raises(UploadError, match=r"absolute path|leaves its folder"):
         safe_extract(bad, tmp_path / "up" / "out")
     assert files_under(tmp_path) == {tmp_path / "slip.zip"}
 
@@ -86,25 +87,54 @@ def test_a_link_in_the_destination_is_not_followed(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.parametrize("entries,message", [
-    ({"items.csv": b"1", "./items.csv": b"2"}, "twice"),
-    ({"data": b"a file", "data/items.csv": b"1"}, "cannot be unpacked"),
-    ({"x" * 300 + ".csv": b"1"}, "cannot be unpacked"),
-    ({"folder/": b""}, "empty"),
-])
+@pytest.mark.parametrize(
+    "entries,message",
+    [
+        ({"items.csv": b"1", "./items.csv": b"2"}, "twice"),
+        ({"data": b"a file", "data/items.csv": b"1"}, "cannot be unpacked"),
+        ({"x" * 300 + ".csv": b"1"}, "cannot be unpacked"),
+        ({"folder/": b""}, "empty"),
+    ],
+)
 def test_impossible_names_are_refused_with_a_message(tmp_path: Path, entries: dict[str, bytes], message: str) -> None:
     with pytest.raises(UploadError, match=message):
         safe_extract(make_zip(tmp_path / "odd.zip", entries), tmp_path / "out")
 
 
-HOSTILE_PARTS = st.sampled_from(["..", ".", "", "/", "\\", "C:", "~", "a", "b", "items.csv", "é", "\u202e", " ",
-                                 "..\\..", "%2e%2e", "con", "x" * 80, "a:b", "\x7f"])
+HOSTILE_PARTS = st.sampled_from(
+    [
+        "..",
+        ".",
+        "",
+        "/",
+        "\\",
+        "C:",
+        "~",
+        "a",
+        "b",
+        "items.csv",
+        "é",
+        "\u202e",
+        " ",
+        "..\\..",
+        "%2e%2e",
+        "con",
+        "x" * 80,
+        "a:b",
+        "\x7f",
+    ]
+)
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # duplicates are part of the test
 @settings(database=None, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.lists(HOSTILE_PARTS, min_size=1, max_size=5).map("/".join), st.binary(max_size=64)),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.lists(HOSTILE_PARTS, min_size=1, max_size=5).map("/".join), st.binary(max_size=64)),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_generated_archives_never_write_outside_their_folder(entries: list[tuple[str, bytes]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -146,11 +176,16 @@ def test_hostile_images_in_an_upload_are_skipped_with_their_reasons(studio: Stud
         "images/i4.png": png(Image.new("RGB", (4_000, 2), "green")),  # a strip
         "images/i5.png": png(Image.new("LA", (8, 12))),  # grayscale + alpha: converted, fine
     }
-    upload = make_zip(tmp_path / "pics.zip", {"items.csv": ITEMS.encode(), "interactions.csv": CLICKS.encode(),
-                                              **images})
-    report, preview, choices = DataTab(studio).upload(str(upload))
+    upload = make_zip(
+        tmp_path / "pics.zip", {"items.csv": ITEMS.encode(), "interactions.csv": CLICKS.encode(), **images}
+    )
+    report, _preview, choices = DataTab(studio).upload(str(upload))
     assert "ready to train on" in report and "4 image(s) do not decode" in report, report
-    for reason in ("i1 (too large: 7000 x 7000 pixels", "i2 (not an image)", "i3 (truncated or corrupt",
-                   "i4 (extreme aspect ratio"):
+    for reason in (
+        "i1 (too large: 7000 x 7000 pixels",
+        "i2 (not an image)",
+        "i3 (truncated or corrupt",
+        "i4 (extreme aspect ratio",
+    ):
         assert reason in report
     assert choices.value in studio.datasets and "Traceback" not in report

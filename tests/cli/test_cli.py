@@ -17,15 +17,35 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHON
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sicsrec", *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "sicsrec", *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900
+    )
 
 
 @pytest.fixture(scope="module")
 def compared(demo_slice, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(out), "--hidden", "32", "--dropout", "0.2",
-                   "--max-epochs", "10", "--patience", "10", "--max-len", "20", "--batch-size", "256",
-                   "--device", "cpu")
+    proc = run_cli(
+        "compare",
+        "--data",
+        str(demo_slice),
+        "--out",
+        str(out),
+        "--hidden",
+        "32",
+        "--dropout",
+        "0.2",
+        "--max-epochs",
+        "10",
+        "--patience",
+        "10",
+        "--max-len",
+        "20",
+        "--batch-size",
+        "256",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| sicsrec |" in proc.stdout and "| pop |" in proc.stdout
     return out, json.loads((out / "results.json").read_text())
@@ -50,7 +70,9 @@ def test_recommend_cli_json_matches_the_contract(compared):
     out, _ = compared
     items = json.loads((out / "checkpoints" / "sicsrec" / "items.json").read_text())
     history = ",".join(items["item_ids"][:3])
-    proc = run_cli("recommend", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--history", history, "--k", "5", "--json")
+    proc = run_cli(
+        "recommend", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--history", history, "--k", "5", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert set(out) == {"items", "source", "k", "used_ids", "unknown_ids", "warnings"}
@@ -86,9 +108,30 @@ def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
 
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):
     out, res = compared
-    common = ["compare", "--data", str(demo_slice), "--out", str(out), "--hidden", "32", "--dropout", "0.2",
-              "--max-epochs", "10", "--patience", "10", "--max-len", "20", "--batch-size", "256", "--device", "cpu",
-              "--models", "sasrec", "--resume"]
+    common = [
+        "compare",
+        "--data",
+        str(demo_slice),
+        "--out",
+        str(out),
+        "--hidden",
+        "32",
+        "--dropout",
+        "0.2",
+        "--max-epochs",
+        "10",
+        "--patience",
+        "10",
+        "--max-len",
+        "20",
+        "--batch-size",
+        "256",
+        "--device",
+        "cpu",
+        "--models",
+        "sasrec",
+        "--resume",
+    ]
     proc = run_cli(*common)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "reusing the finished checkpoint" in proc.stderr
@@ -100,8 +143,25 @@ def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, de
 
 
 def test_prefix_rows_train_one_row_per_target_and_are_recorded(demo_slice, tmp_path):
-    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(tmp_path), "--hidden", "16", "--max-epochs", "1",
-                   "--max-len", "20", "--models", "sasrec", "--device", "cpu", "--train-rows", "prefixes")
+    proc = run_cli(
+        "compare",
+        "--data",
+        str(demo_slice),
+        "--out",
+        str(tmp_path),
+        "--hidden",
+        "16",
+        "--max-epochs",
+        "1",
+        "--max-len",
+        "20",
+        "--models",
+        "sasrec",
+        "--device",
+        "cpu",
+        "--train-rows",
+        "prefixes",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     n_targets, n_rows = map(int, re.search(r"(\d+) train targets in (\d+) windows", proc.stderr).groups())
     assert n_targets == n_rows == 150 * (40 - 3)  # every user: 40 ratings, 38 in training, 37 targets

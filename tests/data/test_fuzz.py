@@ -24,22 +24,39 @@ from sicsrec.data import DataError, Dataset, load_dataset
 from sicsrec.data.loaders import LINE_BREAK, _parse_order
 from tests.data.test_loaders import check_schema
 
-FUZZ = dict(deadline=None, database=None,  # no .hypothesis folder in the tree: a failure prints its example
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                   HealthCheck.data_too_large])
+FUZZ = dict(
+    deadline=None,
+    database=None,  # no .hypothesis folder in the tree: a failure prints its example
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 FORMAT_NAMES = ["movielens", "csv", "recbole", "ninerec"]
 INTEGER_IDS = {"movielens", "ninerec"}
-ID_KIND = {"movielens": "non-integer id", "ninerec": "non-integer id", "csv": "missing value",
-           "recbole": "missing value"}
+ID_KIND = {
+    "movielens": "non-integer id",
+    "ninerec": "non-integer id",
+    "csv": "missing value",
+    "recbole": "missing value",
+}
 
 ITEM_FAULTS = (None, None, None, "duplicate id", "empty title", "wrong field count")
-ROW_FAULTS = (None, None, None, None, "extra field", "missing field", "bad user", "bad timestamp", "unknown item",
-              "blank line")
+ROW_FAULTS = (
+    None,
+    None,
+    None,
+    None,
+    "extra field",
+    "missing field",
+    "bad user",
+    "bad timestamp",
+    "unknown item",
+    "blank line",
+)
 BAD_TIMESTAMPS = ("NaN", "inf", "-inf", "soon", "")
 # Titles: any printable text (quotes, delimiters, other scripts, long runs) but no control characters, so a
 # title stays on its line; tabs are excluded where RecBole's unquoted tab-separated files would split them.
-TITLE = st.text(st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\u2028\u2029"),
-                max_size=40) | st.sampled_from(['say "hi", then; go|', "x" * 5000, "  ", "猫の動画", "NaN", "None"])
+TITLE = st.text(
+    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\u2028\u2029"), max_size=40
+) | st.sampled_from(['say "hi", then; go|', "x" * 5000, "  ", "猫の動画", "NaN", "None"])
 TOKEN = st.text("abcXYZ019_-.:/é猫", min_size=1, max_size=8) | st.sampled_from(["nan", "None", "NULL", "007", "-1"])
 
 
@@ -69,12 +86,24 @@ def cases(draw: st.DrawFn, fmt: str, faults: bool = True) -> Case:
     item_fault, row_fault = (st.sampled_from(ITEM_FAULTS), st.sampled_from(ROW_FAULTS)) if faults else (st.none(),) * 2
     items = [(i, draw(title), draw(item_fault)) for i in ids]
     fractional = draw(st.booleans())
-    ts = st.integers(-10**12, 10**12).map(float) | (st.integers(-10**12, 10**12).map(lambda k: k + 0.5)
-                                                     if fractional else st.nothing())
-    rows = draw(st.lists(st.tuples(st.sampled_from(users), st.integers(-1 if faults else 0, n_items - 1), ts,
-                                   row_fault), min_size=1, max_size=25))
-    return Case(fmt, items, rows, crlf=draw(st.booleans()), bom=draw(st.booleans()),
-                sep=draw(st.sampled_from([",", ";", "|", "\t"])))
+    ts = st.integers(-(10**12), 10**12).map(float) | (
+        st.integers(-(10**12), 10**12).map(lambda k: k + 0.5) if fractional else st.nothing()
+    )
+    rows = draw(
+        st.lists(
+            st.tuples(st.sampled_from(users), st.integers(-1 if faults else 0, n_items - 1), ts, row_fault),
+            min_size=1,
+            max_size=25,
+        )
+    )
+    return Case(
+        fmt,
+        items,
+        rows,
+        crlf=draw(st.booleans()),
+        bom=draw(st.booleans()),
+        sep=draw(st.sampled_from([",", ";", "|", "\t"])),
+    )
 
 
 @dataclass
@@ -111,10 +140,18 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
     canon = (lambda x: str(int(x))) if fmt in INTEGER_IDS else str
     id_text = (lambda x: f"{x:03d}") if fmt in INTEGER_IDS else str  # "007" is item 7 for integer formats
     item_file = {"movielens": "movies.csv", "csv": "items.csv", "recbole": "d.item", "ninerec": "X_item_sort.csv"}[fmt]
-    inter_file = {"movielens": "ratings.csv", "csv": "interactions.csv", "recbole": "d.inter",
-                  "ninerec": "sequential_data.txt"}[fmt]
-    header = {"movielens": ["movieId", "title", "genres"], "csv": ["item_id", "title"],
-              "recbole": ["item_id:token", "title:token_seq"], "ninerec": None}[fmt]
+    inter_file = {
+        "movielens": "ratings.csv",
+        "csv": "interactions.csv",
+        "recbole": "d.inter",
+        "ninerec": "sequential_data.txt",
+    }[fmt]
+    header = {
+        "movielens": ["movieId", "title", "genres"],
+        "csv": ["item_id", "title"],
+        "recbole": ["item_id:token", "title:token_seq"],
+        "ninerec": None,
+    }[fmt]
     item_rows: list[list[str]] = [header] if header else []
     catalogue: set[str] = set()
     lines_of: dict[str, int] = {}
@@ -123,7 +160,7 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
         if fmt == "ninerec":
             row = [id_text(iid), title if fault != "empty title" else "", ""]  # Chinese title only
         if fault == "wrong field count":
-            row = row + ["x", "y"]
+            row = [*row, "x", "y"]
         item_rows.append(row)
         line = len(item_rows)
         if fault == "wrong field count":
@@ -136,7 +173,7 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
         if not clean:
             exp.problem("missing title", item_file, line)
         if fault == "duplicate id":
-            item_rows.append([id_text(iid), "another title"] + row[2:])
+            item_rows.append([id_text(iid), "another title", *row[2:]])
             exp.problem("duplicate item id", item_file, len(item_rows))
 
     sep, quote = (case.sep if fmt == "csv" else "\t" if fmt == "recbole" else ","), fmt != "recbole"
@@ -147,16 +184,24 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
     if fmt == "ninerec":
         inter_text = _ninerec_lines(case, exp, catalogue, kept, canon, inter_file, unknown_id)
     else:
-        inter_rows: list[list[str]] = [{"movielens": ["userId", "movieId", "rating", "timestamp"],
-                                        "csv": ["user_id", "item_id", "timestamp"],
-                                        "recbole": ["user_id:token", "item_id:token", "timestamp:float"]}[fmt]]
+        inter_rows: list[list[str]] = [
+            {
+                "movielens": ["userId", "movieId", "rating", "timestamp"],
+                "csv": ["user_id", "item_id", "timestamp"],
+                "recbole": ["user_id:token", "item_id:token", "timestamp:float"],
+            }[fmt]
+        ]
         for user, index, ts, fault in case.rows:
             item = case.items[index][0] if index >= 0 else unknown_id
             stamp = str(int(ts)) if ts % 1 == 0 else repr(ts)
             row = [str(user), str(item)] + (["4.0"] if fmt == "movielens" else []) + [stamp]
-            row = {"extra field": row + ["x"], "missing field": row[:-1], "blank line": [],
-                   "bad user": [""] + row[1:], "bad timestamp": row[:-1] + [BAD_TIMESTAMPS[len(inter_rows) % 5]]
-                   }.get(fault, row)
+            row = {
+                "extra field": [*row, "x"],
+                "missing field": row[:-1],
+                "blank line": [],
+                "bad user": ["", *row[1:]],
+                "bad timestamp": [*row[:-1], BAD_TIMESTAMPS[len(inter_rows) % 5]],
+            }.get(fault, row)
             inter_rows.append(row)
             line = len(inter_rows)
             if fault in ("extra field", "missing field"):
@@ -176,8 +221,7 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
         exp.problem("item without interactions", item_file, lines_of[iid])
     for user, item, order, _ in sorted(kept, key=lambda r: (r[0], r[2])):  # stable: ties keep file order
         exp.sequences.setdefault(user, []).append((item, None if fmt == "ninerec" else order))
-    files = {item_file: "\n".join(_lines(item_rows, sep, quote)) + "\n",
-             inter_file: inter_text}
+    files = {item_file: "\n".join(_lines(item_rows, sep, quote)) + "\n", inter_file: inter_text}
     if case.crlf:
         files = {k: v.replace("\n", "\r\n") for k, v in files.items()}
     if case.bom:
@@ -185,8 +229,9 @@ def render(case: Case) -> tuple[dict[str, str], Expected]:
     return files, exp
 
 
-def _ninerec_lines(case: Case, exp: Expected, catalogue: set[str], kept: list, canon, file: str,
-                   unknown_id: object) -> str:
+def _ninerec_lines(
+    case: Case, exp: Expected, catalogue: set[str], kept: list, canon, file: str, unknown_id: object
+) -> str:
     """sequential_data.txt: consecutive rows of one user share a line (`user item item ...`)."""
     lines: list[tuple[object, list[tuple[str, str | None]]]] = []
     for user, index, _, fault in case.rows:
@@ -205,9 +250,7 @@ def _ninerec_lines(case: Case, exp: Expected, catalogue: set[str], kept: list, c
         bad_user = any(f == "bad user" for _, f in tokens)
         text.append(" ".join([f"u{user}" if bad_user else str(user)] + [t for t, _ in tokens]) if tokens else "")
         for token, _ in tokens:
-            if bad_user:
-                exp.problem("non-integer id", file, n)
-            elif token.startswith("x"):
+            if bad_user or token.startswith("x"):
                 exp.problem("non-integer id", file, n)
             elif canon(token) not in catalogue:
                 exp.problem("unknown item", file, n)
@@ -238,7 +281,8 @@ def load_or_explain(root: Path) -> Dataset | None:
     ids_dropped = k.get("non-integer id", 0) + k.get("missing value", 0)
     item_rows_dropped = c["raw_item_rows"] - c["raw_items"] - k.get("duplicate item id", 0) if c["raw_item_rows"] else 0
     assert c["raw_interaction_rows"] - c["interactions"] == (
-        ids_dropped - item_rows_dropped + k.get("bad timestamp", 0) + k.get("unknown item", 0)), ds.report.to_text()
+        ids_dropped - item_rows_dropped + k.get("bad timestamp", 0) + k.get("unknown item", 0)
+    ), ds.report.to_text()
     assert c["items"] == c["raw_items"] - k.get("item without interactions", 0)
     for p in ds.report.problems:
         path = root / p.file
@@ -276,9 +320,36 @@ def test_faults_are_counted_and_the_rest_is_exact(fmt: str, data: st.DataObject)
 
 
 MUTATIONS = ("truncate", "insert", "delete", "duplicate line", "swap delimiter", "drop header", "stray quote") * 3 + (
-    "latin-1", "utf-16", "empty", "remove file", "huge field", "binary tail")
-INSERTS = st.sampled_from([",", ";", "\t", "|", '"', "\n", "\r", "\r\n", " ", "\x00", "\ufeff", "é", "NaN", "-1",
-                           "99999999999999999999", "1e308", "2020-13-45", "3000-01-01", "٣"])
+    "latin-1",
+    "utf-16",
+    "empty",
+    "remove file",
+    "huge field",
+    "binary tail",
+)
+INSERTS = st.sampled_from(
+    [
+        ",",
+        ";",
+        "\t",
+        "|",
+        '"',
+        "\n",
+        "\r",
+        "\r\n",
+        " ",
+        "\x00",
+        "\ufeff",
+        "é",
+        "NaN",
+        "-1",
+        "99999999999999999999",
+        "1e308",
+        "2020-13-45",
+        "3000-01-01",
+        "٣",
+    ]
+)
 
 
 def mutate(data: st.DataObject, files: dict[str, str]) -> dict[str, str | bytes]:
@@ -295,7 +366,7 @@ def mutate(data: st.DataObject, files: dict[str, str]) -> dict[str, str | bytes]
         elif how == "insert":
             out[name] = text[:at] + data.draw(INSERTS) + text[at:]
         elif how == "delete":
-            out[name] = text[:at] + text[at + data.draw(st.integers(1, 40)):]
+            out[name] = text[:at] + text[at + data.draw(st.integers(1, 40)) :]
         elif how == "duplicate line":
             k = data.draw(st.integers(0, len(lines) - 1))
             out[name] = "\n".join(lines[: k + 1] + lines[k:])
@@ -338,8 +409,20 @@ def test_mutated_files_load_or_explain(fmt: str, data: st.DataObject) -> None:
 
 
 @settings(max_examples=60, **FUZZ)
-@given(st.lists(st.one_of(st.integers(-10**19, 10**19).map(str), st.floats().map(repr), INSERTS, st.text(max_size=12),
-                          st.dates().map(str), st.datetimes().map(lambda d: d.isoformat())), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(10**19), 10**19).map(str),
+            st.floats().map(repr),
+            INSERTS,
+            st.text(max_size=12),
+            st.dates().map(str),
+            st.datetimes().map(lambda d: d.isoformat()),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
 @example(["3000-01-01", "1600-01-01", "x"])  # dates outside pandas' nanosecond range used to raise
 @example(["1e5", "0x10", "1_000"])  # one number among garbage: its column is numeric, not dates
 @example(["1.5", "100000000000000"])  # microseconds would overflow: rounded instead of dropped
@@ -363,20 +446,32 @@ MOVIES = "movieId,title,genres\n1,A,x\n2,B,y\n"
 RATINGS = "userId,movieId,rating,timestamp\n1,1,4,5\n1,2,4,6\n"
 
 
-@pytest.mark.parametrize("movies,ratings,message", [
-    # a stray quote swallowed the rest of the file into one title, silently
-    ('movieId,title,genres\n1,A,"x\n2,B,y\n3,C,z\n', RATINGS,
-     r"movies\.csv: line 2: a quote is never closed, so lines 2-5"),
-    # named no line
-    (MOVIES + "3," + "x" * 140_000 + ",z\n", RATINGS,
-     r"movies\.csv: line 4: a field is longer than 131,072 characters"),
-    # NUL bytes were looked for in the first 64 KiB only
-    (MOVIES + "3," + "x" * 70_000 + "\x00,z\n", RATINGS, r"movies\.csv: binary data.*NUL byte at line 4"),
-    (MOVIES.encode("utf-16"), RATINGS, r"movies\.csv: UTF-16 text"),
-    # "nothing left" did not say why
-    (MOVIES, "userId,movieId,rating,timestamp\n1,1,4,soon\n1,2,4,never\n",
-     r"no interactions left.*problems: bad timestamp 2;.* \(first bad timestamp: .*ratings\.csv:2 \[timestamp\]"),
-])
+@pytest.mark.parametrize(
+    "movies,ratings,message",
+    [
+        # a stray quote swallowed the rest of the file into one title, silently
+        (
+            'movieId,title,genres\n1,A,"x\n2,B,y\n3,C,z\n',
+            RATINGS,
+            r"movies\.csv: line 2: a quote is never closed, so lines 2-5",
+        ),
+        # named no line
+        (
+            MOVIES + "3," + "x" * 140_000 + ",z\n",
+            RATINGS,
+            r"movies\.csv: line 4: a field is longer than 131,072 characters",
+        ),
+        # NUL bytes were looked for in the first 64 KiB only
+        (MOVIES + "3," + "x" * 70_000 + "\x00,z\n", RATINGS, r"movies\.csv: binary data.*NUL byte at line 4"),
+        (MOVIES.encode("utf-16"), RATINGS, r"movies\.csv: UTF-16 text"),
+        # "nothing left" did not say why
+        (
+            MOVIES,
+            "userId,movieId,rating,timestamp\n1,1,4,soon\n1,2,4,never\n",
+            r"no interactions left.*problems: bad timestamp 2;.* \(first bad timestamp: .*ratings\.csv:2 \[timestamp\]",
+        ),
+    ],
+)
 def test_fatal_inputs_name_the_file_and_line(tmp_path: Path, movies: str | bytes, ratings: str, message: str) -> None:
     write(tmp_path, {"movies.csv": movies, "ratings.csv": ratings})
     with pytest.raises(DataError, match=message):
@@ -398,8 +493,13 @@ def test_an_empty_recbole_sequence_is_no_item_called_nan(tmp_path: Path) -> None
 
 def test_rows_swallowed_by_an_unbalanced_quote_are_reported(tmp_path: Path) -> None:
     # the quote opened on line 2 closes on line 4: rows 3-4 became part of a title, silently
-    write(tmp_path, {"movies.csv": 'movieId,title,genres\n1,"A,x\n2,B,y\n3,"C",z\n4,D,w\n',
-                     "ratings.csv": RATINGS.replace("1,2,4,6", "1,4,4,6")})
+    write(
+        tmp_path,
+        {
+            "movies.csv": 'movieId,title,genres\n1,"A,x\n2,B,y\n3,"C",z\n4,D,w\n',
+            "ratings.csv": RATINGS.replace("1,2,4,6", "1,4,4,6"),
+        },
+    )
     ds = load_dataset(tmp_path, min_user_interactions=0)
     [problem] = [p for p in ds.report.problems if p.kind == "multi-line field"]
     assert (problem.file, problem.line) == ("movies.csv", 2) and "lines 2-4" in problem.message

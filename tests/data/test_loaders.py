@@ -32,7 +32,7 @@ def ratings_rows(user: int, items: list[int], start: int = 100) -> str:
 
 
 def check_schema(ds: Dataset) -> None:
-    extra = list(ds.items.columns)[len(ITEM_COLUMNS):]  # only optional text fields may follow the schema
+    extra = list(ds.items.columns)[len(ITEM_COLUMNS) :]  # only optional text fields may follow the schema
     assert list(ds.items.columns)[: len(ITEM_COLUMNS)] == ITEM_COLUMNS and all(c.startswith("text_") for c in extra)
     assert list(ds.interactions.columns) == INTERACTION_COLUMNS
     assert ds.items["item_id"].is_unique
@@ -61,8 +61,15 @@ MOVIES = (
 def test_movielens_good(tmp_path: Path) -> None:
     write(tmp_path, "movies.csv", MOVIES)
     # user 7 has a timestamp tie (items 3 then 1 at t=50): file order must be kept
-    write(tmp_path, "ratings.csv", "userId,movieId,rating,timestamp\n" + ratings_rows(7, [2, 1, 2, 3, 1])
-          .replace("4.0,100", "4.0,60").replace("4.0,103", "4.0,50").replace("4.0,104", "4.0,50"))
+    write(
+        tmp_path,
+        "ratings.csv",
+        "userId,movieId,rating,timestamp\n"
+        + ratings_rows(7, [2, 1, 2, 3, 1])
+        .replace("4.0,100", "4.0,60")
+        .replace("4.0,103", "4.0,50")
+        .replace("4.0,104", "4.0,50"),
+    )
     ds = load_dataset(tmp_path)
     check_schema(ds)
     assert ds.name == tmp_path.name
@@ -240,7 +247,8 @@ def test_csv_images_folder_without_column_and_override(tmp_path: Path) -> None:
     ds = load_dataset(tmp_path)
     assert sequences(ds) == {"9": ["1", "2"] * 3}  # no order column: file order
     assert ds.items.set_index("item_id")["image_path"].to_dict() == {
-        "1": str((tmp_path / "covers" / "1.jpg").resolve()), "2": ""
+        "1": str((tmp_path / "covers" / "1.jpg").resolve()),
+        "2": "",
     }
     assert where(ds, "missing image") == [(str(tmp_path / "covers"), None, None)]
     other = tmp_path / "elsewhere"
@@ -270,7 +278,7 @@ def test_recbole_atomic(tmp_path: Path) -> None:
         tmp_path,
         "shop.item",
         "item_id:token\ttitle:token_seq\tcategories:token_seq\n"
-        "i1\tRed \"quoted\" mug\tKitchen Home\n"
+        'i1\tRed "quoted" mug\tKitchen Home\n'
         "i2\tBlue plate\tKitchen\n",
     )
     write(
@@ -346,9 +354,17 @@ def test_confined_images_refuse_paths_outside_the_dataset(tmp_path: Path) -> Non
     root, secret = tmp_path / "upload", image(tmp_path / "host" / "secret.png")
     image(root / "pics" / "a.png")
     (root / "pics" / "link.png").symlink_to(secret)
-    write(root, "items.csv", f"item_id,title,image\na,Alpha,pics/a.png\nb,Beta,../host/secret.png\nc,Gamma,{secret}\n"
-                             "d,Delta,pics/link.png\n")
-    write(root, "interactions.csv", "user_id,item_id,timestamp\n" + "".join(f"u1,{i},{t}\n" for t, i in enumerate("abcda")))
+    write(
+        root,
+        "items.csv",
+        f"item_id,title,image\na,Alpha,pics/a.png\nb,Beta,../host/secret.png\nc,Gamma,{secret}\n"
+        "d,Delta,pics/link.png\n",
+    )
+    write(
+        root,
+        "interactions.csv",
+        "user_id,item_id,timestamp\n" + "".join(f"u1,{i},{t}\n" for t, i in enumerate("abcda")),
+    )
     trusted = load_dataset(root).items.set_index("item_id")["image_path"]
     assert (trusted != "").all()  # a local user's own absolute or relative paths are honoured
     ds = load_dataset(root, confine_images=True)
@@ -368,7 +384,9 @@ def test_ninerec_offers_each_title_language_as_a_text_field(tmp_path: Path) -> N
     assert text["en"] == {"0": "Cat, a video", "1": "Dog", "2": "鸟"}  # no English: the Chinese title
     assert text["zh"] == {"0": "猫", "1": "狗", "2": "鸟"}
     write(tmp_path / "ml", "movies.csv", "movieId,title,genres\n1,Heat (1995),Action\n")
-    write(tmp_path / "ml", "ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(f"1,1,4,{t}\n" for t in range(5)))
+    write(
+        tmp_path / "ml", "ratings.csv", "userId,movieId,rating,timestamp\n" + "".join(f"1,1,4,{t}\n" for t in range(5))
+    )
     ml = load_dataset(tmp_path / "ml")
     assert ml.text_fields() == ["both"]
     with pytest.raises(DataError, match="no 'zh' text field"):

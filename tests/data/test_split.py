@@ -39,7 +39,9 @@ def test_histories_are_cut_to_max_len():
     assert sp.valid.history[0].tolist() == [7, 8, 9, 10] and sp.valid.targets[0] == 11
 
 
-@pytest.mark.parametrize("n,max_len,stride", [(30, 5, 2), (30, 5, 5), (12, 4, 1), (6, 5, 3), (51, 50, 25), (200, 50, 25)])
+@pytest.mark.parametrize(
+    "n,max_len,stride", [(30, 5, 2), (30, 5, 5), (12, 4, 1), (6, 5, 3), (51, 50, 25), (200, 50, 25)]
+)
 def test_windows_count_every_target_once_with_bounded_context(n, max_len, stride):
     seq = torch.arange(1, n + 1).numpy()
     windows = _windows(seq, max_len, stride)
@@ -65,7 +67,7 @@ def test_prefix_rows_are_recboles_expansion():
         rows.add((tuple(inp[:n]), tgt[n - 1]))
     expected = set()
     for part in ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [3, 1, 2]):  # RecBole: every prefix, its last 4 items
-        expected |= {(tuple(part[max(0, t - 4):t]), part[t]) for t in range(1, len(part))}
+        expected |= {(tuple(part[max(0, t - 4) : t]), part[t]) for t in range(1, len(part))}
     assert rows == expected and len(rows) == sp.train_inputs.shape[0] == sp.n_train_targets == 11
     windows = build_split(_ds(seqs), max_len=4)
     assert windows.n_train_targets == sp.n_train_targets and windows.train_inputs.shape[0] < 11

@@ -13,12 +13,22 @@ import pytest
 from tests.app.helpers import ROOT, demo_slice, free_port, load_app_module, tiny_run, zip_folder
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (/usr/bin/chromium); "
-                                "apt-get install -y chromium chromium-driver")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian chromium not installed (/usr/bin/chromium); apt-get install -y chromium chromium-driver",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +44,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     app = load_app_module()
     demo = app.build_demo(studio)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_options(studio))
+    demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
+    )
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SICSREC_CACHE", str(work / "features"))  # stage A's aligned features stay in the test
@@ -47,7 +58,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 @pytest.fixture(scope="module")
 def page(served: tuple[str, Path]) -> Iterator:
     """One Chromium page on the app, opened once the catalogue shows."""
-    sync_playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python driver) not installed").sync_playwright
+    sync_playwright = pytest.importorskip(
+        "playwright.sync_api", reason="playwright (python driver) not installed"
+    ).sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
@@ -74,7 +87,8 @@ def test_watch_three_titles_and_see_why(page) -> None:
         page.wait_for_function(f"document.querySelectorAll('#history .caption-label').length === {n}")
     page.wait_for_function(
         "document.querySelector('#history .caption-label') && "
-        "[...document.querySelectorAll('#recommendations .caption-label')].every(c => !c.innerText.endsWith('popular'))")
+        "[...document.querySelectorAll('#recommendations .caption-label')].every(c => !c.innerText.endsWith('popular'))"
+    )
     history = captions(page, "history")
     assert [h.split(". ", 1)[0] for h in history] == ["1", "2", "3"]
     for shown, title in zip(history, titles):  # in click order (captions may be shortened differently)

@@ -17,17 +17,30 @@ def metrics(x: float) -> dict[str, float]:
 
 
 def example() -> Results:
-    return Results("toy", {"users": 3}, "cpu", {"source": "raw"}, {"model": "sicsrec"},
-                   {"sicsrec": ModelResult(metrics(0.3), metrics(0.33), 12, 4.5, "early_stop"),
-                    "pop": ModelResult(metrics(0.1), metrics(0.1)),
-                    "sasrec": ModelResult(metrics(0.2), metrics(0.3), 8, 2.0, "max_epochs")}, ranking=TIE_RULE)
+    return Results(
+        "toy",
+        {"users": 3},
+        "cpu",
+        {"source": "raw"},
+        {"model": "sicsrec"},
+        {
+            "sicsrec": ModelResult(metrics(0.3), metrics(0.33), 12, 4.5, "early_stop"),
+            "pop": ModelResult(metrics(0.1), metrics(0.1)),
+            "sasrec": ModelResult(metrics(0.2), metrics(0.3), 8, 2.0, "max_epochs"),
+        },
+        ranking=TIE_RULE,
+    )
 
 
 def test_round_trip_keeps_everything_in_table_order(tmp_path: Path) -> None:
     res = example()
     res.write(tmp_path / "results.json")
     back = Results.read(tmp_path)
-    assert back == res and list(json.loads((tmp_path / "results.json").read_text())["models"]) == ["pop", "sasrec", "sicsrec"]
+    assert back == res and list(json.loads((tmp_path / "results.json").read_text())["models"]) == [
+        "pop",
+        "sasrec",
+        "sicsrec",
+    ]
 
 
 def test_missing_unreadable_and_malformed_files_read_as_none(tmp_path: Path) -> None:
@@ -39,8 +52,10 @@ def test_missing_unreadable_and_malformed_files_read_as_none(tmp_path: Path) -> 
 
 
 def test_files_from_before_the_schema_still_read(tmp_path: Path) -> None:
-    old = {"dataset": "d", "models": {"pop": {"valid": metrics(0.1), "test": metrics(0.1), "epochs": 0,
-                                              "train_seconds": 0.0}}}
+    old = {
+        "dataset": "d",
+        "models": {"pop": {"valid": metrics(0.1), "test": metrics(0.1), "epochs": 0, "train_seconds": 0.0}},
+    }
     (tmp_path / "results.json").write_text(json.dumps(old))
     res = Results.read(tmp_path)
     assert res is not None and res.ranking == "" and res.models["pop"].stopped is None

@@ -66,7 +66,7 @@ def test_broken_files_are_skipped_with_a_reason(tmp_path: Path, make_image) -> N
         "missing.jpg": None,
         "empty.jpg": b"",
         "html.png": b"<html><body>404 Not Found</body></html>",
-        "text.jpg": "item_id,title\n1,a\n".encode(),
+        "text.jpg": b"item_id,title\n1,a\n",
         "png-truncated.png": good_png[: len(good_png) // 2],
         "jpg-truncated.jpg": good_jpg[: len(good_jpg) // 2],
         "png-header-only.png": good_png[:40],
@@ -148,8 +148,7 @@ def good_images(tmp_path_factory) -> dict[str, bytes]:
     return out
 
 
-@settings(database=None, max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(database=None, max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_mutated_images_load_or_are_skipped_never_raise(good_images: dict[str, bytes], data: st.DataObject) -> None:
     ext = data.draw(st.sampled_from(sorted(good_images)))

@@ -26,8 +26,9 @@ def test_infonce_matches_the_pairwise_definition_with_repeated_targets():
     for remove in (True, False):
         ours = content_infonce(user, content, targets, 0.05, remove)
         assert torch.allclose(ours, _naive_infonce(user, content, targets, 0.05, remove), atol=1e-5)
-    assert not torch.allclose(content_infonce(user, content, targets, 0.05, True),
-                              content_infonce(user, content, targets, 0.05, False))
+    assert not torch.allclose(
+        content_infonce(user, content, targets, 0.05, True), content_infonce(user, content, targets, 0.05, False)
+    )
 
 
 def test_chunked_ce_matches_plain_ce_and_its_gradient():

@@ -165,7 +165,7 @@ def test_the_kept_epoch_is_the_best_on_the_stop_metric(split, caplog):
 
 def test_a_diverging_run_stops_with_a_clear_message(split):
     # Adam steps ~lr: at 1e10 the weights overflow in the first epoch, so there is no epoch to keep.
-    with pytest.raises(ValueError, match="not finite at epoch 1.*lower --lr"):
+    with pytest.raises(ValueError, match=r"not finite at epoch 1.*lower --lr"):
         _fit("sasrec", split, epochs=2, lr=1e10)
 
 

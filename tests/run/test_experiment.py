@@ -11,8 +11,16 @@ import pytest
 from sicsrec.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 from sicsrec.eval.metrics import TIE_RULE
 from sicsrec.eval.results import Results
-from sicsrec.events import (AlignDone, EpochEvent, FeatureProgress, FitDone, MiningDone, ProgressEvent,
-                            StageAProgress, StepEvent)
+from sicsrec.events import (
+    AlignDone,
+    EpochEvent,
+    FeatureProgress,
+    FitDone,
+    MiningDone,
+    ProgressEvent,
+    StageAProgress,
+    StepEvent,
+)
 from sicsrec.run.experiment import StageAPlan, StageCancelled, run_experiment
 from sicsrec.run.prepare import prepare
 from sicsrec.stage_a.align import AlignConfig
@@ -22,10 +30,13 @@ from sicsrec.stage_a.pairs import MiningSettings
 
 def tiny(data: Path, **train: object) -> RunConfig:
     """A run small enough for the suite: d 16, L 20, two epochs, one thread."""
-    return RunConfig("sicsrec", DataConfig(path=str(data), max_len=20), FeatureConfig(),
-                     ModelConfig(hidden=16, ffn=16, max_len=20),
-                     TrainConfig(**{"max_epochs": 2, "patience": 2, "batch_size": 512, "threads": 1, "device": "cpu",
-                                    **train}))
+    return RunConfig(
+        "sicsrec",
+        DataConfig(path=str(data), max_len=20),
+        FeatureConfig(),
+        ModelConfig(hidden=16, ffn=16, max_len=20),
+        TrainConfig(**{"max_epochs": 2, "patience": 2, "batch_size": 512, "threads": 1, "device": "cpu", **train}),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +89,41 @@ def test_cancel_keeps_the_models_finished_before_it(demo_slice: Path, tmp_path: 
         if isinstance(event, StepEvent) and event.stage == "content":
             cancel.set()
 
-    done = run_experiment(tiny(demo_slice, max_epochs=1), tmp_path, ("sasrec", "content", "sicsrec"),
-                          progress=stop_in_content, cancel=cancel, show_bar=False)
+    done = run_experiment(
+        tiny(demo_slice, max_epochs=1),
+        tmp_path,
+        ("sasrec", "content", "sicsrec"),
+        progress=stop_in_content,
+        cancel=cancel,
+        show_bar=False,
+    )
     assert done.cancelled and done.results.model_names() == ["sasrec"]  # content cancelled in its first epoch
     assert Results.read(tmp_path).cancelled
     assert not (tmp_path / "checkpoints" / "content").exists()
 
 
 def test_stage_a_then_training_on_aligned_features_and_the_rerun_skips_all(demo_slice: Path, tmp_path: Path) -> None:
-    plan = StageAPlan(mine=True, align=True, backend="embedding", options=BackendOptions(similarity_threshold=0.3),
-                      mining=MiningSettings(max_users=30), align_cfg=AlignConfig(epochs=1, optimizer="adamw", lr=1e-4))
+    plan = StageAPlan(
+        mine=True,
+        align=True,
+        backend="embedding",
+        options=BackendOptions(similarity_threshold=0.3),
+        mining=MiningSettings(max_users=30),
+        align_cfg=AlignConfig(epochs=1, optimizer="adamw", lr=1e-4),
+    )
     cfg = tiny(demo_slice, max_epochs=1)
     events: list[ProgressEvent] = []
-    done = run_experiment(cfg, tmp_path, ("sasrec", "sicsrec"), stage_a=plan, progress=events.append,
-                          show_bar=False, resume=True)
+    done = run_experiment(
+        cfg, tmp_path, ("sasrec", "sicsrec"), stage_a=plan, progress=events.append, show_bar=False, resume=True
+    )
     mined = next(e for e in events if isinstance(e, MiningDone))
     assert mined.fallback and mined.pairs == len(done.mining.pairs) > 0
     aligned = next(e for e in events if isinstance(e, AlignDone))
     assert aligned.source.startswith("aligned:") and done.results.features["source"] == aligned.source
     assert any(isinstance(e, StageAProgress) and e.done > 0 for e in events)
-    again = run_experiment(tiny(demo_slice, max_epochs=1), tmp_path, ("sasrec", "sicsrec"), stage_a=plan,
-                           show_bar=False, resume=True)
+    again = run_experiment(
+        tiny(demo_slice, max_epochs=1), tmp_path, ("sasrec", "sicsrec"), stage_a=plan, show_bar=False, resume=True
+    )
     assert again.skipped == ["pair mining", "encoder alignment", "train"]
 
 
@@ -111,8 +136,9 @@ def test_cancelling_stage_a_raises_and_keeps_the_replies(demo_slice: Path, tmp_p
 
     plan = StageAPlan(mine=True, backend="embedding", mining=MiningSettings(max_users=40))
     with pytest.raises(StageCancelled) as info:
-        run_experiment(tiny(demo_slice), tmp_path, stage_a=plan, progress=stop_after_some, cancel=cancel,
-                       show_bar=False)
+        run_experiment(
+            tiny(demo_slice), tmp_path, stage_a=plan, progress=stop_after_some, cancel=cancel, show_bar=False
+        )
     assert info.value.stage == "pair mining"
     assert len((tmp_path / "pairs" / "replies.jsonl").read_text().splitlines()) >= 3
 

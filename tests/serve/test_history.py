@@ -40,10 +40,12 @@ def test_other_separators_are_refused_with_the_comma_spelling() -> None:
     h = parse_history("1;260;1196, 2 3,abc,2|3", CATALOGUE)
     assert h.known == [] and h.unknown == ["1;260;1196", "2 3", "abc", "2|3"]
     assert h.malformed == ["1;260;1196", "2 3", "2|3"]
-    assert h.notes() == ["Ignored 1 unknown item id(s): abc",
-                         "Ignored '1;260;1196': item ids are separated by commas only (write 1,260,1196).",
-                         "Ignored '2 3': item ids are separated by commas only (write 2,3).",
-                         "Ignored '2|3': item ids are separated by commas only (write 2,3)."]
+    assert h.notes() == [
+        "Ignored 1 unknown item id(s): abc",
+        "Ignored '1;260;1196': item ids are separated by commas only (write 1,260,1196).",
+        "Ignored '2 3': item ids are separated by commas only (write 2,3).",
+        "Ignored '2|3': item ids are separated by commas only (write 2,3).",
+    ]
     assert parse_history(["a b"], {"a b"}).known == ["a b"]  # an id of the catalogue is taken as it is
 
 

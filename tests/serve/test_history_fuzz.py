@@ -8,9 +8,13 @@ from hypothesis import strategies as st
 
 from sicsrec.serve.history import SEPARATOR, parse_history, split_ids
 
-CATALOGUE = st.sets(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6).map(str.strip)
-                    .filter(lambda s: s and SEPARATOR not in s), max_size=12)
-ENTRY = st.one_of(st.text(max_size=10), st.integers(-10**20, 10**20), st.floats(), st.none(), st.booleans())
+CATALOGUE = st.sets(
+    st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=6)
+    .map(str.strip)
+    .filter(lambda s: s and SEPARATOR not in s),
+    max_size=12,
+)
+ENTRY = st.one_of(st.text(max_size=10), st.integers(-(10**20), 10**20), st.floats(), st.none(), st.booleans())
 
 
 @st.composite

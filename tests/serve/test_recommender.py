@@ -8,6 +8,7 @@ import pytest
 
 from sicsrec.serve import PARTS, Recommender, popular_items, response
 
+
 def test_attribution_parts_sum_to_the_score(saved):
     _, path = saved
     rec = Recommender.load(path)

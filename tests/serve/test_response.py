@@ -9,15 +9,22 @@ import pytest
 from sicsrec.serve import MAX_K, Recommender, resolve_k, response
 
 
-@pytest.mark.parametrize("value, k, note", [
-    (None, 10, ""), ("", 10, ""), (7, 7, ""), ("7", 7, ""), (3.0, 3, ""),
-    (0, 1, "k=0 is outside 1-100: clamped to 1."),
-    (-5, 1, "k=-5 is outside 1-100: clamped to 1."),
-    (2.7, 3, "k=2.7 is not a whole number: rounded to 3."),
-    (2.5, 3, "k=2.5 is not a whole number: rounded to 3."),
-    (10000, MAX_K, "k=10000 is outside 1-100: clamped to 100."),
-    (float("inf"), MAX_K, "k=inf is outside 1-100: clamped to 100."),
-])
+@pytest.mark.parametrize(
+    "value, k, note",
+    [
+        (None, 10, ""),
+        ("", 10, ""),
+        (7, 7, ""),
+        ("7", 7, ""),
+        (3.0, 3, ""),
+        (0, 1, "k=0 is outside 1-100: clamped to 1."),
+        (-5, 1, "k=-5 is outside 1-100: clamped to 1."),
+        (2.7, 3, "k=2.7 is not a whole number: rounded to 3."),
+        (2.5, 3, "k=2.5 is not a whole number: rounded to 3."),
+        (10000, MAX_K, "k=10000 is outside 1-100: clamped to 100."),
+        (float("inf"), MAX_K, "k=inf is outside 1-100: clamped to 100."),
+    ],
+)
 def test_k_is_a_whole_number_in_range_and_the_note_says_what_was_done(value, k, note) -> None:
     assert resolve_k(value) == (k, note)
 
@@ -28,16 +35,19 @@ def test_k_that_is_no_number_is_refused(value) -> None:
         resolve_k(value)
 
 
-@pytest.mark.parametrize("history, source, used, unknown, warning", [
-    ("3,4", "model", ["3", "4"], [], None),
-    ("", "popular", [], [], "Empty history"),
-    ("abc", "cold_start", [], ["abc"], "1 unknown item id(s): abc"),
-    ("999999999", "cold_start", [], ["999999999"], "1 unknown item id(s): 999999999"),
-    ("3;4;5", "cold_start", [], ["3;4;5"], "separated by commas only (write 3,4,5)"),
-    ("3 4", "cold_start", [], ["3 4"], "separated by commas only (write 3,4)"),
-    ("3,3,3", "model", ["3"], [], "2 repeated click(s) counted once"),
-    ("nope,3", "model", ["3"], ["nope"], "1 unknown item id(s): nope"),
-])
+@pytest.mark.parametrize(
+    "history, source, used, unknown, warning",
+    [
+        ("3,4", "model", ["3", "4"], [], None),
+        ("", "popular", [], [], "Empty history"),
+        ("abc", "cold_start", [], ["abc"], "1 unknown item id(s): abc"),
+        ("999999999", "cold_start", [], ["999999999"], "1 unknown item id(s): 999999999"),
+        ("3;4;5", "cold_start", [], ["3;4;5"], "separated by commas only (write 3,4,5)"),
+        ("3 4", "cold_start", [], ["3 4"], "separated by commas only (write 3,4)"),
+        ("3,3,3", "model", ["3"], [], "2 repeated click(s) counted once"),
+        ("nope,3", "model", ["3"], ["nope"], "1 unknown item id(s): nope"),
+    ],
+)
 def test_the_response_says_what_was_done_with_the_history(saved, history, source, used, unknown, warning) -> None:
     _, path = saved
     out = response(Recommender.load(path).recommend(history, 5))
@@ -52,8 +62,10 @@ def test_the_response_says_what_was_done_with_the_history(saved, history, source
     json.dumps(out)
 
 
-@pytest.mark.parametrize("k, n, warning", [(0, 1, "clamped to 1"), (-5, 1, "clamped to 1"), (2.7, 3, "rounded to 3"),
-                                           (10000, 60 - 2, "clamped to 100")])
+@pytest.mark.parametrize(
+    "k, n, warning",
+    [(0, 1, "clamped to 1"), (-5, 1, "clamped to 1"), (2.7, 3, "rounded to 3"), (10000, 60 - 2, "clamped to 100")],
+)
 def test_the_response_says_what_was_done_with_k(saved, k, n, warning) -> None:
     _, path = saved
     out = response(Recommender.load(path).recommend("3,4", k))

@@ -17,14 +17,30 @@ from PIL import Image
 from sicsrec.cli import main
 from sicsrec.config import DataConfig, FeatureConfig
 from sicsrec.features import FeatureCache, extract_features
-from sicsrec.stage_a.align import AlignConfig, AlignedFeaturesMissing, align, info_nce, \
-    resolve_aligned_source
 from sicsrec.run.prepare import load_data, normalize_image_features, prepare
+from sicsrec.stage_a.align import AlignConfig, AlignedFeaturesMissing, align, info_nce, resolve_aligned_source
 
-TITLES = ["Chocolate cake recipe", "Baking a lemon cake", "Strawberry cream cake", "Cheesecake without oven",
-          "Football final highlights", "Best football goals", "Basketball dunk contest", "Tennis match point"]
-PAIRS = [("0", "1"), ("2", "3"), ("4", "5"), ("6", "7"), ("1", "2"), ("5", "6"),
-         ("1", "0"), ("3", "3"), ("999", "1")]  # + a duplicate, a self pair, an unknown item
+TITLES = [
+    "Chocolate cake recipe",
+    "Baking a lemon cake",
+    "Strawberry cream cake",
+    "Cheesecake without oven",
+    "Football final highlights",
+    "Best football goals",
+    "Basketball dunk contest",
+    "Tennis match point",
+]
+PAIRS = [
+    ("0", "1"),
+    ("2", "3"),
+    ("4", "5"),
+    ("6", "7"),
+    ("1", "2"),
+    ("5", "6"),
+    ("1", "0"),
+    ("3", "3"),
+    ("999", "1"),
+]  # + a duplicate, a self pair, an unknown item
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +68,9 @@ def world(tmp_path_factory) -> Iterator[dict]:
 
 
 def _config(**kw) -> AlignConfig:
-    return AlignConfig(**{"optimizer": "adamw", "lr": 3e-4, "batch_size": 8, "epochs": 6, "num_workers": 0,
-                          "device": "cpu", **kw})
+    return AlignConfig(
+        **{"optimizer": "adamw", "lr": 3e-4, "batch_size": 8, "epochs": 6, "num_workers": 0, "device": "cpu", **kw}
+    )
 
 
 def test_info_nce_leaves_duplicate_items_out_of_the_denominator() -> None:
@@ -127,8 +144,11 @@ def test_text_only_trains_t2t_alone(world) -> None:
     ds = load_data(DataConfig(str(world["data"])))
     res = align(ds, world["pairs"] / "pairs.csv", None, _config(use_images=False), image_encoder=None, progress=False)
     assert res.provenance["losses"] == ["t2t"] and res.history[-1]["t2t"] < res.history[0]["t2t"]
-    prep = prepare(DataConfig(str(world["data"])),
-                   FeatureConfig(image_encoder=None, use_images=False, source="aligned"), show_bar=False)
+    prep = prepare(
+        DataConfig(str(world["data"])),
+        FeatureConfig(image_encoder=None, use_images=False, source="aligned"),
+        show_bar=False,
+    )
     assert prep.features_meta["source"] == res.source and prep.tables.image is None
 
 
@@ -136,8 +156,9 @@ def test_reference_decision_3_trains_the_encoder_through_frozen_heads(world) -> 
     ds = load_data(DataConfig(str(world["data"])))
     kw = dict(use_images=False, epochs=1)
     ours = align(ds, world["pairs"] / "pairs.csv", None, _config(**kw), image_encoder=None, progress=False)
-    ref = align(ds, world["pairs"] / "pairs.csv", None, _config(train_heads=False, **kw), image_encoder=None,
-                progress=False)
+    ref = align(
+        ds, world["pairs"] / "pairs.csv", None, _config(train_heads=False, **kw), image_encoder=None, progress=False
+    )
     head = 384 * 192 + 192 + 192 * 64 + 64  # MiniLM 384 -> 192 -> 64
     assert ours.counts["trainable_parameters"] - ref.counts["trainable_parameters"] == head
     assert ref.source != ours.source and ref.provenance["settings"]["train_heads"] is False
@@ -146,8 +167,24 @@ def test_reference_decision_3_trains_the_encoder_through_frozen_heads(world) -> 
 
 def test_align_and_prepare_commands(world, capsys) -> None:
     common = ["--data", str(world["data"]), "--no-images", "--device", "cpu"]
-    rc = main(["align", *common, "--pairs", str(world["pairs"]), "--out", str(world["out"] / "cli"),
-               "--optimizer", "adamw", "--lr", "1e-4", "--epochs", "1", "--batch-size", "4"])
+    rc = main(
+        [
+            "align",
+            *common,
+            "--pairs",
+            str(world["pairs"]),
+            "--out",
+            str(world["out"] / "cli"),
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "1e-4",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "align: aligned:" in out and "epoch   1:" in out
     source = json.loads((world["out"] / "cli" / "align.json").read_text())["source"]

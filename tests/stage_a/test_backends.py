@@ -14,16 +14,20 @@ import torch
 
 from sicsrec.cli import main
 from sicsrec.cli.stage_a import print_mining
+from sicsrec.data.schema import Dataset, ValidationReport
 from sicsrec.stage_a.llm import BackendOptions, ReplyCache, get_backend
 from sicsrec.stage_a.pairs import MiningSettings, build_queries, mine_pairs, pairs_current
-from sicsrec.data.schema import Dataset, ValidationReport
 from tests.helpers import ChatServer
 
 TOPICS = [
-    ("How to bake a fluffy chocolate sponge cake",
-     ["Football world cup final highlights", "Chocolate cake recipe for beginners", "Stock market crash explained"]),
-    ("Premier league goals of the week",
-     ["Baking sourdough bread at home", "Learn Python in one hour", "Top 10 football goals of 2020"]),
+    (
+        "How to bake a fluffy chocolate sponge cake",
+        ["Football world cup final highlights", "Chocolate cake recipe for beginners", "Stock market crash explained"],
+    ),
+    (
+        "Premier league goals of the week",
+        ["Baking sourdough bread at home", "Learn Python in one hour", "Top 10 football goals of 2020"],
+    ),
 ]
 
 
@@ -39,8 +43,15 @@ def _dataset(n_users: int) -> Dataset:
             seq.append(iid)
         rows += [(f"u{u}", iid, k) for k, iid in enumerate(seq)]
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "order"])
-    items = pd.DataFrame({"item_id": list(titles.values()), "title": list(titles), "text": list(titles),
-                          "category": "", "image_path": ""})
+    items = pd.DataFrame(
+        {
+            "item_id": list(titles.values()),
+            "title": list(titles),
+            "text": list(titles),
+            "category": "",
+            "image_path": "",
+        }
+    )
     return Dataset("backend-test", items, inter, ValidationReport())
 
 
@@ -78,8 +89,13 @@ def test_openai_backend_with_retries_concurrency_and_key(server, tmp_path, monke
     assert (res.pairs["pair_title"] == res.pairs["pair_id"].map(titles)).all()
     meta = json.loads((tmp_path / "pairs.json").read_text())
     assert meta["fallback"] is False and meta["model"].startswith("stub-model@") and meta["counts"]["accepted"] == 3
-    assert list(pd.read_csv(tmp_path / "pairs.csv").columns) == ["target_id", "target_title", "pair_id",
-                                                                  "pair_title", "user_id"]
+    assert list(pd.read_csv(tmp_path / "pairs.csv").columns) == [
+        "target_id",
+        "target_title",
+        "pair_id",
+        "pair_title",
+        "user_id",
+    ]
 
 
 def test_openai_backend_failure_is_counted_not_cached(server, tmp_path) -> None:
@@ -142,8 +158,9 @@ def test_smollm2_and_hf_constrained_choice_on_two_prompts(tmp_path, one_thread) 
     q = build_queries(ds)[0][0]
     rec = be.query(q)
     tok, model = be.tokenizer, be.model
-    prompt = tok(tok.apply_chat_template(q.messages(), add_generation_prompt=True, tokenize=False),
-                 add_special_tokens=False)["input_ids"]
+    prompt = tok(
+        tok.apply_chat_template(q.messages(), add_generation_prompt=True, tokenize=False), add_special_tokens=False
+    )["input_ids"]
     answer = tok(q.options()[2], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     with torch.inference_mode():
         logits = model(input_ids=torch.tensor([prompt + answer])).logits[0, len(prompt) - 1 : -1].float()
@@ -164,12 +181,15 @@ def test_embedding_backend_is_a_labelled_fallback(tmp_path, caplog, capsys) -> N
     assert meta["fallback"] is True and meta["backend"] == "embedding"
     assert meta["settings"]["decision"] == {"similarity_threshold": 0.3}
     assert dict(zip(res.pairs["target_title"], res.pairs["pair_title"])) == {
-        TOPICS[0][0]: TOPICS[0][1][1], TOPICS[1][0]: TOPICS[1][1][2]}
+        TOPICS[0][0]: TOPICS[0][1][1],
+        TOPICS[1][0]: TOPICS[1][1][2],
+    }
     print_mining(res, Path(tmp_path))
     assert "FALLBACK" in capsys.readouterr().out
     assert pairs_current(tmp_path, ds, MiningSettings(), get_backend("embedding", similarity_threshold=0.3))
-    assert not pairs_current(tmp_path, ds, MiningSettings(max_candidates=3), get_backend("embedding",
-                                                                                       similarity_threshold=0.3))
+    assert not pairs_current(
+        tmp_path, ds, MiningSettings(max_candidates=3), get_backend("embedding", similarity_threshold=0.3)
+    )
     strict = mine_pairs(ds, tmp_path, "embedding", BackendOptions(similarity_threshold=0.99), progress=False)
     assert strict.counts["none"] == 2 and strict.counts["backend_calls"] == 0  # threshold applied to cached scores
 
@@ -178,16 +198,46 @@ def test_mine_pairs_command(tmp_path, capsys) -> None:
     ds = _dataset(3)
     ds.items[["item_id", "title"]].to_csv(tmp_path / "items.csv", index=False)
     ds.interactions.to_csv(tmp_path / "interactions.csv", index=False)
-    rc = main(["mine-pairs", "--data", str(tmp_path), "--out", str(tmp_path / "pairs"), "--backend", "embedding",
-               "--similarity-threshold", "0.3", "--min-user-interactions", "3", "--device", "cpu"])
+    rc = main(
+        [
+            "mine-pairs",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "pairs"),
+            "--backend",
+            "embedding",
+            "--similarity-threshold",
+            "0.3",
+            "--min-user-interactions",
+            "3",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "FALLBACK" in out and "accepted=3" in out
     assert len(pd.read_csv(tmp_path / "pairs" / "pairs.csv")) == 3
     meta = json.loads((tmp_path / "pairs" / "pairs.json").read_text())
     assert meta["settings"]["training_part_only"] is True and meta["settings"]["candidate_titles_aligned"] is True
 
-    rc = main(["mine-pairs", "--data", str(tmp_path), "--out", str(tmp_path / "leaky"), "--backend", "embedding",
-               "--min-user-interactions", "3", "--device", "cpu", "--reference", "1,2"])
+    rc = main(
+        [
+            "mine-pairs",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "leaky"),
+            "--backend",
+            "embedding",
+            "--min-user-interactions",
+            "3",
+            "--device",
+            "cpu",
+            "--reference",
+            "1,2",
+        ]
+    )
     meta = json.loads((tmp_path / "leaky" / "pairs.json").read_text())
     assert rc == 0 and meta["settings"]["training_part_only"] is False
     assert meta["settings"]["candidate_titles_aligned"] is False

@@ -70,8 +70,11 @@ def test_unknown_non_numeric_token_is_unparseable_without_a_catalogue() -> None:
 IDS = st.lists(st.from_regex(r"[a-z0-9][a-z0-9_]{0,5}", fullmatch=True), min_size=2, max_size=10, unique=True)
 # one line of text: no control characters or line/paragraph separators (splitlines would split there)
 LINE = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=200)
-GARBAGE = st.one_of(st.text(max_size=300), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-                    st.sampled_from(["", "\n\n", "-1\n-1", "`", "**", "-", ":", "1-" * 3000, "\x00", "None", "null"]))
+GARBAGE = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    st.sampled_from(["", "\n\n", "-1\n-1", "`", "**", "-", ":", "1-" * 3000, "\x00", "None", "null"]),
+)
 
 
 @settings(database=None, max_examples=120, deadline=None)
@@ -127,8 +130,15 @@ class GarbageBackend(PairBackend):
 
     def query(self, q: PairQuery) -> dict:
         self.n += 1
-        return [{"reply": q.options()[0]}, {"reply": ""}, {"reply": "x" * 10**6}, {"reply": "\ufffd\x07\x00 ??"},
-                {"reply": "987654321-No such item"}, {"reply": None}, {"answer": "wrong key"}][self.n % 7]
+        return [
+            {"reply": q.options()[0]},
+            {"reply": ""},
+            {"reply": "x" * 10**6},
+            {"reply": "\ufffd\x07\x00 ??"},
+            {"reply": "987654321-No such item"},
+            {"reply": None},
+            {"answer": "wrong key"},
+        ][self.n % 7]
 
 
 def test_garbage_replies_are_counted_and_the_run_goes_on(tmp_path) -> None:

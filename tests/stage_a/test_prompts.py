@@ -7,9 +7,9 @@ import re
 
 import pandas as pd
 
+from sicsrec.data.schema import Dataset, ValidationReport
 from sicsrec.stage_a.pairs import MiningSettings, build_queries
 from sicsrec.stage_a.prompt import PairQuery
-from sicsrec.data.schema import Dataset, ValidationReport
 
 
 def _dataset() -> Dataset:
@@ -29,8 +29,15 @@ def _dataset() -> Dataset:
     ids = sorted(set(inter["item_id"]))
     titles = {i: (f"HELDOUT item {i}" if i[0] in "vt" else f"Title of {i}") for i in ids}
     titles["12"] = "A very long title " + "x" * 300
-    items = pd.DataFrame({"item_id": ids, "title": [titles[i] for i in ids], "text": [titles[i] for i in ids],
-                          "category": "", "image_path": ""})
+    items = pd.DataFrame(
+        {
+            "item_id": ids,
+            "title": [titles[i] for i in ids],
+            "text": [titles[i] for i in ids],
+            "category": "",
+            "image_path": "",
+        }
+    )
     return Dataset("handmade", items, inter, ValidationReport())
 
 

@@ -60,7 +60,7 @@ def test_a_cancelled_fit_continues_to_the_uninterrupted_weights(tmp_path: Path, 
 
     plain, expected = fit()
     cancel = threading.Event()
-    stop_in_epoch_3 = lambda e: cancel.set() if isinstance(e, StepEvent) and e.epoch == 3 else None  # noqa: E731
+    stop_in_epoch_3 = lambda e: cancel.set() if isinstance(e, StepEvent) and e.epoch == 3 else None
     _, cut = fit(StateStore(tmp_path, {"run": 1}), stop_in_epoch_3, cancel)
     assert cut.stopped == "cancelled" and cut.epochs == 2
     assert_no_pickle(tmp_path / STATE_DIR)
@@ -106,9 +106,13 @@ run_experiment(RunConfig.from_dict(cfg), out, tuple(models), progress=die_mid_ep
 
 def tiny(data: Path) -> RunConfig:
     """Three epochs of a d-16 model on one thread (dropout 0.5: the global RNG matters)."""
-    return RunConfig("sicsrec", DataConfig(path=str(data), max_len=20), FeatureConfig(),
-                     ModelConfig(hidden=16, ffn=16, max_len=20),
-                     TrainConfig(max_epochs=3, patience=3, batch_size=512, threads=1, device="cpu"))
+    return RunConfig(
+        "sicsrec",
+        DataConfig(path=str(data), max_len=20),
+        FeatureConfig(),
+        ModelConfig(hidden=16, ffn=16, max_len=20),
+        TrainConfig(max_epochs=3, patience=3, batch_size=512, threads=1, device="cpu"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +124,9 @@ def uninterrupted(demo_slice: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.mark.parametrize("models", [("sasrec", "sicsrec"), ("sicsrec",)], ids=["step1-checkpointed", "step1-state"])
-def test_a_killed_experiment_continues_to_the_same_metrics(demo_slice: Path, tmp_path: Path, uninterrupted: Results,
-                                                           models: tuple[str, ...]) -> None:
+def test_a_killed_experiment_continues_to_the_same_metrics(
+    demo_slice: Path, tmp_path: Path, uninterrupted: Results, models: tuple[str, ...]
+) -> None:
     """Killed mid-epoch 2 of step 2: step 1 is reused (its checkpoint, or its finished state when it was only
     step 1), step 2 continues after epoch 1, and every metric matches the uninterrupted run."""
     cfg = tiny(demo_slice)
@@ -139,8 +144,12 @@ def test_a_killed_experiment_continues_to_the_same_metrics(demo_slice: Path, tmp
     done = run_experiment(cfg, tmp_path, models, progress=events.append, show_bar=False, continue_run=True)
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert {e.stage for e in steps} == {"sicsrec step 2"} and steps[0].epoch == 2  # step 1 not retrained
-    deltas = [abs(done.results.metric(m, k, part) - uninterrupted.metric(m, k, part))
-              for m in models for part in ("valid", "test") for k in uninterrupted.models[m].test]
+    deltas = [
+        abs(done.results.metric(m, k, part) - uninterrupted.metric(m, k, part))
+        for m in models
+        for part in ("valid", "test")
+        for k in uninterrupted.models[m].test
+    ]
     assert max(deltas) <= TOL, deltas
     assert all(done.results.models[m].epochs == uninterrupted.models[m].epochs for m in models)
     assert not state.exists() and not done.cancelled

@@ -74,8 +74,9 @@ def check_archive(archive: Path) -> None:
 def _check_ratio(info: zipfile.ZipInfo, size: int) -> None:
     """Refuse an entry of `size` uncompressed bytes (declared, or read so far) that inflates like a zip bomb."""
     if size > RATIO_MIN_BYTES and size > MAX_RATIO * max(info.compress_size, 1):
-        raise UploadError(f"{info.filename!r} unpacks to over {MAX_RATIO}x its compressed size (a zip bomb?); "
-                          "it was not extracted")
+        raise UploadError(
+            f"{info.filename!r} unpacks to over {MAX_RATIO}x its compressed size (a zip bomb?); it was not extracted"
+        )
 
 
 def safe_extract(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYTES, max_files: int = MAX_FILES) -> Path:
@@ -96,7 +97,9 @@ def safe_extract(archive: str | Path, dest: str | Path, max_bytes: int = MAX_BYT
             infos = [i for i in entries if not any(i.filename.startswith(j) or i.filename.endswith(j) for j in JUNK)]
             declared = sum(i.file_size for i in infos)
             if declared > max_bytes:
-                raise UploadError(f"the zip unpacks to {declared / 2**20:,.0f} MB, over the limit of {max_bytes / 2**20:,.0f} MB")
+                raise UploadError(
+                    f"the zip unpacks to {declared / 2**20:,.0f} MB, over the limit of {max_bytes / 2**20:,.0f} MB"
+                )
             plan, seen = [], set()
             for info in infos:
                 parts = _entry_parts(info.filename)
@@ -154,20 +157,27 @@ def report_markdown(name: str, ds: Dataset, bad_images: dict[str, str]) -> str:
     """The validation report as markdown: counts, then every problem with file:line [column]."""
     rep = ds.report
     c = rep.counts
-    lines = [f"### ✓ `{name}` is ready to train on",
-             f"**{c.get('items', 0):,} items · {c.get('users', 0):,} users · {c.get('interactions', 0):,} interactions · "
-             f"{c.get('images', 0):,} images** (format detected automatically).",
-             "Before cleaning: " + ", ".join(f"{k.removeprefix('raw_').replace('_', ' ')} {v:,}"
-                                             for k, v in c.items() if k.startswith("raw_")) + "."]
+    lines = [
+        f"### ✓ `{name}` is ready to train on",
+        f"**{c.get('items', 0):,} items · {c.get('users', 0):,} users · {c.get('interactions', 0):,} interactions · "
+        f"{c.get('images', 0):,} images** (format detected automatically).",
+        "Before cleaning: "
+        + ", ".join(f"{k.removeprefix('raw_').replace('_', ' ')} {v:,}" for k, v in c.items() if k.startswith("raw_"))
+        + ".",
+    ]
     if bad_images:
         shown = "; ".join(f"{iid} ({why})" for iid, why in list(bad_images.items())[:10])
-        lines.append(f"**{len(bad_images):,} image(s) do not decode** or are refused, and will be skipped (no image "
-                     f"feature for those items): {shown}" + (" …" if len(bad_images) > 10 else ""))
+        lines.append(
+            f"**{len(bad_images):,} image(s) do not decode** or are refused, and will be skipped (no image "
+            f"feature for those items): {shown}" + (" …" if len(bad_images) > 10 else "")
+        )
     if rep.kind_counts:
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in rep.kind_counts.items())
         listed = "\n".join(str(p) for p in rep.problems)
-        lines.append(f"**Problems found** ({kinds}); rows were skipped or fixed as listed "
-                     f"(at most {rep.max_listed_per_kind} per kind):\n\n```\n{listed}\n```")
+        lines.append(
+            f"**Problems found** ({kinds}); rows were skipped or fixed as listed "
+            f"(at most {rep.max_listed_per_kind} per kind):\n\n```\n{listed}\n```"
+        )
     else:
         lines.append("No problems found.")
     return "\n\n".join(lines)
@@ -226,6 +236,18 @@ def render(studio: Studio, datasets: gr.Dropdown) -> None:
     upload.upload(tab.upload, upload, [report, preview, datasets], **UI)
 
 
-__all__ = ["DataTab", "LAYOUTS", "MAX_ARCHIVE_BYTES", "MAX_BYTES", "MAX_FILES", "MAX_RATIO", "UploadError",
-           "check_archive", "corrupt_images", "render", "report_markdown",
-           "safe_extract", "safe_name"]
+__all__ = [
+    "LAYOUTS",
+    "MAX_ARCHIVE_BYTES",
+    "MAX_BYTES",
+    "MAX_FILES",
+    "MAX_RATIO",
+    "DataTab",
+    "UploadError",
+    "check_archive",
+    "corrupt_images",
+    "render",
+    "report_markdown",
+    "safe_extract",
+    "safe_name",
+]

