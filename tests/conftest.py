@@ -34,6 +34,17 @@ def shared_data() -> Path:
 
 
 POSTERS = SHARED_DATA / "movielens_small_posters" / "posters"
+SHARED_FIXTURES = {"shared_data", "posters"}  # fixtures that read ../shared/data
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers by what a test uses: shared data by its fixtures; browser (and slow) by living in tests/e2e."""
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared_data)
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

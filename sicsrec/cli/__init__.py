@@ -1,4 +1,5 @@
 """Command-line interface: one subcommand per pipeline stage, each a thin call into the library.
+`sicsrec` (the console script `pip install .` gives) and `python -m sicsrec` are the same command.
 
 python -m sicsrec prepare   --data PATH        load, validate (report), split, extract features
 python -m sicsrec train     --data PATH --model sicsrec --out DIR
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sicsrec import __version__
 from sicsrec.checkpoint import CheckpointError
 from sicsrec.cli import stage_a
 from sicsrec.cli.args import data_args, run_config, train_args
@@ -26,10 +28,11 @@ from sicsrec.utils import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `python -m sicsrec` parser: one sub-command per pipeline stage."""
+    """The `sicsrec` (= `python -m sicsrec`) parser: one sub-command per pipeline stage."""
     p = argparse.ArgumentParser(
-        prog="python -m sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="sicsrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"sicsrec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="load + validate a dataset, print the report and split, cache features")

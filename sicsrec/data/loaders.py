@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,8 @@ NO_GENRE = "(no genres listed)"  # MovieLens' placeholder
 RECBOLE_SPLITS = ("train", "valid", "test")  # later splits win when a user's rows tie in length
 RECBOLE_MAX_LIST = 50  # RecBole's default MAX_ITEM_LIST_LENGTH: lists this long may be truncated
 LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line for csv.reader (and editors)
+
+Quoting = Literal[0, 1, 2, 3]  # csv.QUOTE_MINIMAL, QUOTE_ALL, QUOTE_NONNUMERIC, QUOTE_NONE
 
 
 @dataclass
@@ -131,7 +134,7 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _csv_rows(text: str, path: Path, sep: str, quoting: int) -> list[list[str]]:
+def _csv_rows(text: str, path: Path, sep: str, quoting: Quoting) -> list[list[str]]:
     """The rows of delimited text; a csv error becomes a DataError naming the line its row starts on."""
     rows: list[list[str]] = []
     try:
@@ -159,7 +162,7 @@ def _read_table(
     report: ValidationReport,
     *,
     sep: str | None = ",",
-    quoting: int = csv.QUOTE_MINIMAL,
+    quoting: Quoting = csv.QUOTE_MINIMAL,
     names: list[str] | None = None,
     min_fields: int | None = None,
 ) -> pd.DataFrame:
@@ -650,7 +653,8 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
     )
 
     item_path = root / f"{name}.item"
-    if item_path.is_file():
+    found = item_path.is_file()  # without one, titles are the ids and the RawData names no item columns
+    if found:
         t = _read_table(item_path, root, report, sep="\t", quoting=csv.QUOTE_NONE)
         cols = list(t.columns)
         id_col = _require_column(t, ITEM_ID_NAMES, item_path, "item id")
@@ -687,14 +691,13 @@ def _read_recbole(root: Path, focus: Path | None, report: ValidationReport) -> R
             "missing title",
             Problem(_display(item_path, root), "no .item file: titles are the item ids, so text carries no content"),
         )
-        id_col = title_col = None
         raw_items = 0
     return RawData(
         items,
         inter,
         _display(item_path, root),
-        id_col,
-        title_col,
+        id_col if found else None,
+        title_col if found else None,
         list_col or item_col,
         name=name,
         image_dir=_image_dir(root),

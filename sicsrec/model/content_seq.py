@@ -25,6 +25,9 @@ class ContentItems(nn.Module):
     dataset with images have mask m_i = 0.
     """
 
+    image_mask: torch.Tensor  # (n_items + 1,) bool buffer, only with an image branch
+    mlp_v: nn.Sequential
+
     def __init__(self, n_items: int, hidden: int, text_dim: int, image_dim: int | None) -> None:
         super().__init__()
         self.text = nn.Embedding(n_items + 1, text_dim, padding_idx=0)
@@ -62,7 +65,7 @@ class ContentItems(nn.Module):
     def _rows(self, text: torch.Tensor, image: torch.Tensor | None, mask: torch.Tensor | None) -> torch.Tensor:
         """normalize(MLP_t(text) + mask * MLP_v(image)) row by row: (n, dt), (n, dv), (n,) -> (n, d)."""
         c = self.mlp_t(text)
-        if image is not None:
+        if image is not None and mask is not None:
             c = c + mask[:, None].to(c.dtype) * self.mlp_v(image)
         return F.normalize(c, dim=-1)
 
@@ -99,7 +102,7 @@ class ContentSeq(SeqRecModel):
 
     def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """The reference's extra terms (with `content_aux_losses`): alpha·L_CL and lambda·(||T|| + ||V||)."""
-        cfg, terms = self.cfg, {}
+        cfg, terms = self.cfg, dict[str, torch.Tensor]()
         if not cfg.content_aux_losses:
             return terms
         if cfg.use_cl_loss and cfg.alpha > 0:

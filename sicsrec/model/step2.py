@@ -3,13 +3,16 @@ low-rank adapters, a fusion layer W, and items scored as s_u · normalize(dropou
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sicsrec.config import FUSION_INITS, ModelConfig
 from sicsrec.model.base import SeqRecModel
-from sicsrec.model.sasrec import IDEncoder
+from sicsrec.model.layers import Block
+from sicsrec.model.sasrec import IDEncoder, SASRec
 
 
 class Step2Model(SeqRecModel):
@@ -49,11 +52,11 @@ class Step2Model(SeqRecModel):
         """Attach rank-r adapters to every ID Transformer layer (decision 6: after attention and FFN)."""
         self.cfg.id_adapters = True
         params: list[nn.Parameter] = []
-        for block in self.id_encoder.encoder.blocks:
+        for block in cast(list[Block], self.id_encoder.encoder.blocks):
             params += block.add_adapters(self.cfg.lora_rank, self.cfg.lora_both_sublayers)
         return params
 
-    def load_step1(self, sasrec: nn.Module, freeze: bool = True) -> None:
+    def load_step1(self, sasrec: SASRec, freeze: bool = True) -> None:
         """Step 2 start: copy step 1's ID encoder, freeze its Transformer (unless told not to), add adapters."""
         self.id_encoder.load_state_dict(sasrec.id_encoder.state_dict())
         for p in self.id_encoder.encoder.blocks.parameters():

@@ -21,9 +21,11 @@ resolves through `resolve_aligned_source`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import operator
 import tempfile
 import time
 from collections.abc import Callable
@@ -398,7 +400,7 @@ def align(
                     continue  # one pair has no in-batch negative
                 pair_ids = pair_rows[k]  # [B, 2] item rows
                 parts = _batch_losses(cfg, losses, encoders, heads, texts, pair_ids, batch, bad_images)
-                total = sum(parts.values())
+                total = functools.reduce(operator.add, parts.values())  # a tensor, summed in order
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()

@@ -42,7 +42,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 import torch
@@ -127,7 +127,7 @@ class ReplyCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.records: dict[str, dict] = {}
-        self._file = None
+        self._file: TextIO | None = None
         if self.path.is_file():
             for n, line in enumerate(
                 self.path.read_bytes().splitlines(), 1
@@ -172,7 +172,9 @@ class ScoringBackend(PairBackend):
 
     def __init__(self, opts: BackendOptions) -> None:
         super().__init__(opts)
-        self.model = self.tokenizer = None
+        # Any: transformers' auto classes resolve to a concrete model / tokenizer only at run time
+        self.model: Any = None
+        self.tokenizer: Any = None
 
     @abstractmethod
     def model_dir(self) -> Path:
@@ -191,7 +193,8 @@ class ScoringBackend(PairBackend):
         started = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        self.model = model.to(device).eval()
         if self.tokenizer.eos_token_id is None or not self.tokenizer.chat_template:
             raise BackendError(f"{path}: needs a chat model (a tokenizer with a chat template and an eos token)")
         log.info("%s: loaded %s on %s in %.1f s", self.name, path, device, time.perf_counter() - started)
@@ -307,7 +310,7 @@ class HFBackend(ScoringBackend):
         self.model_id = f"hf:{path}#{hashlib.sha256(repr(stamp).encode()).hexdigest()[:12]}"
 
     def model_dir(self) -> Path:
-        return Path(self.opts.model).expanduser()
+        return Path(str(self.opts.model)).expanduser()  # checked to be a folder in __init__
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ interrupted run resumes where it stopped and a rerun makes no backend call at al
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,7 +132,9 @@ _WRAPPERS = "`'\"*“”‘’"
 MAX_REPLY_CHARS = 4096
 
 
-def parse_reply(reply: str, candidate_ids: list[str], target_id: str, known_ids: set[str] | None = None) -> ParsedReply:
+def parse_reply(
+    reply: str | None, candidate_ids: list[str], target_id: str, known_ids: set[str] | None = None
+) -> ParsedReply:
     """Strict parse: one line starting with a candidate id (`id`, `id-title`, `id - title`) or `-1`.
 
     The title after the id may be abbreviated or left out; a reply that lists several items, has
@@ -231,7 +235,7 @@ def _run_backend(
 
     if backend.concurrency <= 1:
         for q in pending:
-            record(q, lambda q=q: _timed_query(backend, q))
+            record(q, functools.partial(_timed_query, backend, q))
         return ok, errors
     pool = ThreadPoolExecutor(backend.concurrency, thread_name_prefix=f"mine-{backend.name}")
     try:  # not `with`: its exit would wait for every queued query after a Ctrl-C
@@ -269,7 +273,7 @@ def mine_pairs(
         log.warning("backend %r is a FALLBACK (no LLM): pairs come from %s", be.name, be.model_id)
     if replies_path is None and out is None:
         raise ValueError("give `out` or `replies_path`: replies are cached on disk")
-    replies_path = Path(replies_path) if replies_path is not None else Path(out) / "replies.jsonl"
+    replies_path = Path(replies_path) if replies_path is not None else Path(str(out)) / "replies.jsonl"  # out given
     queries, stats = build_queries(dataset, settings)
     log.info(
         "mine-pairs: %d queries (%d users, %d skipped without candidates) with %s (%s)",
@@ -319,7 +323,7 @@ def mine_pairs(
 
     titles = item_titles(dataset)
     known = set(titles)
-    counts = dict.fromkeys(STATUSES, 0)
+    status_counts = dict.fromkeys(STATUSES, 0)
     rows, positions = [], [0] * settings.max_candidates
     for q, k in zip(queries, keys):
         rec = cache.get(k)
@@ -334,17 +338,17 @@ def mine_pairs(
             reply = None
         cand_ids = [c[0] for c in q.candidates]
         parsed = parse_reply(reply, cand_ids, q.target[0], known)
-        counts[parsed.status] += 1
-        if parsed.status == "accepted":
+        status_counts[parsed.status] += 1
+        if parsed.status == "accepted" and parsed.item_id is not None:
             positions[cand_ids.index(parsed.item_id)] += 1
             rows.append((q.target[0], titles[q.target[0]], parsed.item_id, titles[parsed.item_id], q.user_id))
     pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    n_answered = sum(counts.values())
-    counts = {
+    n_answered = sum(status_counts.values())
+    counts: dict[str, Any] = {
         "queries": len(queries),
         "answered": n_answered,
-        **{k: counts[k] for k in ("accepted", "none", "unparseable", "off_list")},
-        "self_pairs": counts["self_pair"],
+        **{k: status_counts[k] for k in ("accepted", "none", "unparseable", "off_list")},
+        "self_pairs": status_counts["self_pair"],
         "errors": errors,
         "backend_calls": calls,
         "distinct_prompts": n_prompts,
