@@ -125,6 +125,10 @@ class TrainConfig:
     # one-step's from-scratch training from its trainable ID encoder).
     freeze_step1: bool = True
     threads: int | None = None
+    # GPU speed switches, off by default (fp32 eager, the figures of record): bf16 autocast of the
+    # training forward and loss ("bf16"), and torch.compile of the training loss. Validation stays fp32.
+    amp: str | None = None
+    compile: bool = False
 
 
 @dataclass

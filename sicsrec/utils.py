@@ -10,8 +10,9 @@ import logging
 import os
 import random
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 @functools.cache
-def _malloc_trim() -> object | None:
+def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None on other C libraries (macOS, musl, Windows)."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
@@ -132,9 +133,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Timestamped INFO (DEBUG with `verbose`) log lines on stderr."""
+    """Timestamped INFO (DEBUG with `verbose`) log lines on stderr.
+
+    Under torchrun only rank 0 reports: the other ranks log warnings and errors only, and print nothing
+    (their output would repeat rank 0's)."""
+    quiet = int(os.environ.get("RANK", "0")) > 0
+    if quiet:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process's stdout from now on
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

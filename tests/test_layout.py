@@ -17,6 +17,7 @@ PACKAGE = ROOT / "sicsrec"
 LAYERS: dict[str, int] = {
     "sicsrec": 0,  # the package root: __version__ only
     "utils": 0,
+    "dist": 0,  # torchrun's rank, process group and collectives (eval shards, train syncs)
     "config": 1,
     "events": 1,
     "data": 2,

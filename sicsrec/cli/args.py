@@ -89,6 +89,8 @@ def train_args(p: argparse.ArgumentParser) -> None:
         f"0 = random batches) [{t.length_pool}]",
     )
     g.add_argument("--max-epochs", type=int, default=t.max_epochs)
+    g.add_argument("--amp", default=None, choices=["bf16"], help="bf16 autocast of training (GPU; off: fp32)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the training loss (GPU; first epoch slower)")
     g.add_argument("--patience", type=int, default=t.patience)
     g.add_argument(
         "--stop-metric",
@@ -179,6 +181,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder
         t.lr, t.batch_size, t.max_epochs, t.patience = args.lr, args.batch_size, args.max_epochs, args.patience
         t.length_pool, t.stop_metric = args.length_pool, args.stop_metric
+        t.amp, t.compile = args.amp, args.compile
         t.seed, t.two_step, t.freeze_step1 = args.seed, not args.one_step, not args.unfreeze_step1
         for num in reference_decisions(args.reference):
             section, name = REFERENCE_SWITCHES[num]

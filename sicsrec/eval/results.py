@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sicsrec.config import RunConfig
 from sicsrec.eval.metrics import TIE_RULE
 from sicsrec.utils import atomic_write_text
 
@@ -25,6 +26,13 @@ MODEL_ORDER = ("pop", "sasrec", "content", "id_control", "sicsrec")
 BASELINES = ("pop", "sasrec", "content")  # the published ones; the control is reported beside them
 METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 SCHEMA_VERSION = 1
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings as JSON, those added since it was written at their defaults (so they compare equal)."""
+    if not config:
+        return config
+    return json.loads(json.dumps(RunConfig.from_dict(config).to_dict()))
 
 
 @dataclass
@@ -137,7 +145,7 @@ class Results:
         """True when this run finished exactly `models` with `config`, feature `source` and the current tie rule
         (a run asked for fewer or other models is not current: it rewrites results.json with just those)."""
         same = (
-            self.config == json.loads(json.dumps(config))
+            _settings(self.config) == _settings(json.loads(json.dumps(config)))
             and self.features.get("source") == source
             and self.ranking == TIE_RULE
         )

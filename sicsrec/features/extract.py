@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from sicsrec import __version__
+from sicsrec import __version__, dist
 from sicsrec.features.cache import CacheEntry, FeatureCache, cache_key
 from sicsrec.features.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
 from sicsrec.features.images import image_loader
@@ -73,8 +73,10 @@ class ItemFeatures:
             raise ValueError(f"text must be [n={n}, d], got {self.text.shape}")
         if (self.image is None) != (self.image_mask is None):
             raise ValueError("image and image_mask must both be set or both be None")
-        if self.image is not None and (
-            self.image.ndim != 2 or self.image.shape[0] != n or self.image_mask.shape != (n,)
+        if (
+            self.image is not None
+            and self.image_mask is not None
+            and (self.image.ndim != 2 or self.image.shape[0] != n or self.image_mask.shape != (n,))
         ):
             raise ValueError(
                 f"image must be [n={n}, d] with mask [n], got {self.image.shape} / {self.image_mask.shape}"
@@ -224,11 +226,16 @@ def _modality_features(
     digest: str,
     device: str,
     prog: _Progress,
-    compute: Callable[[Encoder], tuple[np.ndarray, np.ndarray]],
+    compute: Callable[[Encoder, slice], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, str, bool]:
-    """(features, mask, key, cache_hit) for one modality: cache read, else load encoder + compute + store."""
+    """(features, mask, key, cache_hit) for one modality: cache read, else load encoder + compute + store.
+
+    Under torchrun every rank computes its slice of the items (`compute(encoder, rows)`), the slices are
+    gathered in order and rank 0 alone writes the cache entry; a miss on any rank is a miss on all."""
     key = feature_key(spec, source, digest)
     entry = cache.get(key)
+    if dist.all_reduce_sum(torch.tensor([int(entry is None)])).item() > 0:
+        entry = None
     if entry is not None:
         prog.notify(spec.modality, len(ids), len(ids))
         return entry.features, entry.mask, key, True
@@ -239,14 +246,19 @@ def _modality_features(
         )
     prog.check_cancel()
     enc = ref if isinstance(ref, Encoder) else get_encoder(ref, device=device, modality=spec.modality)
-    feats, mask = compute(enc)
+    feats, mask = compute(enc, dist.shard(len(ids)))
+    if dist.active():
+        dim = feats.shape[1]
+        feats = dist.all_gather_rows(torch.from_numpy(feats).reshape(-1)).reshape(-1, dim).numpy()  # (n, d)
+        mask = dist.all_gather_rows(torch.from_numpy(mask.astype(np.uint8))).numpy().astype(bool)
     meta = {
         "encoder": spec.to_dict(),
         "modality": spec.modality,
         "item_ids": ids,
         "provenance": _provenance(source, digest, {"device": str(enc.device)}),
     }
-    _put(cache, key, feats, mask, meta)
+    if dist.is_main():
+        _put(cache, key, feats, mask, meta)
     return feats, mask, key, False
 
 
@@ -294,10 +306,11 @@ def extract_features(
         text_digest(texts),
         device,
         prog,
-        lambda enc: _encode_texts(enc, texts, batch_size, prog),
+        lambda enc, rows: _encode_texts(enc, texts[rows], batch_size, prog),
     )
     image = mask = image_spec = image_key = image_hit = None
     if with_images:
+        assert image_encoder is not None  # checked above
         image_spec = _spec_of(image_encoder, "image")
         image, mask, image_key, image_hit = _modality_features(
             cache,
@@ -308,7 +321,7 @@ def extract_features(
             image_digest(paths),
             device,
             prog,
-            lambda enc: _encode_images(enc, paths, batch_size, num_workers, prog),
+            lambda enc, rows: _encode_images(enc, paths[rows], batch_size, num_workers, prog),
         )
 
     no_path = sum(1 for p in paths if not p) if with_images else 0
@@ -352,7 +365,9 @@ def store_features(
     if features.item_ids != ids:
         raise ValueError("features.item_ids must equal items['item_id'] in row order")
     cache = FeatureCache(cache_dir)
-    parts = [("text", text_encoder, text_digest(texts), features.text, np.ones(len(ids), dtype=bool))]
+    parts: list[tuple[str, str | Encoder, str, np.ndarray, np.ndarray | None]] = [
+        ("text", text_encoder, text_digest(texts), features.text, np.ones(len(ids), dtype=bool))
+    ]
     if features.image is not None:
         if image_encoder is None:
             raise ValueError("image features given without an image_encoder")

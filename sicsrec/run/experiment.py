@@ -8,6 +8,11 @@ checkpoint has identical settings. Training saves each fit's state after every e
 out/train_state (removed when the run finishes); `continue_run` also continues an interrupted fit
 from it, ending as the uninterrupted run would. `cancel` stops any stage cleanly (pair mining keeps
 its reply cache, training keeps the best epoch so far); `progress` receives typed events (`sicsrec.events`).
+
+Under `torchrun --nproc_per_node N -m sicsrec compare|train|pipeline ...` every rank runs this sequence:
+rank 0 runs stage A first (the others then read its outputs), feature extraction is sharded over the
+ranks, training is data-parallel, and only rank 0 writes checkpoints, results.json, training states and
+progress.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from sicsrec import dist
 from sicsrec.checkpoint import CheckpointError, item_table, load_checkpoint, save_checkpoint
 from sicsrec.config import RunConfig
 from sicsrec.data.schema import Dataset
@@ -148,9 +156,11 @@ class _Run:
         resume: bool,
         force: bool,
         continue_run: bool = False,
+        device: torch.device | None = None,
     ) -> None:
         self.cfg, self.out, self.progress, self.cancel = cfg, out, progress, cancel
         self.show_bar, self.resume, self.force, self.continue_run = show_bar, resume, force, continue_run
+        self.device = device or resolve_device(cfg.train.device)
 
     def emit(self, event: Any) -> None:
         if self.progress is not None:
@@ -173,7 +183,8 @@ class _Run:
         pairs = self.out / "pairs"
         if plan.mine:
             backend = get_backend(plan.backend, plan.options) if isinstance(plan.backend, str) else plan.backend
-            if self.resume and pairs_current(pairs, dataset, plan.mining, backend):
+            # Ranks after the first find the pairs rank 0 just mined (`dist.main_first`).
+            if (self.resume or not dist.is_main()) and pairs_current(pairs, dataset, plan.mining, backend):
                 log.info("mine-pairs: %s is current, skipped", pairs)
                 result.skipped.append(STAGE_MINING)
                 self.emit(MiningDone(backend.name, backend.fallback, -1, {}, skipped=True))
@@ -206,7 +217,7 @@ class _Run:
                 cfg,
                 feats.text_encoder,
                 feats.image_encoder,
-                force=self.force,
+                force=self.force and dist.is_main(),  # the other ranks read what rank 0 aligned
                 progress=self.show_bar,
                 progress_callback=self.stage_callback(STAGE_ALIGN),
             )
@@ -238,11 +249,14 @@ class _Run:
         one; `continue_run` continues from them) and removed once every model finished."""
         cfg, out = self.cfg, self.out
         store = StateStore(out, cfg.to_dict(), resume=self.continue_run)
-        if not self.continue_run:
+        main = dist.is_main()
+        if main and not self.continue_run:
             store.clear()
-        store.record(models)
-        device = resolve_device(cfg.train.device)
+        if main:
+            store.record(models)
+        device = self.device
         needs_content = any(MODELS[m].uses_content for m in models)
+        # every rank at once: feature extraction shards the items over the ranks, rank 0 writes the cache
         prep = prepared or prepare(
             cfg.data,
             cfg.features if needs_content else None,
@@ -295,7 +309,7 @@ class _Run:
             results.models[name] = ModelResult(
                 metrics["valid"], metrics["test"], trained.epochs, trained.seconds, trained.fits[-1].stopped
             )
-            if reused is None:
+            if reused is None and main:
                 saved = RunConfig(name, cfg.data, cfg.features, trained.model.cfg, cfg.train)
                 save_checkpoint(
                     out / "checkpoints" / name,
@@ -309,12 +323,14 @@ class _Run:
                         "fits": fits_record(trained),
                     },
                 )
-            results.write(out / "results.json")  # after every model, so a cancelled run keeps its part
+            if main:
+                results.write(out / "results.json")  # after every model, so a cancelled run keeps its part
             log.info("%s test: %s", name, " ".join(f"{k}={v:.4f}" for k, v in metrics["test"].items()))
         results.cancelled = trainer.cancel.is_set()
-        results.write(out / "results.json")
-        if not results.cancelled:
-            store.clear()
+        if main:
+            results.write(out / "results.json")
+            if not results.cancelled:
+                store.clear()
         return results
 
 
@@ -355,13 +371,24 @@ def run_experiment(
     out = Path(out)
     set_threads(cfg.train.threads)
     seed_everything(cfg.train.seed)
+    device = dist.init(resolve_device(cfg.train.device))  # joins torchrun's process group when launched by it
     resume = resume or continue_run  # continuing reuses everything the interrupted run finished
+    main = dist.is_main()  # the other ranks report nothing
     run = _Run(
-        cfg, out, progress, cancel if cancel is not None else threading.Event(), show_bar, resume, force, continue_run
+        cfg,
+        out,
+        progress if main else None,
+        cancel if cancel is not None else threading.Event(),
+        show_bar and main,
+        resume,
+        force,
+        continue_run,
+        device,
     )
     result = ExperimentResult(Results(""))
     if stage_a is not None and stage_a.active:
-        run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)
+        with dist.main_first():
+            run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)
     if not models:
         return result
     # The feature source a finished run recorded: known without loading the data unless "aligned" was

@@ -23,7 +23,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -93,7 +93,8 @@ class StateStore:
         device = next(model.parameters()).device
         if device.type == "cuda":
             tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
-        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+        np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+        np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np_state
         tensors["rng/numpy"] = torch.from_numpy(np_keys.astype(np.int64))
         py_version, py_internal, py_gauss = random.getstate()
         # clone: saved tensors must not share memory, and must not change while the file is written

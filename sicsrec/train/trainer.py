@@ -1,6 +1,10 @@
 """One training loop for every model: batches of ~`batch_size` prediction targets, full-softmax
 loss (+ the model's aux terms), a validation metric after each epoch (HR@10 by default), early
 stopping, best epoch kept.
+
+Under torchrun the loop is data-parallel (DDP): every rank draws the same global batches and trains on
+its share of each, weighted so the synced gradient is the whole batch's; validation is sharded and
+gathered, so early stopping takes the same decision on every rank; only rank 0 saves and reports.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from sicsrec import dist
 from sicsrec.config import STOP_METRICS, TrainConfig
 from sicsrec.data.split import Split
 from sicsrec.eval.evaluate import evaluate_model
 from sicsrec.events import EpochEvent, FitDone, ProgressEvent, ProgressHook, StepEvent
-from sicsrec.model.base import SeqRecModel
+from sicsrec.model.base import LossOutput, SeqRecModel
 from sicsrec.utils import release_memory
 
 if TYPE_CHECKING:
@@ -81,7 +89,7 @@ def target_batches(
     """
     perm = torch.randperm(n_targets.numel(), generator=gen)
     pooled = lengths is not None and pool > 1
-    if pooled:
+    if pooled and lengths is not None:
         pool_id = torch.div(torch.cumsum(n_targets[perm], 0) - 1, pool * batch_size, rounding_mode="floor")
         # stable sort by (pool, length): windows of one pool ordered by length, pools kept in order
         order = torch.argsort(pool_id * (int(lengths.max()) + 1) + lengths[perm], stable=True)
@@ -93,6 +101,42 @@ def target_batches(
     if pooled:
         batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
     return batches
+
+
+def rank_share(idx: torch.Tensor, n_targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """This rank's windows of a global batch, and the loss weight that makes DDP's gradient average the
+    whole batch's mean loss: world x (its targets / the batch's targets); the weights sum to the world size.
+
+    Striding keeps each share as length-sorted as the pooled batch. A rank left without a window trains on
+    one at weight 0: DDP needs every rank in every step. One process: the batch itself at weight 1."""
+    world, rank = dist.world_size(), dist.rank()
+    if world == 1:
+        return idx, 1.0
+    part = idx[rank::world]
+    if part.numel() == 0:
+        return idx[:1], 0.0
+    return part, world * int(n_targets[part].sum()) / int(n_targets[idx].sum())
+
+
+class LossModule(nn.Module):
+    """A model's training loss as its forward, so DDP can wrap it (DDP syncs gradients of forward calls)."""
+
+    def __init__(self, model: SeqRecModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, seq: torch.Tensor, targets: torch.Tensor, chunk: int) -> LossOutput:
+        return self.model.calculate_loss(seq, targets, chunk)
+
+
+def data_parallel(model: SeqRecModel, device: torch.device) -> nn.Module:
+    """The loss of `model` as DDP (under torchrun) or as is: both are called (seq, targets, chunk) -> LossOutput.
+
+    Ranks start from rank 0's weights; buffers (the content tables) are equal on every rank and never synced."""
+    if not dist.active():
+        return LossModule(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(LossModule(model), device_ids=ids, forward_sync_buffers=False)
 
 
 def padded_width(longest: int, max_len: int, bucket: int = 8) -> int:
@@ -119,7 +163,7 @@ class Trainer:
         self.cancel = cancel if cancel is not None else threading.Event()
 
     def _emit(self, event: ProgressEvent) -> None:
-        if self.progress is not None:
+        if self.progress is not None and dist.is_main():
             self.progress(event)
 
     def _replay(self, state: FitState) -> None:
@@ -138,6 +182,11 @@ class Trainer:
 
         cfg = self.cfg
         model.to(self.device)
+        loss_fn: Callable[..., LossOutput] = data_parallel(model, self.device)
+        if cfg.compile:  # dynamic: batch widths vary (bucketed to multiples of 8)
+            loss_fn = torch.compile(loss_fn, dynamic=True)
+        if cfg.amp not in (None, "bf16"):
+            raise ValueError(f"amp {cfg.amp!r}: only 'bf16' (or none)")
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -165,24 +214,28 @@ class Trainer:
                 model.train()
                 batches = target_batches(n_targets, cfg.batch_size, gen, split.train_lengths, cfg.length_pool)
                 sums: dict[str, float] = {}
-                bar = tqdm(batches, desc=f"{stage} epoch {epoch}", unit="batch", leave=False, disable=not self.show_bar)
-                for step, idx in enumerate(bar, 1):
+                shown_bar = self.show_bar and dist.is_main()
+                bar = tqdm(batches, desc=f"{stage} epoch {epoch}", unit="batch", leave=False, disable=not shown_bar)
+                for step, batch in enumerate(bar, 1):
                     if self.cancel.is_set():
                         raise KeyboardInterrupt
+                    idx, weight = rank_share(batch, n_targets)
                     width = padded_width(int(split.train_lengths[idx].max()), split.max_len)
                     seq = split.train_inputs[idx, :width].to(self.device)
                     tgt = split.train_targets[idx, :width].to(self.device)
-                    out = model.calculate_loss(seq, tgt, cfg.logits_chunk)
+                    with torch.autocast(self.device.type, torch.bfloat16, enabled=cfg.amp == "bf16"):
+                        out = loss_fn(seq, tgt, cfg.logits_chunk)
                     opt.zero_grad(set_to_none=True)
-                    out.total.backward()
+                    (out.total * weight if weight != 1.0 else out.total).backward()
                     opt.step()
-                    for k, v in out.parts.items():
-                        sums[k] = sums.get(k, 0.0) + v
+                    for k, v in out.parts.items():  # this rank's share of the batch's mean
+                        sums[k] = sums.get(k, 0.0) + v * weight / dist.world_size()
                     bar.set_postfix(loss=f"{float(out.total.detach()):.4f}")
                     if step % 10 == 0 or step == len(batches):
                         release_memory()  # varying batch shapes fragment the heap: RSS would grow every epoch
                         self._emit(StepEvent(stage, epoch, step, len(batches), float(out.total.detach())))
-                loss = {k: v / len(batches) for k, v in sums.items()}
+                total = dist.all_reduce_sum(torch.tensor(list(sums.values()), dtype=torch.float64))
+                loss = {k: float(v) / len(batches) for k, v in zip(sums, total, strict=True)}
                 if not all(math.isfinite(v) for v in loss.values()):
                     if state.best is None:
                         raise ValueError(
@@ -225,7 +278,9 @@ class Trainer:
                     secs,
                     entry.samples_per_s,
                 )
-                if self.store is not None:  # before the event: a listener that stops the process finds it saved
+                if (
+                    self.store is not None and dist.is_main()
+                ):  # before the event: a listener that stops the process finds it saved
                     result.seconds = time.time() - t_start
                     self.store.save(stage, state, model, opt, gen)
                 self._emit(EpochEvent(stage, epoch, cfg.max_epochs, loss, valid, result.best_epoch, secs))
@@ -249,4 +304,14 @@ def set_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-__all__ = ["EpochLog", "FitResult", "FitState", "Trainer", "set_threads", "target_batches"]
+__all__ = [
+    "EpochLog",
+    "FitResult",
+    "FitState",
+    "LossModule",
+    "Trainer",
+    "data_parallel",
+    "rank_share",
+    "set_threads",
+    "target_batches",
+]

@@ -4,6 +4,7 @@ top of the frozen step-1 ID encoder with low-rank adapters). Baselines go throug
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from sicsrec.config import ModelConfig, TrainConfig
 from sicsrec.data.split import Split
 from sicsrec.model import MODELS, ItemTables, SASRec, SeqRecModel
+from sicsrec.model.content_seq import ContentItems
 from sicsrec.model.step2 import Step2Model
 from sicsrec.train.trainer import FitResult, Trainer
 from sicsrec.utils import seed_everything
@@ -58,8 +60,11 @@ def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | 
     if tables is None:
         raise ValueError(f"model {name!r} needs content features")
     image_dim = tables.image.shape[1] if tables.image is not None else None
-    model = cls(cfg, split.n_items, text_dim=tables.text.shape[1], image_dim=image_dim)
-    model.content.load_tables(tables)
+    content_cls: Callable[..., SeqRecModel] = cls  # content models also take the feature widths
+    model = content_cls(cfg, split.n_items, text_dim=tables.text.shape[1], image_dim=image_dim)
+    content = model.get_submodule("content")
+    assert isinstance(content, ContentItems)
+    content.load_tables(tables)
     return model
 
 
