@@ -32,6 +32,13 @@ from sicsrec.model import MODELS, SeqRecModel
 from sicsrec.utils import atomic_write_text
 
 FORMAT = "sicsrec-checkpoint/1"
+# What an item's vector was learned from, items.json's optional "scored_by" list (absent: every item "id").
+# Added items change no file's layout, so the format stays /1: an older reader loads such a checkpoint and
+# scores it identically, only without the labels.
+SCORED_BY = {
+    "id": "trained on the item's interactions",
+    "content": "predicted from its title (and cover) by the content-to-ID bridge: added without retraining",
+}
 log = logging.getLogger(__name__)
 
 # Files that are (or hold) pickles, which can run code when loaded: never loaded, and their presence refuses the folder.
@@ -47,18 +54,21 @@ class CheckpointError(Exception):
 
 @dataclass
 class ItemTable:
-    """A checkpoint's items.json read once: per item index 1..N its id, title, category, image path and
-    training popularity (the one parser: serving and the app's catalogue both build on it)."""
+    """A checkpoint's items.json read once: per item index 1..N its id, title, category, image path,
+    training popularity and what its vector was learned from (the one parser: serving and the app's
+    catalogue both build on it)."""
 
     item_ids: list[str]
     titles: list[str]
     categories: list[str]
     image_paths: list[str]
     popularity: np.ndarray
+    scored_by: list[str]  # per item a key of SCORED_BY
 
     @classmethod
     def from_dict(cls, items: dict[str, list]) -> ItemTable:
-        """From items.json's object; optional lists (categories, image paths, popularity) default per item."""
+        """From items.json's object; optional lists (categories, image paths, popularity, scored_by) default
+        per item (scored_by to "id": checkpoints written before items could be added hold trained items only)."""
         n = len(items["item_ids"])
         return cls(
             [str(x) for x in items["item_ids"]],
@@ -66,6 +76,7 @@ class ItemTable:
             list(items.get("categories", [""] * n)),
             list(items.get("image_paths", [""] * n)),
             np.asarray(items.get("popularity", [0] * n), dtype=np.float64),
+            [str(x) for x in items.get("scored_by", ["id"] * n)],
         )
 
 
@@ -95,14 +106,13 @@ def save_checkpoint(
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
-        text_dim = model.content.text.weight.shape[1] if model.uses_content else None
-        image = getattr(getattr(model, "content", None), "image", None)
+        text, image = state.get("content.text.weight"), state.get("content.image.weight")  # content models only
         config = {
             "format": FORMAT,
             "model": model.name,
             "n_items": model.n_items,
-            "text_dim": text_dim,
-            "image_dim": image.weight.shape[1] if image is not None else None,
+            "text_dim": text.shape[1] if text is not None else None,
+            "image_dim": image.shape[1] if image is not None else None,
             "model_cfg": asdict(model.cfg),
             **(extra or {}),
         }
@@ -188,7 +198,8 @@ def _model_settings(config: dict[str, Any], file: Path) -> tuple[ModelConfig, in
             f"{file}: incomplete or invalid model settings {shown} (whole numbers >= 0, "
             f"at most {MAX_LAYERS} layers, and the types of ModelConfig's defaults)"
         )
-    return model_config_from_dict(settings), dims["n_items"], dims["text_dim"], dims["image_dim"]
+    n_items, text_dim, image_dim = (dims[k] for k in ("n_items", "text_dim", "image_dim"))  # checked whole numbers
+    return model_config_from_dict(settings), n_items or 0, text_dim or 0, image_dim
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -237,15 +248,20 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     if name not in MODELS:
         raise CheckpointError(f"{cfg_file}: unknown model {name!r} (known: {sorted(MODELS)})")
     cfg, n_items, text_dim, image_dim = _model_settings(config, cfg_file)
-    build = lambda: MODELS[name](cfg, n_items, text_dim=text_dim, image_dim=image_dim)
+    dims: dict[str, int | None] = {"text_dim": text_dim, "image_dim": image_dim}  # read by the content models
+    build = lambda: MODELS[name](cfg, n_items, **dims)
     try:
         with torch.device("meta"):  # shapes only: nothing is allocated
             expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
     except (TypeError, ValueError, AttributeError, AssertionError, RuntimeError) as e:
         raise CheckpointError(f"{cfg_file}: incomplete or invalid model settings ({type(e).__name__}: {e})") from None
-    listed = ["item_ids", "titles", *(["popularity"] if "popularity" in items else [])]
+    listed = ["item_ids", "titles", *(k for k in ("popularity", "scored_by") if k in items)]
     if not all(isinstance(items.get(k), list) and len(items[k]) == n_items for k in listed):
         raise CheckpointError(f"{path / 'items.json'}: {', '.join(listed)} must each list the {n_items} items")
+    if unknown_sources := set(items.get("scored_by", [])) - set(SCORED_BY):
+        raise CheckpointError(
+            f"{path / 'items.json'}: scored_by holds {sorted(map(str, unknown_sources))[:3]}; known: {sorted(SCORED_BY)}"
+        )
     stored = _stored_shapes(weights)
     differ = [
         f"{k}: {stored.get(k, 'absent')} stored, {expected.get(k, 'none')} expected"
@@ -265,4 +281,4 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[SeqRecModel,
     return model, config, items
 
 
-__all__ = ["FORMAT", "CheckpointError", "ItemTable", "item_table", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "SCORED_BY", "CheckpointError", "ItemTable", "item_table", "load_checkpoint", "save_checkpoint"]

@@ -6,6 +6,7 @@ python -m sicsrec train     --data PATH --model sicsrec --out DIR
 python -m sicsrec evaluate  --checkpoint DIR --data PATH
 python -m sicsrec compare   --data PATH --out DIR          SICSRec vs baselines, results.json
 python -m sicsrec recommend --checkpoint DIR --history ID,ID --json
+python -m sicsrec add-items --checkpoint DIR --items new.csv --out NEW_DIR   new items scored from their content
 python -m sicsrec mine-pairs | align | pipeline            stage A (see sicsrec.cli.stage_a)
 """
 
@@ -18,7 +19,7 @@ from sicsrec import __version__
 from sicsrec.checkpoint import CheckpointError
 from sicsrec.cli import stage_a
 from sicsrec.cli.args import data_args, run_config, train_args
-from sicsrec.cli.commands import cmd_compare, cmd_evaluate, cmd_prepare, cmd_recommend, cmd_train
+from sicsrec.cli.commands import cmd_add_items, cmd_compare, cmd_evaluate, cmd_prepare, cmd_recommend, cmd_train
 from sicsrec.data.schema import DataError
 from sicsrec.features.encoders import EncoderUnavailableError
 from sicsrec.model import MODELS
@@ -92,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_recommend)
+
+    s = sub.add_parser(
+        "add-items", help="add new items (item_id,title[,image] rows) to a checkpoint, scored from their content"
+    )
+    s.add_argument("--checkpoint", required=True, help="the trained checkpoint folder (left as it is)")
+    s.add_argument(
+        "--items",
+        required=True,
+        help="CSV with columns item_id,title[,text][,image] (UTF-8; image paths relative to --images or the CSV)",
+    )
+    s.add_argument("--images", default=None, help="folder of covers: <item_id>.jpg, or the image column's paths")
+    s.add_argument("--out", required=True, help="the new checkpoint folder (written atomically)")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(fn=cmd_add_items)
     stage_a.register(sub)
     return p
 

@@ -1,4 +1,4 @@
-"""Stage-B subcommands: prepare, train, compare, evaluate, recommend: each parses nothing and decides
+"""Stage-B subcommands: prepare, train, compare, evaluate, recommend, add-items: each parses nothing and decides
 nothing; it builds the configs (`cli.args`), calls the library and prints."""
 
 from __future__ import annotations
@@ -93,8 +93,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             print(
                 f"{i:2d}. {it['title'][:60]:60s} {it['score']:+.4f}  (behavior {it['behavior']:+.3f}, "
                 f"content {it['content']:+.3f}, mixed {it['mixed']:+.3f}, bias {it['bias']:+.3f})"
+                + ("  new: scored from content" if it.get("scored_by") == "content" else "")
             )
     return 0
 
 
-__all__ = ["cmd_compare", "cmd_evaluate", "cmd_prepare", "cmd_recommend", "cmd_train", "print_results"]
+def cmd_add_items(args: argparse.Namespace) -> int:
+    """Write a checkpoint with new items added from their titles (and covers); print what was skipped and added."""
+    from sicsrec.serve.add_items import add_items
+
+    done = add_items(args.checkpoint, args.items, args.images, args.out)
+    print("\n".join(done.messages), file=sys.stderr)
+    print(f"checkpoint: {done.path}")
+    return 0
+
+
+__all__ = ["cmd_add_items", "cmd_compare", "cmd_evaluate", "cmd_prepare", "cmd_recommend", "cmd_train", "print_results"]

@@ -67,13 +67,13 @@ def _faiss(make: Callable[[int, np.ndarray, IndexConfig], object]) -> Callable[[
     return build
 
 
-def _flat(d: int, x: np.ndarray, cfg: IndexConfig):
+def _flat(d: int, x: np.ndarray, cfg: IndexConfig) -> object:
     import faiss
 
     return faiss.IndexFlatIP(d)
 
 
-def _ivf(d: int, x: np.ndarray, cfg: IndexConfig):
+def _ivf(d: int, x: np.ndarray, cfg: IndexConfig) -> object:
     import faiss
 
     nlist = cfg.nlist or int(4 * np.sqrt(len(x)))
@@ -84,7 +84,7 @@ def _ivf(d: int, x: np.ndarray, cfg: IndexConfig):
     return index
 
 
-def _hnsw(d: int, x: np.ndarray, cfg: IndexConfig):
+def _hnsw(d: int, x: np.ndarray, cfg: IndexConfig) -> object:
     import faiss
 
     index = faiss.IndexHNSWFlat(d, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)

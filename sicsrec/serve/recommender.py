@@ -7,6 +7,7 @@ behavior_i + content_i + mixed_i + bias_i, where behavior_i = (W_id h_id)·e_i/|
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from sicsrec.checkpoint import ItemTable, load_checkpoint
 from sicsrec.model.base import SeqRecModel
+from sicsrec.model.content_seq import ContentItems
 from sicsrec.serve.history import History, parse_history
 from sicsrec.serve.index import IndexConfig, ItemIndex
 from sicsrec.serve.response import DEFAULT_K, resolve_k
@@ -30,8 +32,8 @@ NOT_PERSONALISED = {  # why a list is only the most popular items, by its source
 
 
 def popular_items(
-    item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int, exclude: set[str] = frozenset()
-) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    item_ids: list[str], titles: list[str], popularity: np.ndarray, k: int, exclude: Set[str] = frozenset()
+) -> list[dict[str, Any]]:
     """The k most interacted items not in `exclude`, shaped like recommendations (score = share of the
     top count, every attribution part 0): the answer to an empty history, with or without a model."""
     top = float(popularity.max()) if len(popularity) else 1.0
@@ -100,6 +102,7 @@ class Recommender:
         index: IndexConfig | None = None,
     ) -> None:
         self.model, self.config, self.items, self.path = model.eval(), config, items, path
+        self.index_cfg = index  # kept so a recommender grown by added items builds the same kind of index
         self.table = ItemTable.from_dict(items)
         self.item_ids, self.titles, self.popularity = self.table.item_ids, self.table.titles, self.table.popularity
         self.index = {iid: i + 1 for i, iid in enumerate(self.item_ids)}
@@ -126,7 +129,14 @@ class Recommender:
         return self.model.cfg.max_len
 
     def _item(self, idx: int, score: float, parts: dict[str, float]) -> dict[str, Any]:
-        return {"item_id": self.item_ids[idx - 1], "title": self.titles[idx - 1], "score": score, **parts}
+        i = idx - 1
+        return {
+            "item_id": self.item_ids[i],
+            "title": self.titles[i],
+            "score": score,
+            **parts,
+            "scored_by": self.table.scored_by[i],
+        }
 
     @torch.no_grad()
     def recommend(
@@ -192,6 +202,7 @@ class Recommender:
     def _approximate_top(self, user: torch.Tensor, exclude: list[int], k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k rows from the approximate index (asked for k + |distinct exclusions| so they leave k),
         re-ranked by their exact scores; returns (rows, scores), both (k,)."""
+        assert self.ann is not None, "only called with an approximate index"
         banned = set(exclude)  # a history repeats items: count each once
         _, rows = self.ann.search(user.cpu().numpy(), min(k + len(banned), len(self.item_ids)))  # (1, k')
         top = torch.tensor(
@@ -219,7 +230,8 @@ class Recommender:
         """(N, d) item vectors: 'id' = the scored item table, 'content' = c_i (content models only)."""
         with torch.no_grad():
             if space == "content":
-                if not self.model.uses_content:
+                content = getattr(self.model, "content", None)
+                if not isinstance(content, ContentItems):
                     raise ValueError(f"{self.name} has no content space")
-                return self.model.content()[1:].cpu().numpy()
+                return content()[1:].cpu().numpy()
             return self._table[1:].cpu().numpy()

@@ -1,13 +1,15 @@
 """The one answer of `recommend --json` and of the app's `recommend` API, and the rule for k they share.
 
-    {"items": [{"item_id", "title", "score", "behavior", "content", "mixed", "bias", "source"}, ...],
+    {"items": [{"item_id", "title", "score", "behavior", "content", "mixed", "bias", "scored_by", "source"}, ...],
      "source": "model" | "popular" | "cold_start" | "no_model",
      "k": the k served, "used_ids": the history ids the model read, "unknown_ids": [...], "warnings": [...]}
 
 source: "model" = personalised; the other three are the most popular items, not personalised, because
 the history is empty ("popular"), none of its ids is in the catalogue ("cold_start"), or no trained
 model is loaded ("no_model", the app only). warnings: what was done with the input, one sentence each
-(empty when it was used as given).
+(empty when it was used as given). scored_by (model answers): "id" when the item's vector was trained on its
+interactions, "content" when it was predicted from its title and cover (an item added without retraining,
+`sicsrec.serve.add_items`).
 
 k is a whole number from 1 to MAX_K: a fraction is rounded, a number outside the range is clamped
 (a warning says which), and a value that is no number is refused.

@@ -48,7 +48,7 @@ def test_unknown_ids_and_empty_history_are_handled(saved):
     assert cold.source == "cold_start" and "Cold start" in cold.message and cold.unknown == ["zzz"]
     out = response(res)
     assert set(out) == {"items", "source", "k", "used_ids", "unknown_ids", "warnings"}
-    assert set(out["items"][0]) == {"item_id", "title", "score", *PARTS, "source"}
+    assert set(out["items"][0]) == {"item_id", "title", "score", *PARTS, "scored_by", "source"}
     assert out["unknown_ids"] == ["nope"] and out["used_ids"] == ["3"] and out["k"] == 5
     json.dumps(out)
 
