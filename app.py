@@ -32,13 +32,100 @@ CSS = """
 .sr-header p { margin: 0; color: var(--body-text-color-subdued); }
 .sr-header { padding: .3rem 0 .6rem 0; }
 .sr-pager { align-items: center; }
-.sr-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
-  grid-template-rows: none !important; grid-auto-rows: auto !important; }
-.sr-gallery .thumbnail-item { aspect-ratio: 2 / 3 !important; height: auto !important; }
-.sr-gallery .caption-label { font-size: 11px; max-width: 94%; }
-@media (max-width: 640px) {  /* phones: three posters a row instead of eight 35-px ones */
-  .sr-gallery .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
+/* Explore: card grids (gr.HTML). Cards keep one size whatever the number of cards; titles wrap in full. */
+.sr-head p { margin: .4rem 0 .2rem 0; }
+.sr-head-row { align-items: center; }
+.sr-personas { align-items: center; gap: .5rem; }
+.sr-personas-label { flex: 0 0 auto !important; width: auto !important; }
+.sr-scroll { height: 640px; overflow-y: auto; padding: 2px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-lg); }
+.sr-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 1fr)); gap: 8px;
+  align-items: start; }
+.sr-recs { grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)); }
+.sr-card { all: unset; box-sizing: border-box; display: flex; flex-direction: column; min-width: 0; cursor: pointer;
+  border-radius: 8px; background: var(--block-background-fill); border: 1px solid var(--border-color-primary);
+  overflow: hidden; }
+.sr-card:hover { border-color: var(--color-accent); }
+.sr-card:focus-visible { outline: 3px solid var(--color-accent); outline-offset: 1px; }
+.sr-poster { position: relative; display: block; aspect-ratio: 2 / 3; background: #1f2937; }
+.sr-poster img { width: 100%; height: 100%; object-fit: cover; display: block; }
+.sr-rank { position: absolute; top: 4px; left: 4px; background: rgba(17, 24, 39, .85); color: #fff;
+  font: 700 13px/1 system-ui, sans-serif; padding: 3px 6px; border-radius: 6px; }
+.sr-seen { display: none; position: absolute; bottom: 4px; left: 4px; right: 4px; text-align: center;
+  background: rgba(5, 150, 105, .92); color: #fff; font: 600 11px/1.4 system-ui, sans-serif; border-radius: 5px; }
+.sr-cap { display: flex; flex-direction: column; gap: 3px; padding: 5px 6px 6px; font-size: 12px; line-height: 1.3;
+  color: var(--body-text-color); }
+.sr-title { overflow-wrap: anywhere; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 6;
+  overflow: hidden; font-weight: 600; }
+.sr-meta { display: flex; justify-content: space-between; gap: 4px; font-variant-numeric: tabular-nums;
+  color: var(--body-text-color-subdued); font-size: 11.5px; }
+.sr-move { font-weight: 700; }
+.sr-up { color: #059669; } .sr-down { color: #DC2626; } .sr-new { color: #7C3AED; }
+.sr-bar { display: flex; height: 6px; border-radius: 3px; overflow: hidden; background: #E5E7EB; }
+.sr-bar i { display: block; height: 100%; }
+.sr-legend { font-size: 12px; color: var(--body-text-color-subdued); margin: .4rem 0 0 0; }
+.sr-legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 3px 0 6px;
+  vertical-align: -1px; }
+.sr-changes { font-size: 13px; margin: 0 0 .4rem 0; }
+.sr-empty { color: var(--body-text-color-subdued); font-style: italic; margin: .5rem 0; }
+.sr-history { list-style: none; display: flex; flex-wrap: wrap; gap: 6px; margin: 0; padding: 0;
+  max-height: 230px; overflow-y: auto; }
+.sr-chip { display: flex; align-items: center; gap: 5px; max-width: calc(50% - 3px); padding: 2px 2px 2px 3px;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--block-background-fill);
+  font-size: 12px; line-height: 1.25; }
+.sr-chip img { width: 20px; height: 30px; object-fit: cover; border-radius: 3px; flex: none; }
+.sr-chip span { overflow-wrap: anywhere; }
+.sr-chip button { all: unset; cursor: pointer; padding: 2px 7px; border-radius: 6px; font-weight: 700;
+  color: var(--body-text-color-subdued); }
+.sr-chip button:hover, .sr-chip button:focus-visible { background: #FEE2E2; color: #B91C1C; }
+.sr-sbs { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
+.sr-sbs h4 { margin: 0 0 .3rem 0; font-size: 13px; }
+.sr-sbs ol { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 4px; }
+.sr-sbs li { display: flex; gap: 6px; align-items: center; font-size: 12.5px; padding: 3px; border-radius: 6px;
+  border: 1px solid transparent; }
+.sr-sbs li img { width: 26px; height: 39px; object-fit: cover; border-radius: 3px; flex: none; }
+.sr-sbs li span { overflow-wrap: anywhere; }
+.sr-sbs small { display: block; color: var(--body-text-color-subdued); }
+.sr-only-one, .sr-only-key { background: #FEF3C7; border-color: #F59E0B !important; }
+.sr-only-key { padding: 0 4px; border-radius: 4px; border: 1px solid; }
+.sr-attr ol { list-style: none; margin: .3rem 0 0 0; padding: 0; display: flex; flex-direction: column; gap: 5px; }
+.sr-attr li { display: grid; grid-template-columns: minmax(90px, 34%) 1fr 44px; gap: 8px; align-items: center;
+  font-size: 12.5px; }
+.sr-attr-label { overflow-wrap: anywhere; text-align: right; }
+.sr-attr-track { position: relative; height: 16px; background: #F3F4F6; border-radius: 3px; }
+.sr-attr-track i { position: absolute; top: 0; bottom: 0; }
+.sr-attr-track b { position: absolute; top: -3px; bottom: -3px; width: 2px; margin-left: -1px; background: #374151; }
+.sr-attr-track em { position: absolute; top: -1px; transform: translateX(-50%); font-style: normal; font-size: 14px;
+  line-height: 16px; color: #111827; text-shadow: 0 0 2px #fff; }
+.sr-attr-num { font-variant-numeric: tabular-nums; text-align: right; }
+.sr-attr-head { margin: 0; }
+.sr-attr-axis { display: flex; justify-content: space-between; font-size: 11.5px; margin: .3rem 0 0 0;
+  padding-left: calc(34% + 8px); padding-right: 52px; color: var(--body-text-color-subdued); }
+@media (max-width: 640px) {  /* phones: three cards a row (four from 480 px) */
+  .sr-grid, .sr-recs { grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 6px; }
+  .sr-scroll { height: 70vh; }
+  .sr-sbs { grid-template-columns: 1fr; }
 }
+@media (min-width: 480px) and (max-width: 640px) {
+  .sr-grid, .sr-recs { grid-template-columns: repeat(4, minmax(0, 1fr)); }
+}
+/* status line, legends, badges (Train / Evaluate / Data tabs) */
+.sr-status { margin: 0; font-size: .85rem; color: var(--body-text-color-subdued); }
+#sr-status { margin-top: -.75rem; }
+.sr-legend { display: flex; flex-wrap: wrap; gap: .3rem 1rem; align-items: center; font-size: .9rem; }
+.sr-swatch { display: inline-flex; align-items: center; gap: .35rem; }
+.sr-swatch-box { width: .8rem; height: .8rem; border-radius: 2px; display: inline-block; }
+.sr-legend-metrics abbr, .sr-eval abbr { cursor: help; margin-right: .6rem; }
+.sr-help { font-size: .85rem; color: var(--body-text-color-subdued); margin: .3rem 0 0 0; }
+.sr-eval ul { margin: .2rem 0 .6rem 0; padding-left: 1.1rem; }
+.sr-metric-line { margin: .15rem 0; line-height: 1.5; }
+.sr-badge { display: inline-block; padding: 0 .45rem; border-radius: 999px; font-size: .8rem; font-weight: 600;
+  white-space: nowrap; cursor: help; }
+.sr-badge-noise { background: #E5E7EB; color: #374151; }
+.sr-badge-gain { background: #D1FAE5; color: #065F46; }
+.sr-badge-loss { background: #FEE2E2; color: #991B1B; }
+.sr-badge-seed { background: #FEF3C7; color: #92400E; }
+#data-report { overflow-wrap: anywhere; }
 """
 
 
@@ -49,11 +136,12 @@ def build_demo(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="SICSRec Studio") as demo:
         gr.HTML(HEADER)
         top = shell.render(studio, demo)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             explore.render(studio, top)
             datasets = train.render(studio, top)
             evaluate.render(studio, top)
             data.render(studio, datasets)
+        shell.follow_tabs(tabs, top)
     demo.queue(default_concurrency_limit=4)  # inference is read-only: a few sessions may run at once
     return demo
 

@@ -1,10 +1,15 @@
 """Background training jobs: one thread per job calls `run_experiment` with a typed-event hook and a cancel
 switch, and keeps every event it reports; one job runs at a time per process. A job can also continue an
-interrupted run (`continue_run`): one whose folder holds a saved training state (`interrupted_runs`)."""
+interrupted run (`continue_run`): one whose folder holds a saved training state (`interrupted_runs`).
+
+A job without stage A loads, splits and reads the content features itself before training, marking that phase
+with `JobPhase` events (it takes a while and the library reports nothing until the features are done).
+`estimate_seconds` says how long a job will take at most, from timings measured on this app's machine."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,15 +18,79 @@ from pathlib import Path
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
 from sicsrec.events import STAGE_MINING, ProgressEvent
+from sicsrec.model import MODELS
 from sicsrec.run.experiment import ExperimentResult, StageAPlan, StageCancelled, run_experiment
+from sicsrec.run.prepare import Prepared, prepare
 from sicsrec.train.state import SavedRun, saved_run
+from sicsrec.train.trainer import set_threads
 from sicsrec.utils import resolve_device
 
 log = logging.getLogger("sicsrec.app")
 
 
+PHASE_PREPARE, PHASE_TRAIN = "preparing", "training"
+
+
+# Seconds measured on this app's machine (2 CPU cores, torch threads 2) when it was otherwise idle: the shipped
+# demo run (checkpoints/demo: 79,286 training targets, d 64, batch 1024, 40 epochs a model) took 2.9 s an epoch for
+# SASRec, 4.2 s for content-only and 8.1 s for SICSRec's step 2 (training + validation); preparing the demo (load,
+# split, cached content features) ~8 s. An epoch costs targets * (a + b * hidden): half of it scales with the width
+# at d 64 (the item-scoring and attention layers), half does not (batching, the optimiser, validation).
+EPOCH_COST = {  # model -> (a, b): seconds per training target per epoch = a + b * hidden
+    "sasrec": (1.83e-5, 2.86e-7),
+    "content": (2.62e-5, 4.09e-7),
+    "id_control": (2.2e-5, 3.4e-7),
+    "sicsrec": (5.1e-5, 8.0e-7),
+}
+PREPARE_BASE, PREPARE_PER_INTERACTION = 3.0, 5e-5
+MODEL_OVERHEAD = 2.0  # s per model: building it, the test evaluation, the checkpoint
+STEP2 = ("sicsrec", "id_control")  # trained from SASRec's step 1, which runs first when it is not asked for
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a job should take, in seconds: preparing the data, and training at most (every epoch run)."""
+
+    prepare: float
+    train: float
+
+    @property
+    def total(self) -> float:
+        return self.prepare + self.train
+
+
+def estimate_seconds(interactions: int, users: int, models: tuple[str, ...], hidden: int, epochs: int) -> Estimate:
+    """The time a training job takes on this machine at most (early stopping often ends it sooner): preparing a
+    dataset of `interactions` by `users`, then `epochs` epochs of each of `models` at width `hidden`."""
+    trained = {"sasrec"} if any(m in STEP2 for m in models) else set()
+    targets = max(interactions - 2 * users, 0)  # leave-one-out: each user's last two items are valid and test
+    trained |= set(models)
+    train = sum(
+        targets * (a + b * hidden) * epochs + MODEL_OVERHEAD for m, (a, b) in EPOCH_COST.items() if m in trained
+    )
+    return Estimate(PREPARE_BASE + PREPARE_PER_INTERACTION * interactions, train)
+
+
+def busy_factor() -> float:
+    """How many times more runnable work the machine has than cores right now (1 when idle; the 1-minute load
+    average over the CPU count): an estimate measured on an idle machine is that many times too short at least."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return 1.0
+    return max(1.0, load / (os.cpu_count() or 1))
+
+
 class JobBusy(Exception):
     """A training job is already running in this process."""
+
+
+@dataclass(frozen=True)
+class JobPhase:
+    """The job's own milestone between the library's events: `phase` (PHASE_PREPARE, PHASE_TRAIN) began."""
+
+    phase: str
+    t: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -34,8 +103,9 @@ class TrainJob:
     plan: StageAPlan | None = None
     device: str = ""
     continue_run: bool = False  # continue the interrupted run in `out` from its saved training state
+    estimate: Estimate | None = None  # what the form estimated before starting
     cancel: threading.Event = field(default_factory=threading.Event)
-    events: list[ProgressEvent] = field(default_factory=list)
+    events: list[ProgressEvent | JobPhase] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str = ""
@@ -52,6 +122,25 @@ class TrainJob:
         """The run's results.json content, once `run_experiment` returned."""
         return self.result.results if self.result is not None else None
 
+    def prepare(self) -> Prepared | None:
+        """Load, split and read the content features before training, between two JobPhase events; None when
+        stage A runs first (training then reads the features it aligned) or nothing is trained."""
+        if not self.models or (self.plan is not None and self.plan.active):
+            return None
+        self.events.append(JobPhase(PHASE_PREPARE))
+        set_threads(self.cfg.train.threads)  # as run_experiment does: encoding features uses the training threads
+        needs_content = any(MODELS[m].uses_content for m in self.models)
+        prepared = prepare(
+            self.cfg.data,
+            self.cfg.features if needs_content else None,
+            self.device or "cpu",
+            progress=self.events.append,
+            cancel=self.cancel,
+            show_bar=False,
+        )
+        self.events.append(JobPhase(PHASE_TRAIN))
+        return prepared
+
     def run(self) -> None:
         """The thread body: stage A, train, evaluate, save; any failure becomes a message, never a crash."""
         try:
@@ -63,6 +152,7 @@ class TrainJob:
                 progress=self.events.append,
                 cancel=self.cancel,
                 show_bar=False,
+                prepared=self.prepare(),
                 continue_run=self.continue_run,
             )
         except StageCancelled as e:
@@ -93,12 +183,13 @@ class JobSlot:
         out: Path,
         plan: StageAPlan | None = None,
         continue_run: bool = False,
+        estimate: Estimate | None = None,
     ) -> TrainJob:
         """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy)."""
         with self._lock:
             if self.current is not None and self.current.running:
                 raise JobBusy("A training job is already running; wait for it or cancel it first.")
-            job = TrainJob(cfg, models, out, plan, str(resolve_device(cfg.train.device)), continue_run)
+            job = TrainJob(cfg, models, out, plan, str(resolve_device(cfg.train.device)), continue_run, estimate)
             job.thread = threading.Thread(target=job.run, name="sicsrec-train", daemon=True)
             self.current = job
             job.thread.start()
@@ -118,8 +209,24 @@ def new_run_folder(workdir: Path) -> Path:
 
 def interrupted_runs(workdir: Path) -> list[SavedRun]:
     """Runs under `workdir` that stopped (killed, cancelled or failed) with a saved training state, newest first."""
-    found = (saved_run(p) for p in sorted(workdir.iterdir(), reverse=True) if p.is_dir()) if workdir.is_dir() else ()
+    found = (
+        (saved_run(p) for p in sorted(workdir.glob("[!.]*"), reverse=True) if p.is_dir()) if workdir.is_dir() else ()
+    )
     return [run for run in found if run is not None]
 
 
-__all__ = ["JobBusy", "JobSlot", "TrainJob", "interrupted_runs", "new_run_folder"]
+__all__ = [
+    "EPOCH_COST",
+    "MODEL_OVERHEAD",
+    "PHASE_PREPARE",
+    "PHASE_TRAIN",
+    "Estimate",
+    "JobBusy",
+    "JobPhase",
+    "JobSlot",
+    "TrainJob",
+    "busy_factor",
+    "estimate_seconds",
+    "interrupted_runs",
+    "new_run_folder",
+]

@@ -1,8 +1,11 @@
-"""Plotly figures shared by the tabs: empty states, score attribution, embedding map, training curves, test metrics."""
+"""Plotly figures shared by the tabs (empty states, embedding map, training curves, test metrics) and the app's one
+set of colours and one-line explanations: per model, per score part, per metric."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -10,13 +13,20 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from sicsrec.app.thumbnails import category_colour
 from sicsrec.eval.results import METRICS, Results
-from sicsrec.events import EpochEvent, ProgressEvent, StepEvent
-from sicsrec.serve import PARTS
+from sicsrec.events import EpochEvent, StepEvent
 from sicsrec.serve.projection import Projection
 
+# One colour per model and one per score part, in every figure and legend of the app. Hues are shared where the
+# meaning is: behavior and the behavior-only SASRec are blue, content and the content-only model orange, the
+# no-personalisation bias and the popularity floor grey.
 PART_COLOURS = {"behavior": "#4F6BED", "content": "#F08C3A", "mixed": "#3BA37A", "bias": "#9AA0A6"}
+PART_HELP = {
+    "behavior": "what the order of your history predicts (the ID-only SASRec side)",
+    "content": "what the items' titles, genres and posters predict",
+    "mixed": "what the two sides predict only together (the mix decoder)",
+    "bias": "the item's own offset, the same for every user",
+}
 MODEL_NAMES = {
     "pop": "popularity",
     "sasrec": "SASRec (behavior only)",
@@ -31,22 +41,79 @@ MODEL_COLOURS = {
     "id_control": "#14B8A6",
     "sicsrec": "#7C3AED",
 }
+METRIC_HELP = {
+    "hr": "HR@k (hit rate): share of test users whose next item is among the top k recommendations",
+    "ndcg": "NDCG@k: like HR@k, but a hit at rank 1 counts 1 and lower ranks count less (1/log2(rank+1))",
+}
+
+
+def metric_label(metric: str) -> str:
+    """'ndcg@10' -> 'NDCG@10'."""
+    return metric.upper()
+
+
+def metric_help(metric: str) -> str:
+    """The one-line explanation of a metric ('hr@5', 'ndcg@10', ...), for tooltips."""
+    return METRIC_HELP.get(metric.split("@")[0].lower(), "")
+
+
+def model_colour(name: str) -> str:
+    """A model's colour ('sicsrec step 2', a training stage, maps to its model's); unknown models are grey."""
+    return MODEL_COLOURS.get(name.split()[0] if name else name, PART_COLOURS["bias"])
+
+
+def swatch(colour: str, label: str, help_text: str = "") -> str:
+    """An HTML legend entry: a colour square and a label, the help as its tooltip (all text escaped)."""
+    tip = f' title="{escape(help_text)}"' if help_text else ""
+    return (
+        f'<span class="sr-swatch"{tip}><span class="sr-swatch-box" style="background:{escape(colour)}"></span>'
+        f"{escape(label)}</span>"
+    )
+
+
 FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=12)
 # The app's one look, set once: applying a template per figure costs ~35 ms a figure on every click.
 pio.templates.default = "plotly_white"
 
 
+MODEBAR = 32  # px the plotly modebar takes at the figure's top right: titles start below it
+
+
 def _layout(fig: go.Figure, height: int, **kw: Any) -> go.Figure:
-    """The shared look: white background, small margins, system font."""
+    """The shared look: white background, small margins, system font; axes make room for their titles (nothing
+    clipped on a phone)."""
     fig.update_layout(height=height, font=FONT, margin=dict(l=10, r=10, t=kw.pop("top", 40), b=10), **kw)
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
 
 
+def _title(text: str) -> dict[str, Any]:
+    """A left-aligned figure title placed below the modebar (give the figure `top` >= MODEBAR + 24 per line)."""
+    return dict(
+        text=text,
+        font=dict(size=14),
+        x=0,
+        xref="paper",
+        xanchor="left",
+        y=1,
+        yref="container",
+        yanchor="top",
+        pad=dict(t=MODEBAR),
+    )
+
+
 def empty_figure(message: str, height: int = 220) -> go.Figure:
-    """A blank figure carrying a helpful message (the empty state of a plot)."""
+    """A blank figure carrying a helpful message (the empty state of a plot), wrapped to fit a phone."""
     fig = go.Figure()
     fig.add_annotation(
-        text=message, showarrow=False, font=dict(size=14, color="#6B7280"), x=0.5, y=0.5, xref="paper", yref="paper"
+        text="<br>".join(textwrap.wrap(message, 40)),
+        showarrow=False,
+        font=dict(size=14, color="#6B7280"),
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
     )
     fig.update_layout(
         height=height, xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=10, r=10, t=10, b=10)
@@ -59,47 +126,37 @@ def short(title: str, n: int = 38) -> str:
     return title if len(title) <= n else title[: n - 1].rstrip() + "…"
 
 
-def attribution_figure(
-    items: list[dict[str, Any]], title: str = "Why each item scores: exact split of its score"
-) -> go.Figure:
-    """Stacked horizontal bars of each recommendation's score parts (parts zero for every item are left out)."""
-    labels = [f"{i}. {short(it['title'], 32)}" for i, it in enumerate(items, 1)]
-    fig = go.Figure()
-    for part in PARTS:
-        values = [it[part] for it in items]
-        if not any(values):  # a part this model does not have (e.g. content for SASRec)
-            continue
-        fig.add_trace(
-            go.Bar(
-                y=labels,
-                x=values,
-                name=part,
-                orientation="h",
-                marker_color=PART_COLOURS[part],
-                hovertemplate=f"%{{y}}<br>{part}: %{{x:+.3f}}<extra></extra>",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            y=labels,
-            x=[it["score"] for it in items],
-            name="score",
-            mode="markers",
-            marker=dict(symbol="diamond", size=9, color="#111827"),
-            hovertemplate="%{y}<br>score: %{x:.3f}<extra></extra>",
-        )
-    )
-    _layout(
-        fig,
-        130 + 30 * max(1, len(items)),
-        barmode="relative",
-        title=dict(text=title, font=dict(size=14), y=0.98),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0),
-        yaxis=dict(autorange="reversed"),
-        xaxis=dict(zeroline=True, zerolinecolor="#6B7280", title="score contribution"),
-        top=75,
-    )
-    return fig
+# The map's category colours: eight hues told apart at a glance (Tableau 10 less its brown and grey), the rest grey.
+MAP_PALETTE = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7")
+MAP_OTHER = "#C4C4C4"
+
+
+def map_groups(categories: list[str]) -> list[tuple[str, str, list[int]]]:
+    """(label, colour, item positions) of the map's colour groups: the len(MAP_PALETTE) largest categories, then
+    every other item (smaller categories and items without one) as 'other', in grey."""
+    by_cat: dict[str, list[int]] = {}
+    for i, c in enumerate(categories):
+        by_cat.setdefault(c or "", []).append(i)
+    named = sorted(((c, idx) for c, idx in by_cat.items() if c), key=lambda kv: -len(kv[1]))[: len(MAP_PALETTE)]
+    groups = [(c, colour, idx) for (c, idx), colour in zip(named, MAP_PALETTE)]
+    kept = {c for c, _ in named}
+    rest = sorted(i for c, idx in by_cat.items() if c not in kept for i in idx)
+    return groups + ([("other", MAP_OTHER, rest)] if rest else [])
+
+
+def into_view(point: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, bool]:
+    """`point` pulled along the line from the items' centre onto the edge of their bounding box when it lies
+    outside it (a user vector may be far longer than any item vector); (position, whether it was moved)."""
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    centre = np.median(xy, axis=0)
+    d = np.asarray(point, dtype=np.float64) - centre
+    t = 1.0
+    for ax in (0, 1):
+        if point[ax] > hi[ax] and d[ax] > 0:
+            t = min(t, (hi[ax] - centre[ax]) / d[ax])
+        if point[ax] < lo[ax] and d[ax] < 0:
+            t = min(t, (lo[ax] - centre[ax]) / d[ax])
+    return centre + t * d, t < 1.0
 
 
 def embedding_figure(
@@ -112,23 +169,23 @@ def embedding_figure(
     space: str,
     note: str = "",
 ) -> go.Figure:
-    """All items in 2-D coloured by category; history, recommendations and the user vector on top."""
+    """All items in 2-D in a few distinguishable colours (largest categories, the rest grey); history,
+    recommendations and the user vector on top. The axes span the items, and the user marker is always in
+    view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so."""
     xy = proj.coords
     fig = go.Figure()
-    by_cat: dict[str, list[int]] = {}
-    for i, c in enumerate(categories):
-        by_cat.setdefault(c or "(none)", []).append(i)
-    for cat, idx in sorted(by_cat.items(), key=lambda kv: -len(kv[1])):
+    for label, colour, idx in map_groups(categories):
         fig.add_trace(
             go.Scatter(
                 x=xy[idx, 0],
                 y=xy[idx, 1],
                 mode="markers",
-                name=cat,
+                name=label,
                 legendgroup="categories",
-                marker=dict(size=5, color=category_colour("" if cat == "(none)" else cat), opacity=0.45),
+                marker=dict(size=5, color=colour, opacity=0.55),
                 text=[titles[i] for i in idx],
-                hovertemplate="%{text}<br>" + cat + "<extra></extra>",
+                customdata=[categories[i] or "no category" for i in idx] if label == "other" else None,
+                hovertemplate="%{text}<br>" + ("%{customdata}" if label == "other" else label) + "<extra></extra>",
             )
         )
     if history:
@@ -153,19 +210,25 @@ def embedding_figure(
                 mode="markers",
                 name="recommended",
                 text=[f"{n}. {titles[i]}" for n, i in enumerate(recommended, 1)],
-                marker=dict(size=14, color="#F59E0B", symbol="star", line=dict(width=1, color="#78350F")),
+                marker=dict(size=15, color="#FACC15", symbol="star", line=dict(width=1.5, color="#78350F")),
                 hovertemplate="recommended %{text}<extra></extra>",
             )
         )
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    pad = (hi - lo) * 0.06 + 1e-9
     if user is not None:
+        where, moved = into_view(user, xy)
+        name = "you (user vector, direction: off the map)" if moved else "you (user vector)"
         fig.add_trace(
             go.Scatter(
-                x=[user[0]],
-                y=[user[1]],
+                x=[where[0]],
+                y=[where[1]],
                 mode="markers",
-                name="you (user vector)",
+                name=name,
                 marker=dict(size=20, color="#DC2626", symbol="x", line=dict(width=2, color="white")),
-                hovertemplate="your user vector<extra></extra>",
+                hovertemplate=f"your user vector at ({user[0]:.2f}, {user[1]:.2f})"
+                + (", drawn on the items' edge in its direction" if moved else "")
+                + "<extra></extra>",
             )
         )
     axis = "PC" if proj.method == "PCA" else proj.method + " "
@@ -173,35 +236,37 @@ def embedding_figure(
     title = f"Items in {space}, {proj.method}{share}" + (f"<br><sup>{note}</sup>" if note else "")
     return _layout(
         fig,
-        560,
-        title=dict(text=title, font=dict(size=14)),
-        xaxis=dict(title=f"{axis}1", showgrid=False, zeroline=False),
-        yaxis=dict(title=f"{axis}2", showgrid=False, zeroline=False),
-        legend=dict(itemsizing="constant", font=dict(size=11)),
+        600,
+        title=_title(title),
+        xaxis=dict(title=f"{axis}1", showgrid=False, zeroline=False, range=[lo[0] - pad[0], hi[0] + pad[0]]),
+        yaxis=dict(title=f"{axis}2", showgrid=False, zeroline=False, range=[lo[1] - pad[1], hi[1] + pad[1]]),
+        legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", yanchor="top", y=-0.12, x=0),
         hovermode="closest",
+        top=MODEBAR + (48 if note else 28),
     )
 
 
-def training_figure(events: Sequence[ProgressEvent]) -> go.Figure:
-    """Left: training loss per logged step, one line per stage; right: validation HR@10 / NDCG@10 per epoch."""
+def training_figure(events: Sequence[object]) -> go.Figure:
+    """Left: training loss per logged step; right: validation HR@10 (solid) / NDCG@10 (dotted) per epoch. One colour
+    per model (MODEL_COLOURS, as in Evaluate), whatever order the stages ran in."""
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("training loss", "validation (full ranking)"), horizontal_spacing=0.1
+        rows=1, cols=2, subplot_titles=("training loss", "validation (full ranking)"), horizontal_spacing=0.12
     )
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
-    stages = list(dict.fromkeys(e.stage for e in events if isinstance(e, (StepEvent, EpochEvent))))
-    palette = ["#4F6BED", "#F08C3A", "#7C3AED", "#3BA37A"]
-    for n, stage in enumerate(stages):
-        colour = palette[n % len(palette)]
+    stages = list(dict.fromkeys([*(e.stage for e in steps), *(e.stage for e in epochs)]))
+    for stage in stages:
+        colour, label = model_colour(stage), stage_label(stage)
         mine = [e for e in steps if e.stage == stage]
         if mine:
             fig.add_trace(
                 go.Scatter(
                     x=[(e.epoch - 1) + e.step / e.steps for e in mine],
                     y=[e.loss for e in mine],
-                    name=stage,
+                    name=f"{label} · loss",
                     mode="lines",
                     line=dict(color=colour),
+                    hovertemplate=f"{label}<br>epoch %{{x:.2f}} · loss %{{y:.3f}}<extra></extra>",
                 ),
                 row=1,
                 col=1,
@@ -213,54 +278,76 @@ def training_figure(events: Sequence[ProgressEvent]) -> go.Figure:
                     go.Scatter(
                         x=[e.epoch for e in ends],
                         y=[e.valid[metric] for e in ends],
-                        name=f"{stage} {metric.upper()}",
+                        name=f"{label} · {metric_label(metric)}",
                         mode="lines+markers",
                         line=dict(color=colour, dash=dash),
+                        hovertemplate=f"{label}<br>epoch %{{x}} · {metric_label(metric)} %{{y:.3f}}<extra></extra>",
                     ),
                     row=1,
                     col=2,
                 )
-    fig.update_xaxes(title_text="epoch", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2)
-    return _layout(fig, 340, legend=dict(orientation="h", y=-0.25, x=0))
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".3f", row=1, col=2)
+    # subplot titles sit just above their plots: the top margin keeps them clear of the modebar
+    return _layout(fig, 360, legend=dict(orientation="h", y=-0.22, x=0), top=MODEBAR + 28)
 
 
-def metrics_figure(results: Results) -> go.Figure:
-    """Grouped bars of the test HR/NDCG@5/10 of every model in a run's results.json."""
+def stage_label(stage: str) -> str:
+    """A training stage in words: 'sicsrec step 2' -> 'SICSRec step 2', 'sasrec' -> 'SASRec (behavior only)'."""
+    model, _, rest = stage.partition(" ")
+    return " ".join(p for p in (MODEL_NAMES.get(model, model), rest) if p)
+
+
+def metrics_figure(results: Results, noise: dict[str, dict[str, float]] | None = None) -> go.Figure:
+    """Grouped bars of the test HR/NDCG@5/10 of every model in a run's results.json, one colour per model.
+
+    `noise`: model -> metric -> half-width of its 95% interval, drawn as error bars (a bar's test-user noise)."""
     fig = go.Figure()
     top = 0.0
     for name in results.model_names(with_pop=True):
         values = [results.metric(name, k) for k in METRICS]
-        top = max(top, *values)
+        halves = [(noise or {}).get(name, {}).get(k, 0.0) for k in METRICS]
+        top = max(top, *(v + h for v, h in zip(values, halves)))
         fig.add_trace(
             go.Bar(
-                x=[k.upper() for k in METRICS],
+                x=[metric_label(k) for k in METRICS],
                 y=values,
                 name=MODEL_NAMES.get(name, name),
-                marker_color=MODEL_COLOURS.get(name, PART_COLOURS["bias"]),
+                marker_color=model_colour(name),
                 text=[f"{v:.3f}" for v in values],
                 textposition="outside",
                 cliponaxis=False,
+                error_y=dict(type="data", array=halves, visible=name in (noise or {}), color="#374151", thickness=1),
+                hovertemplate=f"{MODEL_NAMES.get(name, name)}<br>%{{x}} %{{y:.3f}}<extra></extra>",
             )
         )
     return _layout(
         fig,
         380,
         barmode="group",
-        title=dict(text=f"Test metrics on {results.dataset} (full ranking, leave-one-out)", font=dict(size=14)),
-        yaxis=dict(title="value", range=[0, (top or 1.0) * 1.15]),
+        yaxis=dict(title="test value", range=[0, (top or 1.0) * 1.15], tickformat=".3f"),
         legend=dict(orientation="h", y=-0.15, x=0),
+        top=MODEBAR,
     )
 
 
 __all__ = [
+    "METRIC_HELP",
+    "MODEBAR",
     "MODEL_COLOURS",
     "MODEL_NAMES",
     "PART_COLOURS",
-    "attribution_figure",
+    "PART_HELP",
     "embedding_figure",
     "empty_figure",
+    "into_view",
+    "map_groups",
+    "metric_help",
+    "metric_label",
     "metrics_figure",
+    "model_colour",
     "short",
+    "stage_label",
+    "swatch",
     "training_figure",
 ]

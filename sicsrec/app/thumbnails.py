@@ -54,11 +54,15 @@ def category_colour(category: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's default font at `size` px (a scalable font: Pillow is built with FreeType)."""
+    font = ImageFont.load_default(size=size)
+    if not isinstance(font, ImageFont.FreeTypeFont):  # the bitmap fallback has one size: cards would not fit
+        raise RuntimeError("title cards need Pillow built with FreeType (PIL.features.check('freetype2'))")
+    return font
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float) -> list[str]:
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
     """Greedy word wrap to `width` pixels; words wider than a line are split by characters."""
     lines: list[str] = []
     line = ""
@@ -84,7 +88,7 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: 
     return lines
 
 
-def _fit_title(title: str, width: float, max_height: float, base: int) -> tuple[ImageFont.ImageFont, list[str], int]:
+def _fit_title(title: str, width: float, max_height: float, base: int) -> tuple[ImageFont.FreeTypeFont, list[str], int]:
     """The largest font (down to a floor) whose wrapped title fits; the last line is ellipsised."""
     for size in range(base, 11, -2):
         font = _font(size)
@@ -200,9 +204,9 @@ class Thumbnails:
         out = self.cache_dir / f"real-{digest}.jpg"
         if not out.is_file():
             with Image.open(src) as im:
-                im = im.convert("RGB")
-                im.thumbnail((THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
-                buf = io.BytesIO()
-                im.save(buf, format="JPEG", quality=85)
+                rgb = im.convert("RGB")
+            rgb.thumbnail((THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
+            buf = io.BytesIO()
+            rgb.save(buf, format="JPEG", quality=85)
             atomic_write_bytes(out, buf.getvalue())
         return str(out)

@@ -14,7 +14,7 @@ from sicsrec.serve import PARTS, response
 from sicsrec.serve.history import append_click
 from tests.app.helpers import free_port, load_app_module
 
-REFRESH_ARGS = ("", 10, "ID space", "PCA")  # run, k, map space, projection: the UI's defaults (the history is state)
+REFRESH_ARGS = ("", 10)  # run, k: the UI's defaults (the history and the last list shown are state)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_recommend_endpoint_returns_the_serving_json(url: str, studio: Studio) -
     assert {k: v for k, v in got.items() if k != "items"} == {k: v for k, v in expected.items() if k != "items"}
     assert [x["item_id"] for x in got["items"]] == [x["item_id"] for x in expected["items"]]
     for g, e in zip(got["items"], expected["items"]):
-        assert set(g) == {"item_id", "title", "score", *PARTS, "source"}
+        assert set(g) == {"item_id", "title", "score", *PARTS, "source", "scored_by"}
         assert g["title"] == e["title"] and abs(g["score"] - e["score"]) < 1e-6 and g["source"] == "model"
     assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/recommend"]
     cold = client.predict("1;260;1196", 0, api_name="/recommend")
@@ -56,14 +56,15 @@ def test_two_sessions_keep_separate_histories(url: str, studio: Studio) -> None:
 
     ids = studio.run("").catalogue.item_ids
     alice, bob = Client(url, verbose=False), Client(url, verbose=False)
-    assert alice.predict(ids[0], "", api_name="/watch") == ids[0]  # undocumented: every non-state input is given
-    assert bob.predict(ids[5], "", api_name="/watch") == ids[5]
-    assert alice.predict(f"{ids[1]},{ids[2]}", "", api_name="/watch") == ",".join(ids[:3])
-    assert bob.predict(ids[6], "", api_name="/watch") == f"{ids[5]},{ids[6]}"
+    # undocumented: every non-state input is given (ids, run, k); the history as ids is the second output
+    assert alice.predict(ids[0], "", 10, api_name="/watch")[1] == ids[0]
+    assert bob.predict(ids[5], "", 10, api_name="/watch")[1] == ids[5]
+    assert alice.predict(f"{ids[1]},{ids[2]}", "", 10, api_name="/watch")[1] == ",".join(ids[:3])
+    assert bob.predict(ids[6], "", 10, api_name="/watch")[1] == f"{ids[5]},{ids[6]}"
 
 
 def test_eight_concurrent_sessions_see_only_their_own_clicks(url: str, studio: Studio) -> None:
-    """Eight clients click at once through the UI's events (watch an id, then the refresh a history change fires):
+    """Eight clients click at once through the UI's events (watch an id, then a refresh of the session's history):
     every answer is about that session's own history, and nothing fails."""
     from gradio_client import Client
 
@@ -77,7 +78,7 @@ def test_eight_concurrent_sessions_see_only_their_own_clicks(url: str, studio: S
         for _ in range(4):
             item = rng.choice(ids)
             mine = append_click(mine, item, 200)
-            shown = client.predict(item, "", api_name="/watch")
+            shown = client.predict(item, "", 10, api_name="/watch")[1]
             _, ids_box, status, *_ = client.predict(*REFRESH_ARGS, api_name="/refresh")
             if shown != ",".join(mine) or ids_box != ",".join(mine) or f"your {len(mine)} watched" not in status:
                 problems.append(f"session {seed}: expected {mine}, /watch {shown}, /refresh {ids_box}, {status}")

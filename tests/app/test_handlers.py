@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 import time
+import urllib.parse
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,7 +18,7 @@ import pytest
 from sicsrec.app.studio import AppConfig, Studio
 from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
 from sicsrec.app.tabs.evaluate import EvaluateTab
-from sicsrec.app.tabs.explore import PAGE_SIZE, ExploreTab
+from sicsrec.app.tabs.explore import PAGE_SIZE, PERSONAS, ExploreTab, moves, persona_history
 from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainForm, TrainTab
 from sicsrec.cli import main as cli
 from sicsrec.events import STAGE_ALIGN, StageAProgress
@@ -31,15 +34,27 @@ def start(train: TrainTab, *args, **form) -> tuple[str, gr.Timer]:
     return train.start_job(TrainForm(*args, **form))
 
 
-def click(index: int) -> gr.SelectData:
-    """The event data of a click on gallery item `index`."""
-    return gr.SelectData(None, {"index": index, "value": None})
+def click(item: str, action: str = "watch") -> gr.EventData:
+    """The event data a card grid sends when the card of `item` is clicked."""
+    return gr.EventData(None, {"item": item, "action": action})
+
+
+OUT = ["history", "strip", "ids", "status", "recs", "summary", "attribution", "because", "sbs", "shown"]
+
+
+def named(outputs: tuple) -> dict:
+    """A history event's outputs by name."""
+    return dict(zip(OUT, outputs, strict=True))
 
 
 def refresh(explore: ExploreTab, history: list[str], k: int = 10) -> dict:
     """explore.refresh's outputs by name."""
-    names = ["strip", "ids", "status", "recs", "rec_ids", "summary", "attribution", "because", "sbs", "map", "shown"]
-    return dict(zip(names, explore.refresh("", history, k, "ID space", "PCA")))
+    return named(explore.refresh("", history, k))
+
+
+def card_ids(html: str) -> list[str]:
+    """The item ids of a card grid's buttons (cards, or the history's remove buttons), in order."""
+    return re.findall(r'<button[^>]*data-item="([^"]*)"', html)
 
 
 @pytest.fixture(scope="module")
@@ -51,79 +66,116 @@ def explore(studio: Studio) -> ExploreTab:
 @pytest.fixture(scope="module")
 def page_ids(explore: ExploreTab) -> list[str]:
     """Item ids of the catalogue's first page."""
-    return explore.page("", "", "", 1)[1]
+    return card_ids(explore.page("", "", "", 1)[0])
 
 
 def test_catalogue_pages_search_and_filter(explore: ExploreTab, studio: Studio) -> None:
     cat = studio.run("").catalogue
-    gallery, ids, info, page = explore.page("", "", "", 1)
-    assert len(gallery) == len(ids) == min(PAGE_SIZE, len(cat)) and page == 1
-    assert all(Path(p).is_file() for p, _ in gallery[:5]) and "Page **1**" in info
-    assert explore.next_page("", "", "", 1)[1] != ids  # page 2 differs
-    assert explore.page("", "", "", 10_000)[3] == math.ceil(len(cat) / PAGE_SIZE)  # clamped to the last page
+    cards, info, page = explore.page("", "", "", 1)
+    ids = card_ids(cards)
+    assert len(ids) == min(PAGE_SIZE, len(cat)) and page == 1 and "Page **1**" in info
+    srcs = re.findall(r'<img src="gradio_api/file=([^"]*)"', cards)
+    assert all(Path(urllib.parse.unquote(p)).is_file() for p in srcs[:5])
+    for iid in ids:  # every title whole (escaped), however long: the card wraps it
+        assert f">{html.escape(cat.titles[cat.position[iid]])}</span>" in cards
+    assert card_ids(explore.next_page("", "", "", 1)[0]) != ids  # page 2 differs
+    assert explore.page("", "", "", 10_000)[2] == math.ceil(len(cat) / PAGE_SIZE)  # clamped to the last page
     title = cat.titles[cat.position[ids[0]]]
-    found = explore.first_page("", title[:6].lower(), "")[1]
-    assert ids[0] in found
+    assert ids[0] in card_ids(explore.first_page("", title[:6].lower(), "")[0])
     genre = cat.genres()[0]
-    assert all(cat.categories[cat.position[i]] == genre for i in explore.first_page("", "", genre)[1])
-    assert explore.first_page("", "zzzz-no-such-title", "")[2].startswith("No title matches")
+    assert all(cat.categories[cat.position[i]] == genre for i in card_ids(explore.first_page("", "", genre)[0]))
+    assert explore.first_page("", "zzzz-no-such-title", "")[1].startswith("No title matches")
 
 
 def test_click_appends_remove_and_clear(explore: ExploreTab, page_ids: list[str]) -> None:
     history: list[str] = []
     for n in (0, 3, 5):
-        history = explore.pick_catalogue(history, page_ids, click(n))
+        history = explore.click("", history, 10, None, click(page_ids[n]))[0]
     assert history == [page_ids[0], page_ids[3], page_ids[5]]
-    assert explore.pick_catalogue(history, page_ids, click(0)) == [page_ids[3], page_ids[5], page_ids[0]]  # re-watch
-    assert explore.remove(history, click(1)) == [page_ids[0], page_ids[5]]
-    assert explore.clear() == []
+    rewatch = explore.click("", history, 10, None, click(page_ids[0]))[0]
+    assert rewatch == [page_ids[3], page_ids[5], page_ids[0]]  # a re-watched item moves to the end
+    assert explore.click("", history, 10, None, click(page_ids[3], "remove"))[0] == [page_ids[0], page_ids[5]]
+    assert explore.click("", history, 10, None, click("no-such-id"))[0] == history  # a stale card changes nothing
+    assert explore.clear("", 10, None)[0] == []
     out = refresh(explore, history)
-    assert next(c for _, c in out["strip"]).startswith("1. ") and out["ids"] == ",".join(history)
+    assert card_ids(out["strip"]) == history and out["ids"] == ",".join(history)
+    assert ">1. " in out["strip"] and "Remove " in out["strip"]  # numbered chips, each with a remove button
+    assert "<img" not in refresh(explore, [])["strip"]  # an empty history is a sentence, not a broken image
+
+
+def test_recommendation_cards_show_rank_score_split_and_changes(explore: ExploreTab, page_ids: list[str]) -> None:
+    first = refresh(explore, page_ids[:2])
+    out = named(explore.click("", page_ids[:2], 10, first["shown"], click(page_ids[2])))
+    items = explore.studio.run("").main.recommend(page_ids[:3], 10).items
+    assert card_ids(out["recs"]) == [it["item_id"] for it in items]
+    for n, it in enumerate(items, 1):
+        assert f">#{n}<" in out["recs"] and f">{it['score']:.3f}<" in out["recs"]
+    assert out["recs"].count('class="sr-bar"') == len(items) and "Since your last click" in out["recs"]
+    assert moves(["a", "b", "c"], ["c", "a", "d"]) == {"c": "▲2", "a": "▼1", "d": "new"}
+
+
+def test_personas_fill_the_history_from_title_and_genre_lookups(explore: ExploreTab, studio: Studio) -> None:
+    cat = studio.run("").catalogue
+    for name in PERSONAS:
+        out = named(explore.persona(name, "", 10, None))
+        assert out["history"] == persona_history(cat, name) and card_ids(out["strip"]) == out["history"]
+        assert len(out["history"]) >= 3 or "No items of the persona" in out["status"]
+    if any("star wars" in t.lower() for t in cat.titles):
+        wars = persona_history(cat, "Star Wars fan")
+        assert all("star wars" in cat.titles[cat.position[i]].lower() for i in wars)
 
 
 def test_recommendations_change_with_history(explore: ExploreTab, page_ids: list[str]) -> None:
     a = refresh(explore, page_ids[:3])
     b = refresh(explore, page_ids[10:16])
-    assert len(a["rec_ids"]) == 10 and a["rec_ids"] != b["rec_ids"]
-    assert not set(a["rec_ids"]) & set(page_ids[:3])  # watched items are not recommended again
+    assert len(a["shown"].recommended) == 10 and a["shown"].recommended != b["shown"].recommended
+    assert card_ids(a["recs"]) == a["shown"].recommended
+    assert not set(a["shown"].recommended) & set(page_ids[:3])  # watched items are not recommended again
     assert "recommendations for your 3 watched" in a["status"]
     assert "driven" in a["summary"] and "Because you watched" in a["because"]
-    assert "of 10** in both lists" in a["sbs"]
+    assert "of 10</b> in both lists" in a["sbs"] and "SASRec (behavior only)" in a["sbs"]
 
 
-def test_attribution_figure_has_every_part(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
-    fig = refresh(explore, page_ids[:4], k=5)["attribution"]
-    names = [t.name for t in fig.data]
-    assert names[:3] == ["behavior", "content", "mixed"] and names[-1] == "score"
+def test_attribution_has_every_part(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
+    chart = refresh(explore, page_ids[:4], k=5)["attribution"]
     items = studio.run("").main.recommend(page_ids[:4], 5).items
-    bars = [t for t in fig.data if t.type == "bar"]
-    for j, it in enumerate(items):  # the bars add up to the score (bias may be left out when zero)
-        assert math.isclose(sum(t.x[j] for t in bars), it["score"], abs_tol=1e-5)
-        assert set(PARTS) <= set(it)
+    rows = chart.split("<li>")[1:]
+    assert len(rows) == len(items)
+    for row, it in zip(rows, items):  # the segments add up to the score (bias may be left out when zero)
+        values = dict(re.findall(r'data-part="(\w+)" data-value="([-\d.e]+)"', row))
+        assert list(values)[:3] == ["behavior", "content", "mixed"] and set(PARTS) <= set(it)
+        assert math.isclose(sum(map(float, values.values())), it["score"], abs_tol=1e-5)
+        assert f">{it['score']:.3f}<" in row and html.escape(it["title"]) in row
+    assert "no attribution" in refresh(explore, [])["attribution"]
 
 
 def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
     out = refresh(explore, page_ids[:3])
-    names = [t.name for t in out["map"].data]
-    assert {"watched", "recommended", "you (user vector)"} <= set(names)
+    fig = explore.embedding_map("", out["shown"], "ID space", "PCA")
+    names = [t.name for t in fig.data]
+    assert {"watched", "recommended"} <= set(names) and any(n.startswith("you (user vector") for n in names)
+    you = fig.data[-1]
+    for axis, v in ((fig.layout.xaxis, you.x[0]), (fig.layout.yaxis, you.y[0])):  # the user marker is in view
+        assert axis.range[0] <= v <= axis.range[1]
+    assert len([t for t in fig.data if t.legendgroup == "categories"]) <= 9  # eight colours and "other"
     run = studio.run("")
     assert run.projection("ID space") is run.projection("ID space")  # fitted once per run
     content = explore.embedding_map("", out["shown"], "content space", "PCA")
-    assert "you (user vector)" not in [t.name for t in content.data]
+    assert not any(t.name.startswith("you (user vector") for t in content.data)
 
 
 def test_empty_history_shows_popular_items_labelled(explore: ExploreTab, studio: Studio) -> None:
     out = refresh(explore, [])
-    assert "Popular items" in out["status"] and all(c.endswith("popular") for _, c in out["recs"])
+    assert "Popular items" in out["status"] and 'title="score"' not in out["recs"] and ">popular<" in out["recs"]
     cat = studio.run("").catalogue
-    assert out["rec_ids"][0] == cat.item_ids[int(cat.by_popularity[0])]
+    assert card_ids(out["recs"])[0] == cat.item_ids[int(cat.by_popularity[0])]
 
 
 def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
     rec = studio.run("").main
     got = explore.api_recommend(",".join(page_ids[:3]), 5)
     assert got == response(rec.recommend(page_ids[:3], 5))
-    assert [set(x) for x in got["items"]] == [{"item_id", "title", "score", *PARTS, "source"}] * 5
+    assert [set(x) for x in got["items"]] == [{"item_id", "title", "score", *PARTS, "source", "scored_by"}] * 5
     assert got["source"] == "model" and got["used_ids"] == page_ids[:3] and got["warnings"] == []
 
 
@@ -154,10 +206,10 @@ def test_cli_api_and_ui_do_the_same_with_odd_input(
     assert api["k"] == min(max(1, round(k)), 100) and len(api["items"]) == api["k"] and api["warnings"]
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
-        ui_history, ids = explore.watch(history, "", [])
+        ui = named(explore.watch(history, "", [], k, None))
+    ui_history, ids, status = ui["history"], ui["ids"], ui["status"]
     assert ui_history == api["used_ids"] and ids == ",".join(api["used_ids"])
-    status = explore.refresh("", ui_history, k, "ID space", "PCA")[2]
-    for line in api["warnings"]:  # the UI's toast (the history rule) and its status line (k) say the same
+    for line in api["warnings"]:  # the UI's toast and status line (history rule, k) say the same
         assert line in " ".join(str(w.message) for w in said) or line in status or line.startswith("Cold start")
     if api["source"] == "cold_start":
         assert api["unknown_ids"] == [history] and "Popular items" in status
@@ -165,8 +217,9 @@ def test_cli_api_and_ui_do_the_same_with_odd_input(
 
 def test_watch_by_ids_ignores_unknown(explore: ExploreTab, page_ids: list[str]) -> None:
     with pytest.warns(UserWarning, match="unknown item id"):
-        history, text = explore.watch(f"{page_ids[0]}, nope ,{page_ids[1]}", "", [])
-    assert history == page_ids[:2] and text == ",".join(page_ids[:2])
+        out = named(explore.watch(f"{page_ids[0]}, nope ,{page_ids[1]}", "", [], 10, None))
+    assert out["history"] == page_ids[:2] and out["ids"] == ",".join(page_ids[:2])
+    assert "⚠️ Ignored 1 unknown item id(s): nope" in out["status"]  # visible on the page, not only in a toast
 
 
 def test_a_click_runs_the_served_model_once(
@@ -197,19 +250,27 @@ def test_a_click_runs_the_served_model_once(
     monkeypatch.undo()
     user = rec.recommend(page_ids[:3], 10).user
     assert np.allclose(out["shown"].user, user, atol=1e-6)
-    you = next(t for t in out["map"].data if t.name == "you (user vector)")
+    fig = explore.embedding_map("", out["shown"], "ID space", "PCA")
+    you = next(t for t in fig.data if t.name == "you (user vector)")
     assert np.allclose([you.x[0], you.y[0]], studio.run("").projection("ID space").place(user), atol=1e-5)
     assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA") == gr.skip()  # its refresh redraws
 
 
 def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: ExploreTab, page_ids: list[str]) -> None:
     with pytest.warns(UserWarning) as warned:
-        history, text = explore.watch(
-            f"{page_ids[2]}, nope, {page_ids[0]},, {page_ids[2]}, also-nope", "", [page_ids[0], page_ids[1]]
+        out = named(
+            explore.watch(
+                f"{page_ids[2]}, nope, {page_ids[0]},, {page_ids[2]}, also-nope",
+                "",
+                [page_ids[0], page_ids[1]],
+                10,
+                None,
+            )
         )
     message = " ".join(str(w.message) for w in warned)
-    assert "2 unknown item id(s): nope, also-nope" in message
-    assert history == [page_ids[1], page_ids[0], page_ids[2]] and text == ",".join(history)
+    assert "2 unknown item id(s): nope, also-nope" in message and message in out["status"]
+    history = out["history"]
+    assert history == [page_ids[1], page_ids[0], page_ids[2]] and out["ids"] == ",".join(history)
     assert "unknown item id(s): nope" in refresh(explore, [page_ids[0], "nope"])["status"]
 
 
@@ -221,7 +282,7 @@ def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> N
     out = explore.api_recommend("1,1,nope", 3)
     assert out["source"] == "no_model" and len(out["items"]) == 3 and out["unknown_ids"] == ["nope"]
     assert out["warnings"][0].startswith("No trained model is loaded") and "repeated" in " ".join(out["warnings"])
-    assert EvaluateTab(studio).show("")[2].startswith("No results.json")
+    assert EvaluateTab(studio).show("")[0].startswith("No results.json")
 
 
 def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: Path, tmp_path: Path) -> None:
@@ -251,9 +312,9 @@ def test_unreadable_run_files_read_as_absent(tmp_path: Path) -> None:
 
 
 def test_evaluate_reads_results_json(studio: Studio) -> None:
-    table, fig, text = EvaluateTab(studio).show("")
+    _text, lines, table, fig, _bench = EvaluateTab(studio).show("")
     assert list(table["model"])[:2] == ["popularity", "SASRec (behavior only)"] and "SICSRec" in list(table["model"])
-    assert len(fig.data) == len(table) and "NDCG@10" in text
+    assert len(fig.data) == len(table) and "NDCG@10" in lines and "one seed" in lines
 
 
 def test_evaluate_summary_names_the_tie_rule(studio: Studio) -> None:
@@ -383,14 +444,14 @@ def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Pa
     time.sleep(0.5)
     assert "Preparing" in train.poll()[0] or "Training" in train.poll()[0] or not studio.job.running
     _wait(studio)
-    status, fig, metrics, timer, runs = train.poll()
+    status, fig, metrics, timer, runs, _message = train.poll()
     assert status.startswith("**Finished**") and not timer.active, status
     assert "valid HR@10" in metrics and len(fig.data) >= 2
     out = str(studio.job.out)
     assert out in [v for _, v in studio.run_choices()] and out in [v for _, v in runs.choices]
     run = studio.run(out)
     assert run.main is not None and run.main.name == "sicsrec" and run.baseline is not None
-    assert list(EvaluateTab(studio).show(out)[0]["model"]) == ["popularity", "SASRec (behavior only)", "SICSRec"]
+    assert list(EvaluateTab(studio).show(out)[2]["model"]) == ["popularity", "SASRec (behavior only)", "SICSRec"]
 
 
 FALLBACK = "MiniLM title similarity (FALLBACK: no LLM)"
@@ -421,7 +482,7 @@ def test_stage_a_openai_backend_sends_the_server_model_name(
             0
         ].startswith("Started")
         _wait(studio, 120)
-    status, _, metrics, _, _ = train.poll()
+    status, _, metrics, *_ = train.poll()
     assert status.startswith("**Finished**"), status
     assert server.models == ["stub-model"] * 4 and "FALLBACK" not in metrics
 
@@ -435,7 +496,7 @@ def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(
     message, timer = start(train, "slice", STEPS, **TINY, **STAGE_A)
     assert message.startswith("Started: pair mining, alignment") and timer.active
     _wait(studio, 300)
-    status, _, metrics, _, _ = train.poll()
+    status, _, metrics, *_ = train.poll()
     assert status.startswith("**Finished**"), status
     assert "FALLBACK: no LLM" in metrics and "Encoder alignment" in metrics and "valid HR@10" in metrics
     job = studio.job
@@ -499,8 +560,9 @@ def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
     assert "validating" in status_text(job)
     metrics = metrics_text(job)
     assert "FALLBACK: no LLM" in metrics and "5 pairs from 9 answers" in metrics
-    assert "| sasrec | 1 | 1.5000 | 0.2500 | 0.1250 | 1 |" in metrics
-    assert [t.name for t in training_figure(job.events).data] == ["sasrec", "sasrec HR@10", "sasrec NDCG@10"]
+    assert "| sasrec | 1 | 1.500 | 0.250 | 0.125 | 1 |" in metrics
+    names = [t.name for t in training_figure(job.events).data]
+    assert names == [f"SASRec (behavior only) · {what}" for what in ("loss", "HR@10", "NDCG@10")]
 
 
 def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: Path) -> None:
@@ -532,3 +594,24 @@ def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: 
     assert isinstance(job.results, Results) and job.results.model_names() == ["sasrec"]
     assert Results.read(job.out).model_names() == ["sasrec"]
     assert status_text(job).startswith("**Finished**: SASRec")
+
+
+def test_a_sasrec_only_map_keeps_the_user_and_the_items_in_view(run_dir: Path) -> None:
+    """A behavior-only user vector can be far longer than every item vector (the demo's lands at about (0, -7)
+    next to items within ±0.5): the axes still span the items, and the user is drawn on their edge."""
+    from sicsrec.app.plots import embedding_figure
+    from sicsrec.app.runs import load_run
+
+    run = load_run(run_dir / "checkpoints" / "sasrec")
+    cat = run.catalogue
+    history = persona_history(cat, "Star Wars fan") or cat.item_ids[:5]
+    recs = run.main.recommend(history, 10)
+    proj = run.projection("ID space")
+    watched, recommended = [cat.position[h] for h in history], [cat.position[it["item_id"]] for it in recs.items]
+    fig = embedding_figure(proj, cat.titles, cat.categories, watched, recommended, proj.place(recs.user), "ID space")
+    you = fig.data[-1]
+    assert you.name.startswith("you (user vector")
+    for n, axis in enumerate((fig.layout.xaxis, fig.layout.yaxis)):
+        lo, hi = axis.range
+        assert lo <= (you.x, you.y)[n][0] <= hi
+        assert lo <= proj.coords[:, n].min() and proj.coords[:, n].max() <= hi

@@ -66,37 +66,32 @@ def page(served: tuple[str, Path]) -> Iterator:
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.set_default_timeout(30_000)
         page.goto(served[0])
-        page.wait_for_selector("#catalogue [aria-label^='Thumbnail 1 of']")
+        page.wait_for_selector("#catalogue button[data-item]")
         yield page
         browser.close()
 
 
-def captions(page, gallery: str) -> list[str]:
-    """The caption texts of a gallery's thumbnails, in order."""
-    return [c.strip() for c in page.locator(f"#{gallery} .caption-label").all_inner_texts()]
+def titles(page, grid: str) -> list[str]:
+    """The card titles of a card grid (catalogue, recommendations), in order."""
+    return [t.strip() for t in page.locator(f"#{grid} .sr-title").all_inner_texts()]
 
 
 def test_watch_three_titles_and_see_why(page) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_function("document.querySelectorAll('#recommendations .caption-label').length > 0")
-    before = captions(page, "recommendations")
-    titles = captions(page, "catalogue")[:3]
-    total = page.locator("#catalogue [aria-label^='Thumbnail']").count()
+    page.wait_for_selector("#recommendations button[data-item]")
+    before = titles(page, "recommendations")
+    watched = titles(page, "catalogue")[:3]
     for n in (1, 2, 3):
-        page.locator(f"#catalogue [aria-label='Thumbnail {n} of {total}']").click()
-        page.wait_for_function(f"document.querySelectorAll('#history .caption-label').length === {n}")
+        page.locator("#catalogue button[data-item]").nth(n - 1).click()
+        page.wait_for_function(f"document.querySelectorAll('#history .sr-chip').length === {n}")
     page.wait_for_function(
-        "document.querySelector('#history .caption-label') && "
-        "[...document.querySelectorAll('#recommendations .caption-label')].every(c => !c.innerText.endsWith('popular'))"
+        "[...document.querySelectorAll('#recommendations .sr-score')].every(s => s.innerText !== 'popular')"
     )
-    history = captions(page, "history")
-    assert [h.split(". ", 1)[0] for h in history] == ["1", "2", "3"]
-    for shown, title in zip(history, titles):  # in click order (captions may be shortened differently)
-        assert title.rstrip("…")[:20] == shown.split(". ", 1)[1].rstrip("…")[:20]
-    assert captions(page, "recommendations") != before
-    page.wait_for_selector("#attribution .js-plotly-plot")
+    history = [h.rstrip("✕").strip() for h in page.locator("#history .sr-chip").all_inner_texts()]
+    assert history == [f"{n}. {t}" for n, t in enumerate(watched, 1)]  # in click order, titles whole
+    assert titles(page, "recommendations") != before
+    page.wait_for_selector("#attribution .sr-attr-track i")  # stacked bars drawn
     page.wait_for_selector("#embedding-map .js-plotly-plot")
-    assert page.locator("#attribution .js-plotly-plot .bars").count() > 0  # stacked bars drawn
     page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)
 
 
@@ -138,9 +133,10 @@ def test_upload_then_train_a_tiny_job(page, served: tuple[str, Path]) -> None:
     page.locator(".js-plotly-plot >> visible=true").first.wait_for()
     page.screenshot(path=str(SHOTS / "train.png"), full_page=True)
 
-    folder = status.split("/runs/", 1)[1].split(".", 1)[0].strip()  # the new run folder: <timestamp>
+    folder = status.split("→ run ", 1)[1].split(". Pick it", 1)[0].strip()  # the new run's name, no server path
+    assert "/runs/" not in status
     page.locator("#run-select input").click()
     page.get_by_role("option", name=folder).click()
     page.get_by_role("tab", name="Explore").click()
-    page.locator("#recommendations .caption-label").first.wait_for()
+    page.locator("#recommendations button[data-item]").first.wait_for()
     assert folder in page.locator("#run-select input").input_value()

@@ -1,12 +1,13 @@
-"""Data tab: upload a dataset zip, extract it safely, validate it, and offer it to the Train tab's dataset list."""
+"""Data tab: upload a dataset zip, extract it safely and atomically, validate it, and offer it to the Train tab's
+dataset list. Messages quote file names and loader errors escaped, so `<name>.inter` or `*_item.csv` show as typed."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 import re
-import shutil
 import stat
 import zipfile
 import zlib
@@ -18,7 +19,7 @@ from sicsrec.app.shell import UI
 from sicsrec.app.studio import READY_MARK, Studio
 from sicsrec.data import DataError, Dataset, load_dataset
 from sicsrec.features.images import image_problem
-from sicsrec.utils import atomic_write_text
+from sicsrec.utils import atomic_dir, atomic_write_text
 
 log = logging.getLogger("sicsrec.app")
 
@@ -39,7 +40,8 @@ LAYOUTS = """Accepted layouts (zip the folder or its contents):
 * **NineRec**: a domain's `sequential_data.txt` + `*_item_sort.csv` (or `*_item.csv`), optional `*_cover/` images
 * **MovieLens**: `movies.csv` + `ratings.csv` (ml-latest / ml-latest-small layout)
 
-Limits: 200 MB uncompressed, 20,000 files, no file unpacking to over 200x its compressed size; no absolute
+Cleaning: users with fewer than **5 interactions** are dropped (a model needs a history, a validation and a test
+item per user), then items nobody interacted with. Limits: 200 MB uncompressed, 20,000 files, no file unpacking to over 200x its compressed size; no absolute
 paths, `..` or symbolic links inside the zip."""
 
 
@@ -153,20 +155,44 @@ def corrupt_images(ds: Dataset) -> dict[str, str]:
     return {iid: why for iid, why in problems if why}
 
 
+SEE_LAYOUTS = "_The accepted layouts and limits are listed above._"
+MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def plain(text: str) -> str:
+    """`text` shown as typed inside markdown: HTML escaped (`<name>.inter` is not a tag) and markdown marks
+    backslash-escaped (`*_item.csv` is not emphasis)."""
+    return MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def cleaning_table(counts: dict[str, int]) -> str:
+    """Before / after cleaning as a small markdown table: items, users, interactions (rows read and kept)."""
+    rows = [
+        ("items", counts.get("raw_item_rows"), counts.get("items")),
+        ("users", counts.get("raw_users"), counts.get("users")),
+        ("interactions", counts.get("raw_interaction_rows"), counts.get("interactions")),
+        ("images", None, counts.get("images")),
+    ]
+    cell = lambda n: "—" if n is None else f"{n:,}"
+    lines = ["| | read | kept after cleaning | dropped |", "|---|--:|--:|--:|"]
+    for what, before, after in rows:
+        dropped = before - after if before is not None and after is not None else None
+        lines.append(f"| {what} | {cell(before)} | {cell(after)} | {cell(dropped)} |")
+    return "\n".join(lines)
+
+
 def report_markdown(name: str, ds: Dataset, bad_images: dict[str, str]) -> str:
-    """The validation report as markdown: counts, then every problem with file:line [column]."""
+    """The validation report as markdown: counts, before/after cleaning, then every problem with file:line [column]."""
     rep = ds.report
     c = rep.counts
     lines = [
         f"### ✓ `{name}` is ready to train on",
         f"**{c.get('items', 0):,} items · {c.get('users', 0):,} users · {c.get('interactions', 0):,} interactions · "
         f"{c.get('images', 0):,} images** (format detected automatically).",
-        "Before cleaning: "
-        + ", ".join(f"{k.removeprefix('raw_').replace('_', ' ')} {v:,}" for k, v in c.items() if k.startswith("raw_"))
-        + ".",
+        cleaning_table(c),
     ]
     if bad_images:
-        shown = "; ".join(f"{iid} ({why})" for iid, why in list(bad_images.items())[:10])
+        shown = plain("; ".join(f"{iid} ({why})" for iid, why in list(bad_images.items())[:10]))
         lines.append(
             f"**{len(bad_images):,} image(s) do not decode** or are refused, and will be skipped (no image "
             f"feature for those items): {shown}" + (" …" if len(bad_images) > 10 else "")
@@ -190,7 +216,10 @@ class DataTab:
         self.studio = studio
 
     def upload(self, file: str | None) -> tuple[str, gr.Dataframe, gr.Dropdown]:
-        """Extract, validate and register an uploaded zip; (report, item preview, Train dataset choices)."""
+        """Extract, validate and register an uploaded zip; (report, item preview, Train dataset choices).
+
+        The zip is extracted and validated in a temp folder beside its final one, which it replaces only once
+        it validated and carries READY_MARK: a killed process never leaves a half-extracted dataset."""
         no_change, hidden = gr.Dropdown(choices=self.studio.dataset_choices()), gr.Dataframe(visible=False)
         if not file:
             return "Choose a `.zip` file first.", hidden, no_change
@@ -198,31 +227,37 @@ class DataTab:
         try:
             check_archive(path)  # before hashing it: a huge upload is refused unread
         except UploadError as e:
-            return f"### Upload refused\n{e}.\n\n{LAYOUTS}", hidden, no_change
+            return f"### Upload refused\n{plain(str(e))}.\n\n{SEE_LAYOUTS}", hidden, no_change
         with path.open("rb") as f:
             digest = hashlib.file_digest(f, "sha1").hexdigest()[:8]
         name = f"{safe_name(path.stem)}-{digest}"
         dest = self.studio.config.uploads / name
-        shutil.rmtree(dest, ignore_errors=True)
         try:
-            root = safe_extract(path, dest)
-            ds = load_dataset(root, name=name, confine_images=True)
-            bad = corrupt_images(ds)
+            with atomic_dir(dest) as tmp:
+                root = safe_extract(path, tmp)
+                ds = load_dataset(root, name=name, confine_images=True)
+                bad = corrupt_images(ds)
+                root = dest / root.relative_to(tmp)  # where it will be once swapped in
+                atomic_write_text(tmp / READY_MARK, json.dumps({"root": str(root), "counts": ds.report.counts}))
         except UploadError as e:
-            shutil.rmtree(dest, ignore_errors=True)
-            return f"### Upload refused\n{e}.\n\n{LAYOUTS}", hidden, no_change
+            return f"### Upload refused\n{plain(str(e))}.\n\n{SEE_LAYOUTS}", hidden, no_change
         except DataError as e:
-            shutil.rmtree(dest, ignore_errors=True)
-            message = str(e).replace(f"{dest}/", "").replace(str(dest), "(zip)")
-            return f"### Not a usable dataset\n{message}\n\n{LAYOUTS}", hidden, no_change
+            message = str(e).replace(f"{tmp}/", "").replace(str(tmp), "(zip)")  # no server paths
+            return f"### Not a usable dataset\n{plain(message)}\n\n{SEE_LAYOUTS}", hidden, no_change
         except Exception as e:  # never show a traceback for a bad upload
             log.exception("upload failed")
-            shutil.rmtree(dest, ignore_errors=True)
-            return f"### Could not read this upload\n{type(e).__name__}: {e}", hidden, no_change
-        atomic_write_text(dest / READY_MARK, json.dumps({"root": str(root), "counts": ds.report.counts}))
+            return f"### Could not read this upload\n{plain(f'{type(e).__name__}: {e}')}", hidden, no_change
         self.studio.datasets[name] = str(root)
         preview = gr.Dataframe(ds.items[["item_id", "title", "category"]].head(12), visible=True)
         return report_markdown(name, ds, bad), preview, gr.Dropdown(choices=self.studio.dataset_choices(), value=name)
+
+    def checking(self) -> tuple[str, gr.Dataframe]:
+        """A new file arrived: the previous report and preview go at once, before the new one is checked."""
+        return "_Checking the upload…_", gr.Dataframe(visible=False)
+
+    def cleared(self) -> tuple[str, gr.Dataframe]:
+        """The file was removed: no report, no preview."""
+        return "", gr.Dataframe(visible=False)
 
 
 def render(studio: Studio, datasets: gr.Dropdown) -> None:
@@ -230,10 +265,14 @@ def render(studio: Studio, datasets: gr.Dropdown) -> None:
     tab = DataTab(studio)
     with gr.Tab("Data", id="data"):
         gr.Markdown(LAYOUTS)
-        upload = gr.File(label="Dataset zip", file_types=[".zip"], type="filepath", elem_id="dataset-upload")
-        report = gr.Markdown()
+        # no file_types filter: a wrong file reaches `upload`, whose refusal replaces the previous report
+        upload = gr.File(label="Dataset zip", type="filepath", elem_id="dataset-upload")
+        report = gr.Markdown(elem_id="data-report")
         preview = gr.Dataframe(interactive=False, label="First items", visible=False)
-    upload.upload(tab.upload, upload, [report, preview, datasets], **UI)
+    upload.upload(tab.checking, None, [report, preview], **UI).then(
+        tab.upload, upload, [report, preview, datasets], **UI
+    )
+    upload.clear(tab.cleared, None, [report, preview], **UI)
 
 
 __all__ = [
@@ -245,7 +284,9 @@ __all__ = [
     "DataTab",
     "UploadError",
     "check_archive",
+    "cleaning_table",
     "corrupt_images",
+    "plain",
     "render",
     "report_markdown",
     "safe_extract",

