@@ -191,7 +191,7 @@ def reference_decisions(text: str, sections: tuple[str, ...] | None = None) -> s
 
 def _build(cls: type[T], d: dict[str, Any]) -> T:
     """Build a dataclass from a dict, ignoring unknown keys so older configs still load."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # T is bound to config dataclasses
     return cls(**{k: v for k, v in d.items() if k in names})
 
 

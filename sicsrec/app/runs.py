@@ -87,7 +87,7 @@ class Catalogue:
             if (not q or q in self._lower[i]) and (not category or self.categories[i] == category)
         ]
 
-    def popular(self, k: int, exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    def popular(self, k: int, exclude: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]  # read-only default
         """The k most popular items not in `exclude`, shaped like the serving API's items (parts 0)."""
         return popular_items(self.item_ids, self.titles, self.popularity, k, exclude)
 

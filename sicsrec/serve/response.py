@@ -32,7 +32,7 @@ def resolve_k(value: object) -> tuple[int, str]:
     if value is None or (isinstance(value, str) and not value.strip()):
         return DEFAULT_K, ""
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any object: what float() refuses is caught below
     except (TypeError, ValueError):
         number = math.nan
     if math.isnan(number) or isinstance(value, bool):
