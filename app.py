@@ -61,6 +61,9 @@ CSS = """
   color: var(--body-text-color-subdued); font-size: 11.5px; }
 .sr-move { font-weight: 700; }
 .sr-up { color: #059669; } .sr-down { color: #DC2626; } .sr-new { color: #7C3AED; }
+.sr-added { align-self: flex-start; background: #EDE9FE; color: #5B21B6; font-size: 10.5px; font-weight: 700;
+  padding: 1px 5px; border-radius: 4px; }
+.sr-attr-note { font-size: 12px; color: var(--body-text-color-subdued); margin: .3rem 0 0 0; }
 .sr-bar { display: flex; height: 6px; border-radius: 3px; overflow: hidden; background: #E5E7EB; }
 .sr-bar i { display: block; height: 100%; }
 .sr-legend { font-size: 12px; color: var(--body-text-color-subdued); margin: .4rem 0 0 0; }

@@ -44,6 +44,7 @@ class Catalogue:
     categories: list[str]
     image_paths: list[str]
     popularity: np.ndarray
+    scored_by: list[str] = field(default_factory=list)  # per item "id" | "content" (added later); empty: all "id"
 
     def __post_init__(self) -> None:
         self.position = {iid: i for i, iid in enumerate(self.item_ids)}
@@ -53,7 +54,7 @@ class Catalogue:
     @classmethod
     def from_items(cls, items: ItemTable) -> Catalogue:
         """From a checkpoint's item table (`Recommender.table`)."""
-        return cls(items.item_ids, items.titles, items.categories, items.image_paths, items.popularity)
+        return cls(items.item_ids, items.titles, items.categories, items.image_paths, items.popularity, items.scored_by)
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> Catalogue:
@@ -73,6 +74,10 @@ class Catalogue:
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.position
+
+    def is_new(self, i: int) -> bool:
+        """Whether item `i` was added after training (scored from its content alone, `sicsrec.serve.add_items`)."""
+        return bool(self.scored_by) and self.scored_by[i] == "content"
 
     def genres(self) -> list[str]:
         """Distinct non-empty categories, sorted."""

