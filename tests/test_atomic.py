@@ -95,6 +95,7 @@ def _results(version: int) -> Results:
     return Results(f"v{version}", config={"version": version, "pad": "x" * 4_000_000})
 
 
+@pytest.mark.slow
 def test_results_json_killed_at_random_moments_is_old_or_new_never_torn(tmp_path: Path, marker: Path) -> None:
     target = tmp_path / "results.json"
     _results(0).write(target)
@@ -160,6 +161,7 @@ atomic_write_text(TARGET, results_json(1))
 # --- the feature cache --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nth_replace, survivor", [(1, 0), (2, 0), (3, 1)])
 def test_feature_cache_entry_killed_mid_put_reads_old_or_new(
     tmp_path: Path, marker: Path, nth_replace: int, survivor: int
@@ -217,6 +219,7 @@ save_checkpoint(TARGET, model, items, {{"version": 1}})
         'hang(pathlib.Path, "rename", 2)',  # the old folder parked aside, the new one not yet renamed in
     ],
 )
+@pytest.mark.slow
 def test_checkpoint_killed_mid_save_loads_the_previous_one(tmp_path: Path, marker: Path, hang: str) -> None:
     split = synthetic_split()
     torch.manual_seed(0)
@@ -253,6 +256,7 @@ with atomic_dir(TARGET) as tmp:
 # --- the reply cache (append-only) --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reply_cache_killed_mid_append_keeps_every_complete_line(tmp_path: Path, marker: Path) -> None:
     target = tmp_path / "replies.jsonl"
     kill_child(

@@ -131,6 +131,7 @@ def test_a_safetensors_header_that_starts_like_a_pickle_is_not_one(saved):
         (lambda c: c.update(padding="x" * 2**20), "not a config"),
     ],
 )
+@pytest.mark.slow
 def test_a_tampered_config_is_refused_before_allocating(saved, tamper, message):
     _, path = saved
     config = json.loads((path / "config.json").read_text())

@@ -14,6 +14,8 @@ from sicsrec.serve import PARTS, response
 from sicsrec.serve.history import append_click
 from tests.app.helpers import free_port, load_app_module
 
+pytestmark = pytest.mark.slow  # trains models or serves the app for every test here
+
 REFRESH_ARGS = ("", 10)  # run, k: the UI's defaults (the history and the last list shown are state)
 
 

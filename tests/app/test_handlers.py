@@ -69,6 +69,7 @@ def page_ids(explore: ExploreTab) -> list[str]:
     return card_ids(explore.page("", "", "", 1)[0])
 
 
+@pytest.mark.slow
 def test_catalogue_pages_search_and_filter(explore: ExploreTab, studio: Studio) -> None:
     cat = studio.run("").catalogue
     cards, info, page = explore.page("", "", "", 1)
@@ -192,6 +193,7 @@ def test_api_matches_the_serving_json(explore: ExploreTab, studio: Studio, page_
         ("1,260", 10000),
     ],
 )
+@pytest.mark.slow
 def test_cli_api_and_ui_do_the_same_with_odd_input(
     explore: ExploreTab, studio: Studio, history: str, k: float, capsys: pytest.CaptureFixture
 ) -> None:
@@ -274,6 +276,7 @@ def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: Explore
     assert "unknown item id(s): nope" in refresh(explore, [page_ids[0], "nope"])["status"]
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_still_starts_with_popular_items(tmp_path: Path) -> None:
     studio = Studio(AppConfig(checkpoint=tmp_path / "absent", workdir=tmp_path / "runs", cache_dir=tmp_path / "cache"))
     explore = ExploreTab(studio)
@@ -315,6 +318,7 @@ def test_an_added_item_is_in_the_catalogue_marked_new_and_recommendable(run_dir:
     assert "`new-2`" in again[0] and len(studio.run("").catalogue) == len(cat) + 2
 
 
+@pytest.mark.slow
 def test_adding_an_item_refuses_bad_input_with_a_status_line(explore: ExploreTab, tmp_path: Path) -> None:
     before = len(explore.studio.run("").catalogue)
     broken = tmp_path / "cover.jpg"
@@ -483,6 +487,7 @@ def test_second_job_is_refused_and_cancel_stops(studio: Studio, slice_dir: Path)
     assert train.cancel() == "No training job is running."
 
 
+@pytest.mark.slow
 def test_tiny_training_job_completes_and_is_listed(studio: Studio, slice_dir: Path) -> None:
     studio.datasets["slice"] = str(slice_dir)
     train = TrainTab(studio)
@@ -516,6 +521,7 @@ def test_stage_a_form_is_validated(studio: Studio) -> None:
     assert studio.job is None or not studio.job.running
 
 
+@pytest.mark.slow
 def test_stage_a_openai_backend_sends_the_server_model_name(
     studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -535,6 +541,7 @@ def test_stage_a_openai_backend_sends_the_server_model_name(
     assert server.models == ["stub-model"] * 4 and "FALLBACK" not in metrics
 
 
+@pytest.mark.slow
 def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(
     studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -553,6 +560,7 @@ def test_stage_a_job_mines_aligns_and_trains_on_aligned_features(
     assert [e.stage for e in job.events if isinstance(e, StageAProgress)][-1] == STAGE_ALIGN == "encoder alignment"
 
 
+@pytest.mark.slow
 def test_cancel_during_pair_mining_keeps_the_replies(
     studio: Studio, slice_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -567,6 +575,7 @@ def test_cancel_during_pair_mining_keeps_the_replies(
     assert studio.job.results is None and not (studio.job.out / "pairs" / "pairs.csv").exists()
 
 
+@pytest.mark.slow
 def test_train_form_is_one_dict_of_components(studio: Studio) -> None:
     from dataclasses import fields
 
@@ -613,6 +622,7 @@ def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
     assert names == [f"SASRec (behavior only) · {what}" for what in ("loss", "HR@10", "NDCG@10")]
 
 
+@pytest.mark.slow
 def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: Path) -> None:
     from dataclasses import is_dataclass
 

@@ -295,6 +295,7 @@ def load_or_explain(root: Path) -> Dataset | None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @settings(max_examples=70, **FUZZ)
 @given(data=st.data())
@@ -392,6 +393,7 @@ def mutate(data: st.DataObject, files: dict[str, str]) -> dict[str, str | bytes]
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @settings(max_examples=55, **FUZZ)
 @given(data=st.data())
@@ -423,6 +425,7 @@ def test_mutated_files_load_or_explain(fmt: str, data: st.DataObject) -> None:
         max_size=30,
     )
 )
+@pytest.mark.slow
 @example(["3000-01-01", "1600-01-01", "x"])  # dates outside pandas' nanosecond range used to raise
 @example(["1e5", "0x10", "1_000"])  # one number among garbage: its column is numeric, not dates
 @example(["1.5", "100000000000000"])  # microseconds would overflow: rounded instead of dropped

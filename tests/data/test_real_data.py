@@ -24,6 +24,7 @@ def counts(ds: Dataset) -> tuple[int, int, int]:
     return ds.report.counts["users"], ds.report.counts["items"], ds.report.counts["interactions"]
 
 
+@pytest.mark.slow
 def test_posters_folder_as_csv(posters: Path) -> None:
     ds = load_dataset(posters)  # items.csv + interactions.csv with a `poster` column
     assert counts(ds) == (610, 2_259, 80_965)
@@ -40,6 +41,7 @@ def test_posters_folder_as_csv(posters: Path) -> None:
     assert got.sort_index().equals(expected.sort_index())
 
 
+@pytest.mark.slow
 def test_ml_latest_small_as_movielens(posters: Path) -> None:
     ds = load_dataset(posters / "ml-latest-small")
     assert counts(ds) == (610, 9_724, 100_836)  # 18 of the 9,742 movies have no rating
@@ -47,6 +49,7 @@ def test_ml_latest_small_as_movielens(posters: Path) -> None:
     assert not ds.has_images
 
 
+@pytest.mark.slow
 def test_ml_latest_small_with_posters_folder(posters: Path) -> None:
     ds = load_dataset(posters / "ml-latest-small", images=posters / "posters", min_item_interactions=10)
     assert counts(ds) == (610, 2_269, 81_116)
@@ -70,6 +73,7 @@ def test_bili_dance_as_ninerec(bili: Path) -> None:
     assert counts(load_dataset(bili / "Bili_Dance")) == (10_715, 2_307, 83_392)
 
 
+@pytest.mark.slow
 def test_bili_food_recbole_split_rebuilds_the_same_sequences(bili: Path) -> None:
     rec = load_dataset(bili / "Bili_Food", format="recbole")
     assert counts(rec) == (6_549, 1_579, 39_740)

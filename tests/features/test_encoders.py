@@ -32,6 +32,7 @@ PAIRS = [
 ]
 
 
+@pytest.mark.slow
 def test_registry_names_and_errors():
     assert set(ENCODERS) == {"minilm", "efficientnet-lite0", "clip", "use"}
     assert all(issubclass(cls, Encoder) for cls in ENCODERS.values())
@@ -45,6 +46,7 @@ def test_registry_names_and_errors():
     assert (spec.modality, spec.dim, spec.random_init) == ("image", 1280, False)
 
 
+@pytest.mark.slow
 def test_minilm_dims_norm_and_semantics(minilm):
     titles = [t for pair in PAIRS for t in pair]
     x = minilm.encode(titles, batch_size=8)
@@ -105,6 +107,7 @@ def test_efficientnet_features(effnet):
     assert effnet.last_block_parameters()
 
 
+@pytest.mark.slow
 def test_clip_random_init_is_flagged_and_seeded(caplog):
     with caplog.at_level(logging.WARNING):
         text = get_encoder("clip", modality="text", pretrained=None)
@@ -121,6 +124,7 @@ def test_clip_random_init_is_flagged_and_seeded(caplog):
     assert torch.allclose(again.encode(["a red car", "a bowl of noodles"]), t, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_clip_weights_file_and_errors(tmp_path):
     import open_clip
     from safetensors.torch import save_file
@@ -157,6 +161,7 @@ def test_clip_pretrained_tag_fails_clearly_offline():
         pytest.skip(f"the tag's weights are cached locally ({enc.spec.config}); offline failure not observable")
 
 
+@pytest.mark.slow
 def test_the_multilingual_encoder_reads_chinese_and_is_frozen() -> None:
     from sicsrec.features.encoders import EncoderUnavailableError, trainable_text_encoder
 

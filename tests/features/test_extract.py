@@ -82,6 +82,7 @@ def _run(items, cache_dir, minilm, effnet, **kw):
     return extract_features(items, minilm, effnet, cache_dir=cache_dir, progress=False, **kw)
 
 
+@pytest.mark.slow
 def test_images_masked_and_counted(items, tmp_path, minilm, effnet):
     seen = []
     f = extract_features(
@@ -180,6 +181,7 @@ def test_cancel_during_text_writes_nothing(items, tmp_path, minilm, effnet):
 
 def test_cancel_or_ctrl_c_during_images_keeps_only_complete_entries(items, tmp_path, minilm, effnet):
     cancel = threading.Event()
+    earlier = set(multiprocessing.active_children())  # e.g. an app test's background map worker
 
     def cancel_at_first_image_batch(stage, done, total):
         if stage == "image" and done > 0:
@@ -197,7 +199,7 @@ def test_cancel_or_ctrl_c_during_images_keeps_only_complete_entries(items, tmp_p
     with pytest.raises(KeyboardInterrupt):
         _run(items, tmp_path / "fc", minilm, effnet, batch_size=2, num_workers=2, progress_callback=ctrl_c)
     assert _entries(tmp_path / "fc") == names
-    assert multiprocessing.active_children() == []  # decoding workers were shut down
+    assert set(multiprocessing.active_children()) <= earlier  # decoding workers were shut down
 
 
 def test_aligned_source_round_trip(items, tmp_path, minilm, effnet, monkeypatch):

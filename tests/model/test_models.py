@@ -70,6 +70,7 @@ def _fit(name, split, epochs=8, **train_kw):
     return train_model(name, split, synthetic_tables(split), CFG, cfg, trainer)
 
 
+@pytest.mark.slow
 def test_sasrec_learns_the_walk_and_beats_popularity(split):
     trained = _fit("sasrec", split)
     losses = [h.loss["rec"] for h in trained.fits[0].history]
@@ -77,6 +78,7 @@ def test_sasrec_learns_the_walk_and_beats_popularity(split):
     assert evaluate_model(trained.model, split.test)["ndcg@10"] > 2 * evaluate_popularity(split)["test"]["ndcg@10"]
 
 
+@pytest.mark.slow
 def test_two_step_freezes_the_id_transformer_and_trains_adapters(split):
     trained = _fit("sicsrec", split, epochs=3)
     model = trained.model
@@ -97,6 +99,7 @@ def test_two_step_freezes_the_id_transformer_and_trains_adapters(split):
     assert any(p.abs().sum() > 0 for n, p in model.named_parameters() if "adapter.up" in n)  # moved from zero-init
 
 
+@pytest.mark.slow
 def test_unfreezing_step1_lets_step_2_move_the_id_transformer(split):
     cfg = TrainConfig(max_epochs=2, patience=2, batch_size=256, device="cpu", freeze_step1=False)
     trainer = Trainer(cfg, torch.device("cpu"), show_bar=False)
@@ -108,6 +111,7 @@ def test_unfreezing_step1_lets_step_2_move_the_id_transformer(split):
     assert any(not torch.equal(after[k], v) for k, v in before.items())  # step 2 trained them
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init", ["identity", "identity_matched"])
 def test_identity_fusion_starts_step_2_at_step_1s_cosine_ranking(init, split):
     cfg = TrainConfig(max_epochs=2, patience=2, batch_size=256, device="cpu")
@@ -146,6 +150,7 @@ def test_content_rows_of_a_batch_equal_the_full_table_rows(image_dim, split):
     assert model.content.text.weight.grad[seq.unique()].abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_the_kept_epoch_is_the_best_on_the_stop_metric(split, caplog):
     # lr 3e-3 over 8 seeded epochs: valid HR@10 and NDCG@5 peak at different epochs on this split
     kept = {}
@@ -174,6 +179,7 @@ def test_an_unknown_stop_metric_is_refused(split):
         _fit("sasrec", split, epochs=1, stop_metric="mrr")
 
 
+@pytest.mark.slow
 def test_the_id_control_trains_like_step_2_without_content(split):
     trained = _fit("id_control", split, epochs=2)
     model = trained.model

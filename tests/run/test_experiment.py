@@ -47,6 +47,7 @@ def finished(demo_slice: Path, tmp_path_factory) -> tuple[Path, list[ProgressEve
     return out, events, done.results
 
 
+@pytest.mark.slow
 def test_one_experiment_trains_evaluates_checkpoints_and_writes_results(finished) -> None:
     out, _, results = finished
     assert results.model_names(with_pop=True) == ["pop", "sasrec", "content", "sicsrec"]
@@ -58,6 +59,7 @@ def test_one_experiment_trains_evaluates_checkpoints_and_writes_results(finished
         assert results.models[name].stopped in ("max_epochs", "early_stop")
 
 
+@pytest.mark.slow
 def test_progress_arrives_as_typed_events_in_order(finished) -> None:
     _, events, _ = finished
     kinds = {type(e) for e in events}
@@ -82,6 +84,7 @@ def test_resume_skips_a_current_run_and_reuses_checkpoints(finished, demo_slice:
     assert fewer.results.model_names() == ["sasrec"]
 
 
+@pytest.mark.slow
 def test_cancel_keeps_the_models_finished_before_it(demo_slice: Path, tmp_path: Path) -> None:
     cancel = threading.Event()
 
@@ -102,6 +105,7 @@ def test_cancel_keeps_the_models_finished_before_it(demo_slice: Path, tmp_path: 
     assert not (tmp_path / "checkpoints" / "content").exists()
 
 
+@pytest.mark.slow
 def test_stage_a_then_training_on_aligned_features_and_the_rerun_skips_all(demo_slice: Path, tmp_path: Path) -> None:
     plan = StageAPlan(
         mine=True,
@@ -127,6 +131,7 @@ def test_stage_a_then_training_on_aligned_features_and_the_rerun_skips_all(demo_
     assert again.skipped == ["pair mining", "encoder alignment", "train"]
 
 
+@pytest.mark.slow
 def test_cancelling_stage_a_raises_and_keeps_the_replies(demo_slice: Path, tmp_path: Path) -> None:
     cancel = threading.Event()
 
@@ -143,6 +148,7 @@ def test_cancelling_stage_a_raises_and_keeps_the_replies(demo_slice: Path, tmp_p
     assert len((tmp_path / "pairs" / "replies.jsonl").read_text().splitlines()) >= 3
 
 
+@pytest.mark.slow
 def test_prepare_gives_feature_rows_in_the_split_item_order(demo_slice: Path) -> None:
     cfg = tiny(demo_slice)
     prep = prepare(cfg.data, cfg.features, "cpu", show_bar=False)

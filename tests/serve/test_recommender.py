@@ -71,6 +71,7 @@ def test_popular_items_rank_by_count_and_skip_excluded() -> None:
     assert got[0]["score"] == pytest.approx(3 / 8) and all(got[0][p] == 0.0 for p in PARTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_a_faiss_index_serves_the_exact_top_k_with_the_same_attribution(saved, kind):
     from sicsrec.serve.index import IndexConfig

@@ -48,6 +48,7 @@ def test_k_that_is_no_number_is_refused(value) -> None:
         ("nope,3", "model", ["3"], ["nope"], "1 unknown item id(s): nope"),
     ],
 )
+@pytest.mark.slow
 def test_the_response_says_what_was_done_with_the_history(saved, history, source, used, unknown, warning) -> None:
     _, path = saved
     out = response(Recommender.load(path).recommend(history, 5))
@@ -66,6 +67,7 @@ def test_the_response_says_what_was_done_with_the_history(saved, history, source
     "k, n, warning",
     [(0, 1, "clamped to 1"), (-5, 1, "clamped to 1"), (2.7, 3, "rounded to 3"), (10000, 60 - 2, "clamped to 100")],
 )
+@pytest.mark.slow
 def test_the_response_says_what_was_done_with_k(saved, k, n, warning) -> None:
     _, path = saved
     out = response(Recommender.load(path).recommend("3,4", k))

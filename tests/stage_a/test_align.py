@@ -100,6 +100,7 @@ def test_prepare_aligned_before_align_says_what_to_run(world) -> None:
         prepare(DataConfig(str(world["data"])), FeatureConfig(source="aligned"), show_bar=False)
 
 
+@pytest.mark.slow
 def test_losses_decrease_and_aligned_features_reach_prepare(world) -> None:
     ds = load_data(DataConfig(str(world["data"])))
     res = align(ds, world["pairs"], world["out"], _config(), progress=False)
@@ -140,6 +141,7 @@ def test_losses_decrease_and_aligned_features_reach_prepare(world) -> None:
     assert again.skipped and again.source == res.source and again.history == res.history
 
 
+@pytest.mark.slow
 def test_text_only_trains_t2t_alone(world) -> None:
     ds = load_data(DataConfig(str(world["data"])))
     res = align(ds, world["pairs"] / "pairs.csv", None, _config(use_images=False), image_encoder=None, progress=False)

@@ -141,6 +141,7 @@ def test_reply_cache_survives_a_half_written_line(tmp_path) -> None:
     assert set(ReplyCache(path).records) == {"a", "c"}
 
 
+@pytest.mark.slow
 def test_smollm2_and_hf_constrained_choice_on_two_prompts(tmp_path, one_thread) -> None:
     ds = _dataset(2)
     res = mine_pairs(ds, tmp_path, "smollm2", progress=False)

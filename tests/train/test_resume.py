@@ -26,6 +26,8 @@ from sicsrec.train.two_step import build_model
 from sicsrec.utils import seed_everything
 from tests.helpers import synthetic_split
 
+pytestmark = pytest.mark.slow  # every test here trains and kills or cancels a run
+
 ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-6  # the bound; on CPU with one thread the metrics come out equal
 
