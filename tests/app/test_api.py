@@ -12,7 +12,7 @@ import pytest
 from sicsrec.app.studio import Studio
 from sicsrec.serve import PARTS, response
 from sicsrec.serve.history import append_click
-from tests.app.helpers import free_port, load_app_module
+from tests.app.helpers import served_app
 
 pytestmark = pytest.mark.slow  # trains models or serves the app for every test here
 
@@ -22,16 +22,8 @@ REFRESH_ARGS = ("", 10)  # run, k: the UI's defaults (the history and the last l
 @pytest.fixture(scope="module")
 def url(studio: Studio) -> Iterator[str]:
     """The app launched without blocking on a random free port."""
-    app = load_app_module()
-    demo = app.build_demo(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served_app(studio) as url:
+        yield url
 
 
 def test_recommend_endpoint_returns_the_serving_json(url: str, studio: Studio) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.helpers import ROOT, demo_slice, free_port, load_app_module, tiny_run, zip_folder
+from tests.app.helpers import ROOT, demo_slice, served_app, tiny_run, zip_folder
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -41,18 +41,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     work = tmp_path_factory.mktemp("e2e")
     # one training thread: steady timings when other processes share the cores
     studio = Studio(AppConfig(checkpoint=run, workdir=work / "runs", cache_dir=work / "cache", train_threads=1))
-    app = load_app_module()
-    demo = app.build_demo(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
-    )
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("SICSREC_CACHE", str(work / "features"))  # stage A's aligned features stay in the test
-            yield f"http://127.0.0.1:{port}/", zip_folder(demo_slice(base / "slice"), work / "slice.zip")
-    finally:
-        demo.close()
+    with served_app(studio) as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SICSREC_CACHE", str(work / "features"))  # stage A's aligned features stay in the test
+        yield url, zip_folder(demo_slice(base / "slice"), work / "slice.zip")
 
 
 @pytest.fixture(scope="module")

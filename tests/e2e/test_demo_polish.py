@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sicsrec.app.plots import MODEL_COLOURS, MODEL_NAMES
-from tests.app.helpers import demo_slice, free_port, load_app_module, tiny_run
+from tests.app.helpers import demo_slice, served_app, tiny_run
 from tests.e2e.test_browser import ARGS, CHROMIUM, SHOTS
 
 pytestmark = [
@@ -46,16 +46,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("mydata/ratings.dat", "1::2::5::3\n")
         zf.writestr("mydata/notes_v2.txt", "hello")
-    app = load_app_module()
-    demo = app.build_demo(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", bad
-    finally:
-        demo.close()
+    with served_app(studio) as url:
+        yield url, bad
 
 
 @pytest.fixture(scope="module", params=list(SIZES))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.helpers import ROOT, free_port, load_app_module, tiny_run
+from tests.app.helpers import ROOT, served_app, tiny_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -36,16 +36,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
     work = tmp_path_factory.mktemp("explore-e2e")
     run = tiny_run(tmp_path_factory.getbasetemp())
     studio = Studio(AppConfig(checkpoint=run, workdir=work / "runs", cache_dir=work / "cache", train_threads=1))
-    app = load_app_module()
-    demo = app.build_demo(studio)
-    port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options(studio)
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/", studio
-    finally:
-        demo.close()
+    with served_app(studio) as url:
+        yield url, studio
 
 
 @pytest.fixture(scope="module")
