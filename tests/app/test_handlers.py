@@ -673,3 +673,17 @@ def test_a_sasrec_only_map_keeps_the_user_and_the_items_in_view(run_dir: Path) -
         lo, hi = axis.range
         assert lo <= (you.x, you.y)[n][0] <= hi
         assert lo <= proj.coords[:, n].min() and proj.coords[:, n].max() <= hi
+
+
+@pytest.mark.slow
+def test_tsne_is_fitted_off_the_request_path(explore: ExploreTab, studio: Studio) -> None:
+    run = studio.run("")
+    started = time.perf_counter()
+    proj, note = explore.maps.get(run, "ID space", "t-SNE")
+    assert time.perf_counter() - started < 5  # answered with PCA at once, not after the fit
+    assert "background" in note and proj is run.projection("ID space", "PCA")
+    deadline = time.monotonic() + 300
+    while note and time.monotonic() < deadline:
+        time.sleep(0.5)
+        proj, note = explore.maps.get(run, "ID space", "t-SNE")
+    assert note == "" and proj is not run.projection("ID space", "PCA")  # the background fit arrived

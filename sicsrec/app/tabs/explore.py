@@ -452,11 +452,12 @@ class Maps:
             return fitted, ""
         return run.projection(space, "PCA"), f"{method} is being fitted in the background: PCA until it is ready"
 
-    def warm(self, run: LoadedRun, which: list[tuple[str, str]] | None = None) -> None:
-        """Start fitting the non-linear maps of a run (every space and method unless `which`) in the background."""
+    def warm(self, run: LoadedRun, which: list[tuple[str, str]]) -> None:
+        """Start fitting a run's non-linear maps `which` ((space, method) pairs) in the background, once each.
+
+        Only what someone asked for: an eager fit of every space and method kept a core busy for minutes."""
         if run.main is None:
             return
-        which = which or [(s, m) for s in run.spaces() for m in available_methods() if m != "PCA"]
         with self._lock:
             self._runs[id(run)] = run
             todo = [(id(run), s, m) for s, m in which if (id(run), s, m) not in self._started]
@@ -642,7 +643,6 @@ class ExploreTab:
         if run.main is None:
             return empty_figure("The embedding map appears once a trained model is loaded (Train tab).", 400)
         space = space if space in run.spaces() else "ID space"
-        self.maps.warm(run)  # every space's t-SNE / UMAP, in the background, once per run
         proj, waiting = self.maps.get(run, space, method)
         cat = run.catalogue
         in_id = SPACES[space] == "id"
