@@ -15,6 +15,9 @@ import pytest
 pytestmark = pytest.mark.slow  # trains models or serves the app for every test here
 
 ROOT = Path(__file__).resolve().parents[2]
+# the `compared` run's settings; the resume test repeats them exactly
+COMPARE_ARGS = ["--hidden", "32", "--dropout", "0.2", "--max-epochs", "10", "--patience", "10", "--max-len", "20"]
+COMPARE_ARGS += ["--batch-size", "256", "--device", "cpu"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
 
@@ -27,27 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def compared(demo_slice, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("run")
-    proc = run_cli(
-        "compare",
-        "--data",
-        str(demo_slice),
-        "--out",
-        str(out),
-        "--hidden",
-        "32",
-        "--dropout",
-        "0.2",
-        "--max-epochs",
-        "10",
-        "--patience",
-        "10",
-        "--max-len",
-        "20",
-        "--batch-size",
-        "256",
-        "--device",
-        "cpu",
-    )
+    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(out), *COMPARE_ARGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| sicsrec |" in proc.stdout and "| pop |" in proc.stdout
     return out, json.loads((out / "results.json").read_text())
@@ -110,30 +93,7 @@ def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
 
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):
     out, res = compared
-    common = [
-        "compare",
-        "--data",
-        str(demo_slice),
-        "--out",
-        str(out),
-        "--hidden",
-        "32",
-        "--dropout",
-        "0.2",
-        "--max-epochs",
-        "10",
-        "--patience",
-        "10",
-        "--max-len",
-        "20",
-        "--batch-size",
-        "256",
-        "--device",
-        "cpu",
-        "--models",
-        "sasrec",
-        "--resume",
-    ]
+    common = ["compare", "--data", str(demo_slice), "--out", str(out), *COMPARE_ARGS, "--models", "sasrec", "--resume"]
     proc = run_cli(*common)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "reusing the finished checkpoint" in proc.stderr
