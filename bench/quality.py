@@ -3,11 +3,13 @@ seeds: each model's test HR/NDCG@5/10 (full ranking, ties against the target) as
 SICSRec's per-seed gain with a 95% t-interval, and a paired bootstrap over test users.
 
     python bench/quality.py [--datasets food,dance,ml] [--seeds 2025,...,2029] [--out runs/quality] [--threads 1]
-        [--json bench/results/quality.json] [--write-docs] [-- extra compare flags, e.g. --hidden 64]
+        [--json bench/results/quality.json] [--write-docs] [--finished-only] [-- extra compare flags, e.g. --hidden 64]
 
 Each (dataset, seed) is one run of `sicsrec.run.run_experiment` (same split, features and evaluation
 code for every model), resumed: a finished run is reused, a partial one keeps its finished models, so
-an interrupted bench picks up where it stopped. The best baseline is the one of popularity, SASRec and
+an interrupted bench picks up where it stopped. `--finished-only` trains nothing: it reports, per dataset, the
+seeds whose run holds every asked model (the JSON's `seeds` says which), so a partial bench can be reported
+as what it is. The best baseline is the one of popularity, SASRec and
 content-only with the highest mean over seeds (chosen per metric); the control is reported beside it.
 
 The JSON file (schema "sicsrec-quality/1", documented in docs/BENCHMARKS.md) holds every figure; with
@@ -58,6 +60,12 @@ def run_one(name: str, seed: int, out: Path, models: str, extra: list[str]) -> R
         ["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), "--models", models, *extra]
     )
     return run_experiment(run_config(args), out, args.models.split(","), resume=True).results
+
+
+def finished(folder: Path, models: str) -> bool:
+    """Whether the run in `folder` holds every model of `models` (its results.json lists them all)."""
+    results = Results.read(folder / "results.json")
+    return results is not None and all(m in results.models for m in models.split(","))
 
 
 def per_user_ndcg(folder: Path, model: str, split_cache: dict) -> np.ndarray:
@@ -188,6 +196,9 @@ def main() -> None:
     ap.add_argument(
         "--write-docs", action="store_true", help="also rewrite the quality blocks of README and BENCHMARKS"
     )
+    ap.add_argument(
+        "--finished-only", action="store_true", help="train nothing: report the seeds each dataset has finished"
+    )
     ap.add_argument("extra", nargs="*", help="extra compare flags after --, e.g. -- --hidden 64")
     args = ap.parse_args()
     setup_logging()
@@ -201,6 +212,11 @@ def main() -> None:
     }
     for name in args.datasets.split(","):
         folders = {int(s): Path(args.out) / name / f"seed{s}" for s in args.seeds.split(",")}
+        if args.finished_only:
+            folders = {s: f for s, f in folders.items() if finished(f, args.models)}
+            if not folders:
+                print(f"{name}: no finished seed, left out", file=sys.stderr)
+                continue
         runs = {
             s: run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra]) for s, f in folders.items()
         }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (venv, Debian's Chromium), checks lint, format and types, runs the whole suite.
-# Extra arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the quick loop.
+# Extra arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the quick loop. The tests run on every core
+# (pytest-xdist, one test file per worker so a module's fixtures are built once); SICSREC_TEST_WORKERS=0 runs them
+# in this one process.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -14,4 +16,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 "$venv/bin/ruff" check --quiet .
 "$venv/bin/ruff" format --check --quiet .
 "$venv/bin/mypy"
-exec "$venv/bin/python" -m pytest -q "$@" tests
+exec "$venv/bin/python" -m pytest -q -n "${SICSREC_TEST_WORKERS:-auto}" --dist loadfile "$@" tests

@@ -114,6 +114,9 @@ class TrainConfig:
     seed: int = 2025
     device: str = "auto"
     eval_batch_size: int = 2048
+    # A batch's (users x items) score matrices above this many MB are ranked in item chunks with a running
+    # count (same metrics, bounded memory; sicsrec.eval.evaluate.EVAL_MEMORY_MB is the same default).
+    eval_memory_mb: float = 512.0
     logits_chunk: int = 4096  # rows of the full-softmax computed at once (bounds memory)
     # Sort windows by length within pools of this many batches before cutting batches (0/1: fully
     # random batches, as RecBole): batches pad to similar widths. Bili_Food: 8.5 -> 3.5 positions

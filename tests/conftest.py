@@ -22,6 +22,9 @@ from sicsrec.features import get_encoder
 from sicsrec.train.two_step import build_model
 from tests.helpers import synthetic_dataset, synthetic_split, synthetic_tables
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker: workers already fill the cores
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

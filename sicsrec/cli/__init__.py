@@ -18,7 +18,7 @@ import sys
 from sicsrec import __version__
 from sicsrec.checkpoint import CheckpointError
 from sicsrec.cli import stage_a
-from sicsrec.cli.args import data_args, run_config, train_args
+from sicsrec.cli.args import data_args, eval_memory_arg, run_config, train_args
 from sicsrec.cli.commands import cmd_add_items, cmd_compare, cmd_evaluate, cmd_prepare, cmd_recommend, cmd_train
 from sicsrec.data.schema import DataError
 from sicsrec.features.encoders import EncoderUnavailableError
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    eval_memory_arg(s)
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(fn=cmd_evaluate)
 

@@ -68,7 +68,30 @@ def data_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    eval_memory_arg(p)
     p.add_argument("-v", "--verbose", action="store_true")
+
+
+def positive_mb(text: str) -> float:
+    """A memory budget in MB: a number above zero."""
+    try:
+        mb = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MB: {text!r}") from None
+    if not mb > 0 or mb == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of MB above 0, got {text!r}")
+    return mb
+
+
+def eval_memory_arg(p: argparse.ArgumentParser) -> None:
+    """--eval-memory-mb: the evaluation's memory budget (training's validation, the test, `evaluate`)."""
+    p.add_argument(
+        "--eval-memory-mb",
+        type=positive_mb,
+        default=TrainConfig.eval_memory_mb,
+        help="rank a batch of users in item chunks when its score matrices exceed this many MB (same metrics, "
+        f"bounded memory) [{TrainConfig.eval_memory_mb:g}]",
+    )
 
 
 def train_args(p: argparse.ArgumentParser) -> None:
@@ -163,7 +186,11 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
         args.text_field,
     )
     cfg = RunConfig(
-        model, data, feats, ModelConfig(max_len=args.max_len), TrainConfig(device=args.device, threads=args.threads)
+        model,
+        data,
+        feats,
+        ModelConfig(max_len=args.max_len),
+        TrainConfig(device=args.device, threads=args.threads, eval_memory_mb=args.eval_memory_mb),
     )
     if hasattr(args, "hidden"):
         m, t = cfg.model_cfg, cfg.train

@@ -72,7 +72,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if [str(x) for x in split.item_ids] != rec.item_ids:
         print("error: the checkpoint's item catalogue differs from this dataset's split", file=sys.stderr)
         return 2
-    out = {s: evaluate_model(rec.model, getattr(split, s)) for s in ("valid", "test")}
+    out = {s: evaluate_model(rec.model, getattr(split, s), memory_mb=args.eval_memory_mb) for s in ("valid", "test")}
     print(json.dumps({"checkpoint": str(args.checkpoint), "model": rec.name, **out, "ranking": TIE_RULE}, indent=2))
     return 0
 

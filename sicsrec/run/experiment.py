@@ -267,7 +267,7 @@ class _Run:
         )
         split = prep.split
         items = item_table(split, prep.dataset.items)
-        pop = evaluate_popularity(split)
+        pop = evaluate_popularity(split, cfg.train.eval_memory_mb)
         results = Results(
             prep.dataset.name,
             split.counts(),
@@ -303,7 +303,7 @@ class _Run:
             if name == "sasrec":
                 step1 = trained
             metrics = {
-                s: evaluate_model(trained.model, getattr(split, s), cfg.train.eval_batch_size)
+                s: evaluate_model(trained.model, getattr(split, s), cfg.train.eval_batch_size, cfg.train.eval_memory_mb)
                 for s in ("valid", "test")
             }
             results.models[name] = ModelResult(

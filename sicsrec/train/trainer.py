@@ -253,7 +253,7 @@ class Trainer:
                     )
                     break
                 secs = time.time() - t0
-                valid = evaluate_model(model, split.valid, cfg.eval_batch_size)
+                valid = evaluate_model(model, split.valid, cfg.eval_batch_size, cfg.eval_memory_mb)
                 release_memory()
                 entry = EpochLog(epoch, loss, valid, secs, split.n_train_targets / secs, time.time() - t0 - secs)
                 result.history.append(entry)

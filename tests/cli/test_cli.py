@@ -77,6 +77,13 @@ def test_evaluate_cli_reproduces_the_saved_test_metrics(compared):
     got = json.loads(proc.stdout)
     for k, v in res["models"]["sicsrec"]["test"].items():
         assert math.isclose(got["test"][k], v, abs_tol=1e-9)
+    # a budget far below one score matrix ranks in item chunks: the same figures
+    proc = run_cli("evaluate", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--eval-memory-mb", "0.01")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["test"] == got["test"]
+    for bad in ("0", "-1", "nan", "lots"):
+        proc = run_cli("evaluate", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--eval-memory-mb", bad)
+        assert proc.returncode == 2 and "--eval-memory-mb" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
@@ -129,3 +136,12 @@ def test_prefix_rows_train_one_row_per_target_and_are_recorded(demo_slice, tmp_p
     assert n_targets == n_rows == 150 * (40 - 3)  # every user: 40 ratings, 38 in training, 37 targets
     cfg = json.loads((tmp_path / "checkpoints" / "sasrec" / "config.json").read_text())
     assert cfg["run"]["data"]["train_rows"] == "prefixes"
+
+
+def test_the_evaluation_memory_budget_reaches_the_run_config():
+    from sicsrec.cli import build_parser, run_config
+
+    args = build_parser().parse_args(["compare", "--data", "demo", "--out", "unused", "--eval-memory-mb", "64"])
+    assert run_config(args).train.eval_memory_mb == 64.0
+    default = build_parser().parse_args(["compare", "--data", "demo", "--out", "unused"])
+    assert run_config(default).train.eval_memory_mb == 512.0

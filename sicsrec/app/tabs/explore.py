@@ -433,7 +433,8 @@ class Maps:
     it is ready). A process, not a thread: a fit holds the GIL for long stretches, which would stall every request
     of the app."""
 
-    def __init__(self) -> None:
+    def __init__(self, nice: int = 19) -> None:
+        self.nice = nice  # the fitting process's CPU priority: the lowest (19) in the app
         self._fits: dict[tuple[int, str, str], Projection] = {}
         self._started: set[tuple[int, str, str]] = set()
         self._runs: dict[int, LoadedRun] = {}  # keeps the runs behind the id() keys alive
@@ -463,8 +464,8 @@ class Maps:
             todo = [(id(run), s, m) for s, m in which if (id(run), s, m) not in self._started]
             self._started.update(todo)
             if todo and self._pool is None:  # spawned, not forked: the app process runs threads (and torch);
-                # its worker is a daemon, ended with the app, and runs at the lowest CPU priority
-                self._pool = get_context("spawn").Pool(1, initializer=os.nice, initargs=(19,))
+                # its worker is a daemon, ended with the app, and runs at the lowest CPU priority by default
+                self._pool = get_context("spawn").Pool(1, initializer=os.nice, initargs=(self.nice,))
                 atexit.register(self._pool.terminate)  # ended before the interpreter tears its pipes down
             pool = self._pool
         for key in todo:
