@@ -10,9 +10,9 @@ from it, ending as the uninterrupted run would. `cancel` stops any stage cleanly
 its reply cache, training keeps the best epoch so far); `progress` receives typed events (`sicsrec.events`).
 
 Under `torchrun --nproc_per_node N -m sicsrec compare|train|pipeline ...` every rank runs this sequence:
-rank 0 runs stage A first (the others then read its outputs), feature extraction is sharded over the
-ranks, training is data-parallel, and only rank 0 writes checkpoints, results.json, training states and
-progress.
+rank 0 mines pairs first (the others then read them), encoder alignment and training are data-parallel,
+feature extraction is sharded over the ranks, and only rank 0 writes the pairs, the aligned features,
+checkpoints, results.json, training states and progress.
 """
 
 from __future__ import annotations
@@ -182,25 +182,26 @@ class _Run:
         """A1 mines pairs into out/pairs (skipped when current under `resume`); A2 aligns the encoders on them."""
         pairs = self.out / "pairs"
         if plan.mine:
-            backend = get_backend(plan.backend, plan.options) if isinstance(plan.backend, str) else plan.backend
             # Ranks after the first find the pairs rank 0 just mined (`dist.main_first`).
-            if (self.resume or not dist.is_main()) and pairs_current(pairs, dataset, plan.mining, backend):
-                log.info("mine-pairs: %s is current, skipped", pairs)
-                result.skipped.append(STAGE_MINING)
-                self.emit(MiningDone(backend.name, backend.fallback, -1, {}, skipped=True))
-            else:
-                self.emit(StageAProgress(STAGE_MINING, 0, 0))
-                mined = mine_pairs(
-                    dataset,
-                    pairs,
-                    backend,
-                    settings=plan.mining,
-                    replies_path=plan.replies,
-                    progress=self.show_bar,
-                    progress_callback=self.stage_callback(STAGE_MINING),
-                )
-                result.mining = mined
-                self.emit(MiningDone(backend.name, backend.fallback, len(mined.pairs), dict(mined.counts)))
+            with dist.main_first():
+                backend = get_backend(plan.backend, plan.options) if isinstance(plan.backend, str) else plan.backend
+                if (self.resume or not dist.is_main()) and pairs_current(pairs, dataset, plan.mining, backend):
+                    log.info("mine-pairs: %s is current, skipped", pairs)
+                    result.skipped.append(STAGE_MINING)
+                    self.emit(MiningDone(backend.name, backend.fallback, -1, {}, skipped=True))
+                else:
+                    self.emit(StageAProgress(STAGE_MINING, 0, 0))
+                    mined = mine_pairs(
+                        dataset,
+                        pairs,
+                        backend,
+                        settings=plan.mining,
+                        replies_path=plan.replies,
+                        progress=self.show_bar,
+                        progress_callback=self.stage_callback(STAGE_MINING),
+                    )
+                    result.mining = mined
+                    self.emit(MiningDone(backend.name, backend.fallback, len(mined.pairs), dict(mined.counts)))
         if plan.align:
             self.emit(StageAProgress(STAGE_ALIGN, 0, 0))
             feats, cfg = self.cfg.features, plan.align_cfg
@@ -217,7 +218,7 @@ class _Run:
                 cfg,
                 feats.text_encoder,
                 feats.image_encoder,
-                force=self.force and dist.is_main(),  # the other ranks read what rank 0 aligned
+                force=self.force,  # every rank aligns its share (data-parallel); rank 0 alone writes the features
                 progress=self.show_bar,
                 progress_callback=self.stage_callback(STAGE_ALIGN),
             )
@@ -386,9 +387,8 @@ def run_experiment(
         device,
     )
     result = ExperimentResult(Results(""))
-    if stage_a is not None and stage_a.active:
-        with dist.main_first():
-            run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)
+    if stage_a is not None and stage_a.active:  # mining on rank 0 first, alignment on every rank (`_Run.stage_a`)
+        run.stage_a(stage_a, prepared.dataset if prepared else load_data(cfg.data), result)
     if not models:
         return result
     # The feature source a finished run recorded: known without loading the data unless "aligned" was

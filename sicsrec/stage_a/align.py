@@ -17,6 +17,14 @@ encoder dims) is stored in the feature cache under `source="aligned:<provenance 
 the provenance (encoders, pairs file hash, settings, losses) in each entry's sidecar, and the
 cache root's `aligned_index.json` points this content at it, so `FeatureConfig(source="aligned")`
 resolves through `resolve_aligned_source`.
+
+Under torchrun the training is data-parallel: every rank shuffles the pairs with the same seed, so all
+draw the same global batches, and each encodes its contiguous share of every batch. The losses need the
+whole batch (its other pairs are the negatives), so the shares' embeddings are gathered and every rank
+computes the whole batch's losses, backpropagating into its own rows; the ranks' gradients are then
+summed, which gives one process's gradient of the whole batch. The aligned features are extracted
+sharded over the ranks; rank 0 alone writes the cache, the index and align.json, and every rank
+returns once they are written.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import logging
 import operator
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +46,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, default_collate
 from tqdm.auto import tqdm
 
+from sicsrec import dist
 from sicsrec.data.schema import Dataset as RecDataset
 from sicsrec.features.cache import FeatureCache, cache_key
 from sicsrec.features.encoders import Encoder, EncoderSpec, encoder_spec, get_encoder
@@ -230,6 +239,29 @@ class _PairRows(Dataset):
         return (k, *self.images[int(target)], *self.images[int(pair)])
 
 
+class _RankBatches(Sampler[list[int]]):
+    """This rank's contiguous share of each shuffled global batch of pair rows (the whole batch in one process).
+
+    Every rank shuffles with the same seeded generator, so the global batches, and with them the
+    optimisation path, do not depend on the number of processes; each rank decodes its share's images only."""
+
+    def __init__(self, rows: _PairRows, batch_size: int, generator: torch.Generator) -> None:
+        # What DataLoader(shuffle=True, batch_size=..., generator=...) builds: one process keeps its batches.
+        self.batches = BatchSampler(RandomSampler(rows, generator=generator), batch_size, drop_last=False)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            yield batch[dist.shard(len(batch))]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _collate(rows: list[tuple]) -> list:
+    """default_collate, and [] for a rank whose share of a batch is empty (more ranks than pairs in it)."""
+    return default_collate(rows) if rows else []
+
+
 def _pair_indices(pairs: pd.DataFrame, ids: list[str]) -> tuple[np.ndarray, dict]:
     """Unique unordered pairs as row indices into `ids` [P, 2], and what was dropped."""
     index = {iid: i for i, iid in enumerate(ids)}
@@ -311,13 +343,21 @@ def align(
     source = "aligned:" + cache_key({k: v for k, v in provenance.items() if k != "pairs_file"})[:16]
     cache = FeatureCache(cache_dir)
     index_key = _index_key(items, text_encoder, image_encoder)
-    if not force and _cached(items, source, text_encoder, image_encoder, cache):
+    device = dist.init(resolve_device(cfg.device))  # joins torchrun's process group when launched by it
+    cached = not force and _cached(items, source, text_encoder, image_encoder, cache)
+    if dist.all_reduce_sum(torch.tensor([int(not cached)])).item() == 0:  # the ranks train together or not at all
         log.info("align: features for %s are already cached; nothing to train", source)
-        _write_index(
-            cache.root,
-            index_key,
-            {"source": source, "provenance": provenance, "created": datetime.now(UTC).isoformat(timespec="seconds")},
-        )
+        if dist.is_main():
+            _write_index(
+                cache.root,
+                index_key,
+                {
+                    "source": source,
+                    "provenance": provenance,
+                    "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                },
+            )
+        dist.barrier()  # the other ranks return once the index points at these features
         previous = _load_summary(out, source)
         return AlignResult(
             source,
@@ -332,7 +372,6 @@ def align(
     if len(rows) < 2:
         raise ValueError(f"{pairs_csv}: {len(rows)} usable pair(s); contrastive training needs at least 2")
     seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
     encoders = {
         "text": text_encoder
         if isinstance(text_encoder, Encoder)
@@ -355,6 +394,9 @@ def align(
         for p in block:
             p.requires_grad_(True)
         trainable += [*block, *(heads[m].parameters() if cfg.train_heads else [])]
+    # Every rank starts from rank 0's weights, frozen heads included (as DDP would); they stay equal because
+    # every rank then applies the same summed gradient.
+    dist.broadcast_([*trainable, *(p for h in heads.values() for p in h.parameters() if not p.requires_grad)])
     opt = (
         torch.optim.SGD(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.optimizer == "sgd"
@@ -365,13 +407,14 @@ def align(
     image_losses = "image" in encoders and bool({"i2i", "t2i"} & set(losses))
     images = ImageDataset(paths, encoders["image"].transform) if image_losses else None
     workers = (default_num_workers() if cfg.num_workers is None else cfg.num_workers) if images is not None else 0
+    pair_data, gen = _PairRows(rows, images), torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(
-        _PairRows(rows, images),
-        batch_size=cfg.batch_size,
-        shuffle=True,
+        pair_data,
+        batch_sampler=_RankBatches(pair_data, cfg.batch_size, gen),
+        collate_fn=_collate,
         num_workers=workers,
         persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(cfg.seed),
+        generator=gen,
     )
     pair_rows = torch.as_tensor(rows)
     history: list[dict] = []
@@ -388,26 +431,42 @@ def align(
         device,
     )
     with tqdm(
-        total=cfg.epochs * len(loader), desc="align", unit="step", disable=not progress, dynamic_ncols=True
+        total=cfg.epochs * len(loader),
+        desc="align",
+        unit="step",
+        disable=not (progress and dist.is_main()),  # one bar under torchrun
+        dynamic_ncols=True,
     ) as bar:
         for epoch in range(1, cfg.epochs + 1):
             sums = dict.fromkeys(["loss", *losses], 0.0)  # pair-weighted, so a short last batch counts less
             steps = seen = 0
             for batch_no, batch in enumerate(loader, 1):
-                k = batch[0]
-                if len(k) < 2:
+                pair_ids, valid = _whole_batch(batch, pair_rows, image_losses)  # [B, 2] item rows, [2B] or None
+                b = len(pair_ids)
+                if b < 2:
                     bar.update(1)
                     continue  # one pair has no in-batch negative
-                pair_ids = pair_rows[k]  # [B, 2] item rows
-                parts = _batch_losses(cfg, losses, encoders, heads, texts, pair_ids, batch, bad_images)
+                flat = torch.cat([pair_ids[:, 0], pair_ids[:, 1]])  # [2B]: targets, then their pairs
+                if valid is not None:
+                    bad_images.update(int(i) for i in flat[~valid])
+                mine = _embed(cfg, encoders, heads, texts, pair_ids[dist.shard(b)], batch, image_losses)
+                parts = _batch_losses(cfg, losses, *_gather_embeddings(*mine), flat, valid)
                 total = functools.reduce(operator.add, parts.values())  # a tensor, summed in order
                 opt.zero_grad(set_to_none=True)
-                total.backward()
+                if total.requires_grad:  # False only on a rank without pairs in this batch: nothing to backpropagate
+                    total.backward()
+                # Summed by hand rather than through DistributedDataParallel: the loss couples the ranks (a
+                # batch's other pairs are its negatives, gathered mid-step), so each rank's gradient covers
+                # its own rows only and their sum, not DDP's average, is the batch's gradient; the trainable
+                # parts are the last blocks of otherwise frozen encoders, which DDP would wrap whole; and a
+                # rank without pairs or readable images in a batch leaves parameters unused, which DDP
+                # tolerates only with find_unused_parameters and a forward pass on every rank.
+                dist.sum_gradients(trainable)
                 opt.step()
-                steps, seen = steps + 1, seen + len(k)
-                sums["loss"] += total.item() * len(k)
+                steps, seen = steps + 1, seen + b
+                sums["loss"] += total.item() * b  # the whole batch's loss: the same on every rank
                 for name, value in parts.items():
-                    sums[name] += value.item() * len(k)
+                    sums[name] += value.item() * b
                 bar.update(1)
                 bar.set_postfix(epoch=epoch, loss=f"{total.item():.4f}")
                 if progress_callback is not None:
@@ -429,7 +488,7 @@ def align(
             image_encoder=encoders.get("image"),
             use_images=with_images,
             cache_dir=scratch,
-            progress=progress,
+            progress=progress and dist.is_main(),
             source=source,
             num_workers=cfg.num_workers,
         )
@@ -440,24 +499,25 @@ def align(
         "train_seconds": round(train_seconds, 2),
         "device": str(device),
     }
-    store_features(
-        items,
-        feats,
-        source,
-        text_encoder=encoders["text"],
-        image_encoder=encoders.get("image"),
-        cache_dir=cache.root,
-        provenance=provenance,
-    )
-    _write_index(
-        cache.root,
-        index_key,
-        {"source": source, "provenance": provenance, "created": datetime.now(UTC).isoformat(timespec="seconds")},
-    )
+    if dist.is_main():
+        store_features(
+            items,
+            feats,
+            source,
+            text_encoder=encoders["text"],
+            image_encoder=encoders.get("image"),
+            cache_dir=cache.root,
+            provenance=provenance,
+        )
+        _write_index(
+            cache.root,
+            index_key,
+            {"source": source, "provenance": provenance, "created": datetime.now(UTC).isoformat(timespec="seconds")},
+        )
     counts["items"] = len(ids)
     counts["items_without_image"] = int(feats.meta["missing_images"])
     result = AlignResult(source, provenance, history, counts, time.perf_counter() - started)
-    if out is not None:
+    if out is not None and dist.is_main():
         atomic_write_text(
             Path(out) / "align.json",
             json.dumps(
@@ -473,6 +533,7 @@ def align(
                 ensure_ascii=False,
             ),
         )
+    dist.barrier()  # every rank returns once rank 0 wrote the cache, the index and align.json
     return result
 
 
@@ -485,37 +546,77 @@ def _load_summary(out: str | Path | None, source: str) -> dict:
     return summary if summary.get("source") == source else {}
 
 
-def _batch_losses(
+def _whole_batch(batch: list, pair_rows: torch.Tensor, with_images: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The whole batch's item rows [B, 2] (target, pair) and whether their images load ([2B] bool, targets then
+    pairs; None without image losses), gathered from every rank's share in rank order (batch from `_PairRows`)."""
+    width = 3 if with_images else 1  # pair row (, target image loads, pair image loads)
+    local = torch.zeros(0, width, dtype=torch.long)  # [b, width]; b = 0 when this rank's share is empty
+    if batch:
+        local = torch.stack([t.long() for t in (batch[0], *batch[2::2])], 1)
+    whole = dist.all_gather_rows(local.reshape(-1)).reshape(-1, width)  # [B, width]
+    valid = torch.cat([whole[:, 1], whole[:, 2]]).bool() if with_images else None
+    return pair_rows[whole[:, 0]], valid
+
+
+def _embed(
     cfg: AlignConfig,
-    losses: list[str],
     encoders: dict[str, Encoder],
     heads: dict[str, nn.Module],
     texts: list[str],
     pair_ids: torch.Tensor,
     batch: list,
-    bad_images: set[int],
-) -> dict[str, torch.Tensor]:
-    """The enabled losses of one batch of pairs (pair_ids [B, 2] item rows; batch from `_PairRows`)."""
+    with_images: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This rank's embeddings of its share of a batch (pair_ids [b, 2] item rows): text [2b, proj_dim] and image
+    (zero rows where it does not load; None without image losses), targets then their pairs."""
     b = len(pair_ids)
-    flat = torch.cat([pair_ids[:, 0], pair_ids[:, 1]])  # [2B]: targets, then their pairs
-    tenc = encoders["text"]
-    z_text = F.normalize(heads["text"](_pooled(tenc, [texts[int(i)] for i in flat])), dim=-1)
-    out: dict[str, torch.Tensor] = {}
-    if "t2t" in losses:
-        out["t2t"] = info_nce(z_text[:b], z_text[b:], flat[:b], flat[b:], cfg.temperature)
-    if len(batch) == 1:  # no image losses: the loader decodes no images
-        return out
+    if b == 0:  # more ranks than pairs in this batch
+        empty = torch.zeros(0, cfg.proj_dim, device=encoders["text"].device)
+        return empty, empty if with_images else None
+    flat = torch.cat([pair_ids[:, 0], pair_ids[:, 1]])  # [2b]: targets, then their pairs
+    z_text = F.normalize(heads["text"](_pooled(encoders["text"], [texts[int(i)] for i in flat])), dim=-1)
+    if not with_images:
+        return z_text, None
     _, x_t, v_t, x_p, v_p = batch
     valid = torch.cat([v_t, v_p]).bool()
-    bad_images.update(int(i) for i in flat[~valid])
     z_image = torch.zeros(2 * b, cfg.proj_dim, device=z_text.device)
     if valid.any():
         pooled = _pooled(encoders["image"], torch.cat([x_t, x_p])[valid])
         rows = valid.nonzero().squeeze(1).to(z_text.device)
         z_image = z_image.index_put((rows,), F.normalize(heads["image"](pooled), dim=-1).to(z_text.device))
+    return z_text, z_image
+
+
+def _gather_embeddings(z_text: torch.Tensor, z_image: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The whole batch's embeddings [2B, proj_dim] (targets, then their pairs, as one process orders them) from
+    every rank's [2b, proj_dim]; autograd reaches this rank's rows only (`dist.all_gather_rows_keep_grad`)."""
+    if not dist.active():
+        return z_text, z_image
+    b = len(z_text) // 2
+    halves = [z_text[:b], z_text[b:], *([] if z_image is None else [z_image[:b], z_image[b:]])]
+    whole = dist.all_gather_rows_keep_grad(torch.cat(halves, 1)).chunk(len(halves), 1)  # each [B, proj_dim]
+    return torch.cat(whole[:2]), torch.cat(whole[2:]) if z_image is not None else None
+
+
+def _batch_losses(
+    cfg: AlignConfig,
+    losses: list[str],
+    z_text: torch.Tensor,
+    z_image: torch.Tensor | None,
+    flat: torch.Tensor,
+    valid: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
+    """The enabled losses of one whole batch from its embeddings [2B, proj_dim] (flat [2B] item rows and valid
+    [2B] readable images: targets, then their pairs)."""
+    b = len(flat) // 2
+    out: dict[str, torch.Tensor] = {}
+    if "t2t" in losses:
+        out["t2t"] = info_nce(z_text[:b], z_text[b:], flat[:b], flat[b:], cfg.temperature)
+    if z_image is None or valid is None:  # no image losses: the loader decodes no images
+        return out
     zero = z_text.sum() * 0.0
     if "i2i" in losses:
-        both = (v_t & v_p).bool()
+        both = valid[:b] & valid[b:]
         out["i2i"] = (
             info_nce(z_image[:b][both], z_image[b:][both], flat[:b][both], flat[b:][both], cfg.temperature)
             if both.sum() >= 2
