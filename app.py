@@ -108,6 +108,15 @@ CSS = """
   .sr-grid, .sr-recs { grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 6px; }
   .sr-scroll { height: 70vh; }
   .sr-sbs { grid-template-columns: 1fr; }
+  /* compact above the tabs (Explore's tour starts collapsed here too): the catalogue's first row is on the first
+     screen of a phone. Gradio's gap between blocks is sized for desktops (rules in here are scoped by Gradio to
+     the app's content, so this sets it on its columns). */
+  .column { --layout-gap: 8px; }
+  .sr-header { padding: 0 0 .3rem 0; }
+  .sr-header h1 { font-size: 1.2rem; }
+  .sr-header p { font-size: .78rem; line-height: 1.35; }
+  .sr-status { font-size: .75rem; line-height: 1.3; }
+  #k-slider [data-testid="block-info"] { font-size: 12px; }  /* "Recommendations (k)" on one line */
 }
 @media (min-width: 480px) and (max-width: 640px) {
   .sr-grid, .sr-recs { grid-template-columns: repeat(4, minmax(0, 1fr)); }

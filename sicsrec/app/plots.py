@@ -159,6 +159,29 @@ def into_view(point: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, bool]:
     return centre + t * d, t < 1.0
 
 
+LINKS_NAME = "watched → pick"  # the legend entry of the lines (short: legend columns are as wide as the widest entry)
+
+
+def link_trace(xy: np.ndarray, links: Sequence[tuple[int, int]], colour: str) -> go.Scatter:
+    """One trace of thin, see-through lines between item positions (None between segments: one trace whatever the
+    number of lines keeps a click's map payload small), drawn under the markers and never hovered (the markers at
+    both ends carry the titles)."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for a, b in links:
+        xs += [float(xy[a, 0]), float(xy[b, 0]), None]
+        ys += [float(xy[a, 1]), float(xy[b, 1]), None]
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name=LINKS_NAME,
+        line=dict(color=colour, width=2),
+        opacity=0.6,  # the items under a line stay visible
+        hoverinfo="skip",
+    )
+
+
 def embedding_figure(
     proj: Projection,
     titles: list[str],
@@ -168,10 +191,14 @@ def embedding_figure(
     user: np.ndarray | None,
     space: str,
     note: str = "",
+    links: Sequence[tuple[int, int]] = (),
+    link_colour: str = MODEL_COLOURS["sicsrec"],
 ) -> go.Figure:
     """All items in 2-D in a few distinguishable colours (largest categories, the rest grey); history,
     recommendations and the user vector on top. The axes span the items, and the user marker is always in
-    view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so."""
+    view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so.
+
+    `links`: (watched item, recommended item) position pairs drawn as thin lines in `link_colour` (the model's)."""
     xy = proj.coords
     fig = go.Figure()
     for label, colour, idx in map_groups(categories):
@@ -188,6 +215,8 @@ def embedding_figure(
                 hovertemplate="%{text}<br>" + ("%{customdata}" if label == "other" else label) + "<extra></extra>",
             )
         )
+    if links:
+        fig.add_trace(link_trace(xy, links, link_colour))
     if history:
         fig.add_trace(
             go.Scatter(
@@ -240,7 +269,17 @@ def embedding_figure(
         title=_title(title),
         xaxis=dict(title=f"{axis}1", showgrid=False, zeroline=False, range=[lo[0] - pad[0], hi[0] + pad[0]]),
         yaxis=dict(title=f"{axis}2", showgrid=False, zeroline=False, range=[lo[1] - pad[1], hi[1] + pad[1]]),
-        legend=dict(itemsizing="constant", font=dict(size=11), orientation="h", yanchor="top", y=-0.12, x=0),
+        # entries flow in rows ("normal" order, not a column per legend group): on a desktop 4 rows, not 9, so the
+        # plot keeps most of the figure's height
+        legend=dict(
+            itemsizing="constant",
+            font=dict(size=11),
+            orientation="h",
+            yanchor="top",
+            y=-0.12,
+            x=0,
+            traceorder="normal",
+        ),
         hovermode="closest",
         top=MODEBAR + (48 if note else 28),
     )
@@ -332,6 +371,7 @@ def metrics_figure(results: Results, noise: dict[str, dict[str, float]] | None =
 
 
 __all__ = [
+    "LINKS_NAME",
     "METRIC_HELP",
     "MODEBAR",
     "MODEL_COLOURS",
@@ -341,6 +381,7 @@ __all__ = [
     "embedding_figure",
     "empty_figure",
     "into_view",
+    "link_trace",
     "map_groups",
     "metric_help",
     "metric_label",

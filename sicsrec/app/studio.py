@@ -116,7 +116,7 @@ class Studio:
             if key not in self._runs or self._runs[key][0] != stamp:
                 self._runs[key] = (stamp, load_run(key, self.fallback_catalogue))
             grown = self._grown.get((session, key)) if session else None
-            if grown is not None and grown[0] == stamp:
+            if session and grown is not None and grown[0] == stamp:
                 self._grown.move_to_end((session, key))
                 return grown[1]
             return self._runs[key][1]

@@ -690,3 +690,39 @@ def test_tsne_is_fitted_off_the_request_path(explore: ExploreTab, studio: Studio
         time.sleep(0.5)
         proj, note = explore.maps.get(run, "ID space", "t-SNE")
     assert note == "" and proj is not run.projection("ID space", "PCA")  # the background fit arrived
+
+
+def test_map_lines_join_each_pick_to_its_strongest_watched_item(
+    explore: ExploreTab, studio: Studio, page_ids: list[str]
+) -> None:
+    """With lines on, one extra trace (None-separated segments) joins each recommendation to the watched item whose
+    removal lowers it most, at their positions in the chosen projection; with lines off there is none."""
+    import numpy as np
+
+    from sicsrec.app.plots import LINKS_NAME, model_colour
+
+    run = studio.run("")
+    cat = run.catalogue
+    out = refresh(explore, page_ids[:4])
+    shown = out["shown"]
+    assert len(shown.drivers) == len(shown.recommended) and set(shown.drivers) <= set(shown.history)
+    recs = run.main.recommend(page_ids[:4], 10, influence=True)
+    assert shown.drivers == [recs.used_history[int(i)] for i in np.argmax(recs.influence, axis=0)]
+    for space in ("ID space", "content space"):
+        off = explore.embedding_map("", shown, space, "PCA", False)
+        on = explore.embedding_map("", shown, space, "PCA", True)
+        assert LINKS_NAME not in [t.name for t in off.data]
+        assert len(on.data) == len(off.data) + 1
+        lines = [t for t in on.data if t.name == LINKS_NAME]
+        assert len(lines) == 1 and lines[0].mode == "lines"
+        assert lines[0].line.color == model_colour(run.main.name)
+        xs, ys = list(lines[0].x), list(lines[0].y)
+        assert len(xs) == 3 * len(shown.recommended) and xs[2::3] == ys[2::3] == [None] * len(shown.recommended)
+        xy = run.projection(space).coords
+        for n, (d, r) in enumerate(zip(shown.drivers, shown.recommended)):
+            a, b = xy[cat.position[d]], xy[cat.position[r]]
+            assert np.allclose([xs[3 * n], ys[3 * n], xs[3 * n + 1], ys[3 * n + 1]], [*a, *b])
+        assert on.data[-1].name == off.data[-1].name  # drawn under the markers: the last trace is unchanged
+    assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
+    empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
+    assert LINKS_NAME not in [t.name for t in explore.embedding_map("", empty, "ID space", "PCA", True).data]

@@ -167,3 +167,45 @@ def test_unknown_ids_are_said_on_the_page(page) -> None:
     box.fill("no-such-item")
     box.press("Enter")
     page.locator("#status").get_by_text("unknown item id").wait_for()
+
+
+def test_the_tour_is_collapsed_on_a_phone_and_open_on_a_desktop(page) -> None:
+    """On a phone the three-step tour starts collapsed, so the catalogue's first row starts on the first screen; on a
+    desktop it starts open. Either way its header opens and hides it."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tour = page.locator('#tour [data-testid="accordion-content"]')
+    phone = page.size_name == "phone"
+    assert tour.is_visible() is not phone
+    page.screenshot(path=str(SHOTS / f"explore-{page.size_name}-tour.png"))  # the first screen, as a person sees it
+    if phone:
+        top = page.locator(CARDS).first.bounding_box()["y"]  # not scrolled yet: the distance from the page's top
+        assert top < SIZES["phone"]["height"], f"the first catalogue card starts {top:.0f} px down, below the fold"
+    header = page.locator("#tour button.label-wrap")
+    header.click()
+    tour.wait_for(state="visible" if phone else "hidden")
+    header.click()
+    tour.wait_for(state="hidden" if phone else "visible")
+
+
+def test_map_lines_join_the_history_to_the_recommendations(page) -> None:
+    """With "Lines from history to recommendations" on (the default), the map has one line trace, listed in the
+    legend; turned off, the map is redrawn without it."""
+    from sicsrec.app.plots import LINKS_NAME
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    legend = f"[...document.querySelectorAll('#embedding-map .legendtext')].some(t => t.textContent === {LINKS_NAME!r})"
+    page.locator("#persona-0").click()
+    page.wait_for_function("document.querySelectorAll('#history .sr-chip').length > 0")
+    page.wait_for_function(legend)
+    lines = page.evaluate(  # per trace that draws lines: its number of segments (plotly draws one path each)
+        "() => [...document.querySelectorAll('#embedding-map .scatterlayer .trace')]"
+        ".map(t => t.querySelectorAll('.js-line').length).filter(n => n > 0)"
+    )
+    shown = page.locator("#recommendations button[data-item]").count()
+    assert lines == [shown]  # one trace of None-separated segments, a segment per recommendation
+    plot = page.locator("#embedding-map")
+    plot.scroll_into_view_if_needed()
+    plot.screenshot(path=str(SHOTS / f"explore-{page.size_name}-map-lines.png"))
+    page.locator("#map-lines input[type=checkbox]").uncheck()
+    page.wait_for_function(f"!({legend})")
+    assert page.locator("#embedding-map .scatterlayer .trace .js-line").count() == 0

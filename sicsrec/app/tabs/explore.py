@@ -28,7 +28,15 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from sicsrec.app.plots import MODEL_NAMES, PART_COLOURS, PART_HELP, embedding_figure, empty_figure, short
+from sicsrec.app.plots import (
+    MODEL_NAMES,
+    PART_COLOURS,
+    PART_HELP,
+    embedding_figure,
+    empty_figure,
+    model_colour,
+    short,
+)
 from sicsrec.app.runs import SPACES, Catalogue, LoadedRun, RunError
 from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio, serving_threads
@@ -121,6 +129,7 @@ class Shown:
     recommended: list[str] = field(default_factory=list)
     user: np.ndarray | None = None  # the scored user vector of that click (None for popular items)
     personal: bool = False  # whether `recommended` came from the model (not popular items)
+    drivers: list[str] = field(default_factory=list)  # per recommended item, the watched item that drives it most
 
 
 def clicked(evt: gr.EventData) -> tuple[str, str]:
@@ -371,6 +380,14 @@ def mix_summary(recs: RecResult) -> str:
     )
 
 
+def top_drivers(recs: RecResult) -> list[str]:
+    """Per recommendation, the watched item whose removal lowers its score most (the first "because you watched"
+    item; the map's lines start there); empty without a personal list or its influence."""
+    if recs.influence is None or recs.source != "model" or not recs.used_history:
+        return []
+    return [recs.used_history[int(i)] for i in np.argmax(recs.influence, axis=0)]
+
+
 def because_text(recs: RecResult, run: LoadedRun) -> str:
     """'Because you watched ...' per recommendation: the history items whose removal lowers it most."""
     if run.main is None:
@@ -607,7 +624,9 @@ class ExploreTab:
         recs = recommend(run, history or [], k)  # the serving rules; their notes go to the status line
         history = recs.history  # filtered once, by those rules
         personal = recs.source == "model"
-        shown = Shown(run_key or "", history, [it["item_id"] for it in recs.items], recs.user, personal)
+        shown = Shown(
+            run_key or "", history, [it["item_id"] for it in recs.items], recs.user, personal, top_drivers(recs)
+        )
         before = last if last is not None and last.run_key == shown.run_key else None
         attribution = attribution_html(recs.items if personal else [])
         warn = f"⚠️ {' · '.join(notes)}\n\n" if notes else ""
@@ -624,23 +643,26 @@ class ExploreTab:
             shown,
         )
 
-    def embedding_map(self, run_key: str, shown: Shown | None, space: str, method: str) -> go.Figure | dict[str, Any]:
-        """Only the map (after the space or method changed), from the last refresh: the model does not run.
+    def embedding_map(
+        self, run_key: str, shown: Shown | None, space: str, method: str, lines: bool = False
+    ) -> go.Figure | dict[str, Any]:
+        """Only the map (after the space, method or lines changed), from the last refresh: the model does not run.
 
         Skipped while that refresh belongs to another run (the refresh of the new run redraws the map)."""
         if shown is None or shown.run_key != (run_key or ""):
             return gr.skip()
-        return self._map(self.studio.run(run_key), shown, space, method)
+        return self._map(self.studio.run(run_key), shown, space, method, lines)
 
     def follow_map(
-        self, run_key: str, shown: Shown | None, space: str, method: str, follow: bool
+        self, run_key: str, shown: Shown | None, space: str, method: str, lines: bool, follow: bool
     ) -> go.Figure | dict[str, Any]:
         """The map after a card click: redrawn only when the map follows every click (the plot is the page's
         heaviest update: ~140 KB and 2,000+ points to draw), else left as it is until asked."""
-        return self.embedding_map(run_key, shown, space, method) if follow else gr.skip()
+        return self.embedding_map(run_key, shown, space, method, lines) if follow else gr.skip()
 
-    def _map(self, run: LoadedRun, shown: Shown, space: str, method: str) -> go.Figure:
-        """The embedding map with the shown history, its recommendations and (in ID space) the user vector."""
+    def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure:
+        """The embedding map with the shown history, its recommendations, (in ID space) the user vector and, when
+        `lines`, a line from each recommendation to the watched item that drives it most."""
         if run.main is None:
             return empty_figure("The embedding map appears once a trained model is loaded (Train tab).", 400)
         space = space if space in run.spaces() else "ID space"
@@ -651,6 +673,7 @@ class ExploreTab:
         drawn = f"drawn for your history of {len(shown.history)} item(s)" if shown.history else "no history yet"
         elsewhere = "" if in_id else "the user vector is scored in ID space, so it is shown there only"
         note = "; ".join(n for n in (drawn, waiting, elsewhere) if n)
+        links = [(cat.position[d], cat.position[r]) for d, r in zip(shown.drivers, shown.recommended)] if lines else []
         return embedding_figure(
             proj,
             cat.titles,
@@ -660,6 +683,8 @@ class ExploreTab:
             user,
             space,
             note,
+            links,
+            model_colour(run.main.name),
         )
 
     # --- API ---------------------------------------------------------------------------------------
@@ -681,6 +706,13 @@ GUIDE = """**Three steps for a lecture**
 3. **Compare**: *SICSRec vs SASRec* shows the same history through a behavior-only model; highlighted items are
    recommended by one model only, and SICSRec's own picks say whether content drove them.
 """
+NARROW = 640  # px: at most this wide (a phone, app.py's CSS breakpoint), the tour starts collapsed: catalogue in view
+# Run in the browser on page load (no server round trip, before the catalogue arrives, so nothing jumps): an update
+# of the accordion's `open`, which keeps its own toggle working both ways afterwards.
+TOUR_ON_PHONES = (
+    f"() => window.matchMedia('(max-width: {NARROW}px)').matches "
+    "? {__type__: 'update', open: false} : {__type__: 'update'}"
+)
 
 
 def render(studio: Studio, shell: Shell) -> None:
@@ -691,7 +723,7 @@ def render(studio: Studio, shell: Shell) -> None:
     with gr.Tab("Explore", id="explore"):
         history = gr.State([])  # per session: the watch history (item ids, oldest first)
         last = gr.State(None)  # per session: the Shown of the last refresh
-        with gr.Accordion("Guided tour · hide me", open=True, elem_id="tour"):
+        with gr.Accordion("Guided tour · three steps", open=True, elem_id="tour") as tour:
             gr.Markdown(GUIDE)
         with gr.Row(elem_classes="sr-personas", elem_id="personas"):
             gr.Markdown("**Lesson personas:**", elem_classes="sr-personas-label")
@@ -703,9 +735,17 @@ def render(studio: Studio, shell: Shell) -> None:
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
-                    query = gr.Textbox(placeholder="Search titles…", show_label=False, scale=3, container=False)
+                    # narrow minimum widths: on a phone both fit one line, and the catalogue starts higher
+                    query = gr.Textbox(
+                        placeholder="Search titles…", show_label=False, scale=3, container=False, min_width=120
+                    )
                     category = gr.Dropdown(
-                        choices=[("all categories", "")], value="", show_label=False, scale=2, container=False
+                        choices=[("all categories", "")],
+                        value="",
+                        show_label=False,
+                        scale=2,
+                        container=False,
+                        min_width=120,
                     )
                 gr.Markdown("**Catalogue** · click a title to watch it", elem_classes="sr-head")
                 catalogue = gr.HTML(elem_id="catalogue", js_on_load=CARD_CLICKS, apply_default_css=False)
@@ -753,9 +793,19 @@ def render(studio: Studio, shell: Shell) -> None:
                         info="t-SNE / UMAP are fitted in the background; PCA is shown until they are ready",
                     )
                 with gr.Row(elem_classes="sr-head-row"):
-                    follow = gr.Checkbox(
-                        False, label="Redraw on every click", info="slower: the map is the page's heaviest update"
-                    )
+                    # a column each (Gradio packs adjacent checkboxes into one unwrapping form): side by side on a
+                    # desktop, stacked on a phone
+                    with gr.Column(min_width=180):
+                        follow = gr.Checkbox(
+                            False, label="Redraw on every click", info="slower: the map is the page's heaviest update"
+                        )
+                    with gr.Column(min_width=180):
+                        lines = gr.Checkbox(
+                            True,
+                            label="Lines from history to recommendations",
+                            info="each pick to the watched item that drives it most",
+                            elem_id="map-lines",
+                        )
                     redraw = gr.Button("↻ Draw the map for this history", size="sm", scale=0, min_width=220)
                 emb = gr.Plot(label="Embedding map", show_label=False, elem_id="embedding-map")
             with gr.Column(scale=2):
@@ -770,7 +820,7 @@ def render(studio: Studio, shell: Shell) -> None:
     page_out = [catalogue, page_info, page]
     state = [run, history, k, last]
     out = [history, strip, ids_box, status, recs, summary, attribution, because, sbs, last]
-    map_in = [run, last, space, method]
+    map_in = [run, last, space, method, lines]
     # Clicks are light (one ~10 ms model call): answered outside the queue, without a progress overlay,
     # and the map (the heaviest payload) follows in its own event so the cards never wait for it.
     fast = dict(queue=False, show_progress="hidden", **UI)
@@ -791,8 +841,8 @@ def render(studio: Studio, shell: Shell) -> None:
     # queued: its warning toast needs the queue (the status line says it too)
     then_map(watch_box.submit(tab.watch, [watch_box, *state], out, api_name="watch", show_progress="hidden", **UI))
     then_map(k.change(tab.refresh, state, out, trigger_mode="always_last", **fast))
-    space.change(tab.embedding_map, map_in, emb, **UI)
-    method.change(tab.embedding_map, map_in, emb, **UI)
+    for control in (space, method, lines):
+        control.change(tab.embedding_map, map_in, emb, **UI)
     search = dict(show_progress="hidden", **UI)  # the grid keeps its cards until the new ones arrive
     query.change(tab.first_page, [run, query, category], page_out, trigger_mode="always_last", **search)
     category.change(tab.first_page, [run, query, category], page_out, **search)
@@ -808,6 +858,7 @@ def render(studio: Studio, shell: Shell) -> None:
         .then(tab.refresh, state, out, **UI)
     )
 
+    demo.load(None, None, tour, js=TOUR_ON_PHONES, **UI)
     demo.load(tab.categories, run, category, **UI)
     demo.load(tab.first_page, [run, query, category], page_out, **UI)
     then_map(demo.load(tab.refresh, state, out, **UI))
@@ -829,4 +880,5 @@ __all__ = [
     "render",
     "side_by_side",
     "status_text",
+    "top_drivers",
 ]
