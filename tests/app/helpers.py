@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import socket
 import threading
 import zipfile
@@ -100,3 +101,16 @@ def served_app(studio: Any) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+OUT = ["history", "strip", "ids", "status", "recs", "summary", "attribution", "because", "sbs", "shown"]
+
+
+def named(outputs: tuple) -> dict:
+    """A history event's outputs by name."""
+    return dict(zip(OUT, outputs, strict=True))
+
+
+def card_ids(html: str) -> list[str]:
+    """The item ids of a card grid's buttons (cards, or the history's remove buttons), in order."""
+    return re.findall(r'<button[^>]*data-item="([^"]*)"', html)

@@ -23,6 +23,7 @@ from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainFor
 from sicsrec.cli import main as cli
 from sicsrec.events import STAGE_ALIGN, StageAProgress
 from sicsrec.serve import PARTS, response
+from tests.app.helpers import card_ids, named
 from tests.helpers import ChatServer
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
@@ -39,22 +40,9 @@ def click(item: str, action: str = "watch") -> gr.EventData:
     return gr.EventData(None, {"item": item, "action": action})
 
 
-OUT = ["history", "strip", "ids", "status", "recs", "summary", "attribution", "because", "sbs", "shown"]
-
-
-def named(outputs: tuple) -> dict:
-    """A history event's outputs by name."""
-    return dict(zip(OUT, outputs, strict=True))
-
-
 def refresh(explore: ExploreTab, history: list[str], k: int = 10) -> dict:
     """explore.refresh's outputs by name."""
     return named(explore.refresh("", history, k))
-
-
-def card_ids(html: str) -> list[str]:
-    """The item ids of a card grid's buttons (cards, or the history's remove buttons), in order."""
-    return re.findall(r'<button[^>]*data-item="([^"]*)"', html)
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +289,7 @@ def test_an_added_item_is_in_the_catalogue_marked_new_and_recommendable(run_dir:
     twin = cat.item_ids[int(cat.by_popularity[5])]  # a popular item: the new one is near-identical in content
     title = cat.titles[cat.position[twin]]
     out = dict(zip(ADDED, explore.add_item(f"  {title} ", None, ""), strict=True))
-    assert out["status"].startswith("✅") and "`new-1`" in out["status"] and "Session-only" in out["status"]
+    assert out["status"].startswith("✅") and "`new-1`" in out["status"] and "Only you see it" in out["status"]
     assert out["query"] == title and out["category"] == "" and out["title"] == ""  # the catalogue shows it at once
     assert "new-1" in card_ids(out["catalogue"]) and NEW_BADGE in out["catalogue"]
     grown = studio.run("")

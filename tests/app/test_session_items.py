@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from sicsrec.app import studio as studio_module
 from sicsrec.app.studio import AppConfig, Studio
+from sicsrec.app.tabs.explore import ExploreTab
+from tests.app.helpers import card_ids, named
 
 
 def fresh(run_dir: Path, tmp_path: Path) -> Studio:
@@ -51,3 +54,21 @@ def test_without_a_session_every_session_sees_the_item(run_dir: Path, tmp_path: 
     studio = fresh(run_dir, tmp_path)
     studio.add_item("", "For the whole class", None)
     assert "new-1" in studio.run("").catalogue and "new-1" in studio.run("", "anyone").catalogue
+
+
+@pytest.mark.slow
+def test_the_explore_tab_serves_each_browser_session_its_own_items(run_dir: Path, tmp_path: Path) -> None:
+    studio = fresh(run_dir, tmp_path)
+    explore = ExploreTab(studio)
+    alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")  # what Gradio passes
+    cat = studio.run("").catalogue
+    twin = cat.item_ids[int(cat.by_popularity[5])]
+    title = cat.titles[cat.position[twin]]
+    status, *_, page_html, _info, _page = explore.add_item(title, None, "", alice)
+    assert status.startswith("✅") and "Only you see it" in status and "new-1" in card_ids(page_html)
+    assert "new-1" not in card_ids(explore.first_page("", title, "", bob)[0])  # Bob searches the same title
+    for who, sees in ((alice, True), (bob, False)):
+        recs = named(explore.refresh("", [twin], 100, None, who))
+        assert ("new-1" in card_ids(recs["recs"])) is sees
+    assert explore.refresh("", ["new-1"], 10, None, alice)[0] == ["new-1"]  # Alice can watch it
+    assert explore.refresh("", ["new-1"], 10, None, bob)[0] == []  # unknown to Bob: reported, not kept

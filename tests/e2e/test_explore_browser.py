@@ -209,3 +209,30 @@ def test_map_lines_join_the_history_to_the_recommendations(page) -> None:
     page.locator("#map-lines input[type=checkbox]").uncheck()
     page.wait_for_function(f"!({legend})")
     assert page.locator("#embedding-map .scatterlayer .trace .js-line").count() == 0
+
+
+def test_an_added_item_is_seen_by_its_session_only(browser, served: tuple[str, object]) -> None:
+    """Two students (two browser sessions): the one who adds an item finds its card marked new; the other,
+    searching the same title, does not get it."""
+    pages = []
+    for _ in range(2):
+        page = browser.new_page(viewport=SIZES["desktop"])
+        page.set_default_timeout(60_000)
+        page.goto(served[0])
+        page.wait_for_selector(CARDS)
+        pages.append(page)
+    adder, other = pages
+    title = "A brand new upload for the session test"
+    adder.click("#add-item button")  # open the accordion
+    adder.get_by_label("Title").fill(title)
+    adder.get_by_label("Title").press("Enter")
+    adder.wait_for_selector('#catalogue button[data-item="new-1"]')
+    assert "new" in adder.inner_text('#catalogue button[data-item="new-1"]').lower()
+    adder.screenshot(path=str(SHOTS / "explore-added-item.png"))
+    other.get_by_placeholder("Search titles…").fill(title)
+    other.wait_for_function(
+        "() => /No title matches/.test(document.body.innerText)", timeout=30_000
+    )  # the search ran and found nothing: the item is not in this session's catalogue
+    assert other.locator('#catalogue button[data-item="new-1"]').count() == 0
+    for page in pages:
+        page.close()

@@ -497,6 +497,11 @@ class Maps:
             self._fits[key] = fitted
 
 
+def session_of(request: gr.Request | None) -> str | None:
+    """The browser session an event comes from (its items added in the app are its own); None outside an event."""
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
 class ExploreTab:
     """Handlers of the Explore tab; every method is a Gradio event function over `studio`."""
 
@@ -506,15 +511,14 @@ class ExploreTab:
 
     # --- catalogue -------------------------------------------------------------------------------
 
-    def categories(self, run_key: str) -> gr.Dropdown:
+    def categories(self, run_key: str, request: gr.Request | None = None) -> gr.Dropdown:
         """The category filter for a run's catalogue."""
-        return gr.Dropdown(
-            choices=[("all categories", "")] + [(g, g) for g in self.studio.run(run_key).catalogue.genres()], value=""
-        )
+        genres = self.studio.run(run_key, session_of(request)).catalogue.genres()
+        return gr.Dropdown(choices=[("all categories", "")] + [(g, g) for g in genres], value="")
 
-    def page(self, run_key: str, query: str, category: str, page: float) -> Page:
+    def page(self, run_key: str, query: str, category: str, page: float, request: gr.Request | None = None) -> Page:
         """One page of matching cards: (catalogue HTML, page info, page number)."""
-        run = self.studio.run(run_key)
+        run = self.studio.run(run_key, session_of(request))
         cat = run.catalogue
         found = cat.search(query or "", category or "")
         pages = max(1, math.ceil(len(found) / PAGE_SIZE))
@@ -526,23 +530,29 @@ class ExploreTab:
             info = f"No title matches **{query}**" + (f" in {category}" if category else "") + "."
         return catalogue_html(cat, self.studio.thumbs, shown, info.replace("**", "")), info, page
 
-    def first_page(self, run_key: str, query: str, category: str) -> Page:
+    def first_page(self, run_key: str, query: str, category: str, request: gr.Request | None = None) -> Page:
         """Page 1 (after a new search or filter)."""
-        return self.page(run_key, query, category, 1)
+        return self.page(run_key, query, category, 1, request)
 
-    def prev_page(self, run_key: str, query: str, category: str, page: float) -> Page:
+    def prev_page(
+        self, run_key: str, query: str, category: str, page: float, request: gr.Request | None = None
+    ) -> Page:
         """The previous page."""
-        return self.page(run_key, query, category, int(page or 1) - 1)
+        return self.page(run_key, query, category, int(page or 1) - 1, request)
 
-    def next_page(self, run_key: str, query: str, category: str, page: float) -> Page:
+    def next_page(
+        self, run_key: str, query: str, category: str, page: float, request: gr.Request | None = None
+    ) -> Page:
         """The next page."""
-        return self.page(run_key, query, category, int(page or 1) + 1)
+        return self.page(run_key, query, category, int(page or 1) + 1, request)
 
     # --- a new item without retraining -------------------------------------------------------------
 
-    def add_item(self, title: str, cover: str | None, run_key: str) -> tuple[Any, ...]:
+    def add_item(
+        self, title: str, cover: str | None, run_key: str, request: gr.Request | None = None
+    ) -> tuple[Any, ...]:
         """ "Add an item": a title and an optional cover become a new item of the run (`Studio.add_item`: in memory,
-        for this app process). Outputs: (status line, title box, cover, search box, category filter, catalogue page,
+        for this browser session). Outputs: (status line, title box, cover, search box, category filter, catalogue page,
         page info, page number); the catalogue then shows the new card (searched by its title). Bad input changes
         nothing and the status line says why."""
         title = " ".join((title or "").split())
@@ -555,7 +565,7 @@ class ExploreTab:
         if cover is not None and (why := image_problem(cover)) is not None:
             return (f"⚠️ That cover cannot be used ({why}): upload a JPEG or PNG image, or leave it empty.", *keep)
         try:
-            done = self.studio.add_item(run_key, title, cover)
+            done = self.studio.add_item(run_key, title, cover, session_of(request))
         except (RunError, DataError, CheckpointError, ValueError, OSError) as e:
             return (f"⚠️ The item was not added: {e}", *keep)
         except Exception:  # never a traceback in the page
@@ -566,60 +576,88 @@ class ExploreTab:
         notes = "".join(f"\n\n⚠️ {p.message}" for p in done.problems)
         status = (
             f"✅ Added “{title}” as `{done.added[0]}`: scored from its {used} through the content-to-ID bridge, "
-            "no retraining. **Session-only:** it lives in this app's memory until the app restarts (everyone using "
-            f"this app sees it); the checkpoint on disk is unchanged.{notes}"
+            "no retraining. **Only you see it:** it lives in this browser session until you reload the page or the "
+            f"app restarts; the checkpoint on disk is unchanged.{notes}"
         )
-        return (status, "", None, title, "", *self.first_page(run_key, title, ""))
+        return (status, "", None, title, "", *self.first_page(run_key, title, "", request))
 
     # --- history: every change recomputes what depends on it, in the same event -------------------
 
-    def click(self, run_key: str, history: list[str], k: float, last: Shown | None, evt: gr.EventData) -> tuple:
+    def click(
+        self,
+        run_key: str,
+        history: list[str],
+        k: float,
+        last: Shown | None,
+        evt: gr.EventData,
+        request: gr.Request | None = None,
+    ) -> tuple:
         """A card was clicked: watch it (catalogue, recommendations, side by side) or remove it (history)."""
         item, action = clicked(evt)
         history = list(history or [])
-        if item in self.studio.run(run_key).catalogue:
+        if item in self.studio.run(run_key, session_of(request)).catalogue:
             history = (
                 [h for h in history if h != item] if action == "remove" else append_click(history, item, MAX_HISTORY)
             )
-        return self.refresh(run_key, history, k, last)
+        return self.refresh(run_key, history, k, last, request)
 
-    def clear(self, run_key: str, k: float, last: Shown | None) -> tuple:
+    def clear(self, run_key: str, k: float, last: Shown | None, request: gr.Request | None = None) -> tuple:
         """Empty the history."""
-        return self.refresh(run_key, [], k, last)
+        return self.refresh(run_key, [], k, last, request)
 
-    def persona(self, name: str, run_key: str, k: float, last: Shown | None) -> tuple:
+    def persona(
+        self, name: str, run_key: str, k: float, last: Shown | None, request: gr.Request | None = None
+    ) -> tuple:
         """Replace the history by a lesson persona's items (found by title and genre in this run's catalogue)."""
-        history = persona_history(self.studio.run(run_key).catalogue, name) if name in PERSONAS else []
+        cat = self.studio.run(run_key, session_of(request)).catalogue
+        history = persona_history(cat, name) if name in PERSONAS else []
         note = [] if history else [f"No items of the persona '{name}' in this run's catalogue."]
-        return self.refresh(run_key, history, k, last, note)
+        return self.refresh(run_key, history, k, last, request, note)
 
-    def watch(self, ids: str, run_key: str, history: list[str], k: float, last: Shown | None) -> tuple:
+    def watch(
+        self,
+        ids: str,
+        run_key: str,
+        history: list[str],
+        k: float,
+        last: Shown | None,
+        request: gr.Request | None = None,
+    ) -> tuple:
         """Append comma-separated item ids by the history rule; what was ignored (unknown or malformed ids,
         repeats) is said on the status line and in a toast."""
-        parsed = parse_history(ids, self.studio.run(run_key).catalogue)
+        parsed = parse_history(ids, self.studio.run(run_key, session_of(request)).catalogue)
         if parsed.notes():
             gr.Warning(" · ".join(parsed.notes()))
         history = list(history or [])
         for iid in parsed.known:
             history = append_click(history, iid, MAX_HISTORY)
-        return self.refresh(run_key, history, k, last, parsed.notes())
+        return self.refresh(run_key, history, k, last, request, parsed.notes())
 
-    def run_changed(self, run_key: str, history: list[str]) -> tuple[list[str], gr.Dropdown, gr.Radio]:
+    def run_changed(
+        self, run_key: str, history: list[str], request: gr.Request | None = None
+    ) -> tuple[list[str], gr.Dropdown, gr.Radio]:
         """A new run was picked: keep the history items it knows, reset filters and map spaces."""
-        run = self.studio.run(run_key)
+        run = self.studio.run(run_key, session_of(request))
         spaces = run.spaces() or ["ID space"]
         known = parse_history(history or [], run.catalogue).known
-        return known, self.categories(run_key), gr.Radio(choices=spaces, value=spaces[0])
+        return known, self.categories(run_key, request), gr.Radio(choices=spaces, value=spaces[0])
 
     # --- recommendations ---------------------------------------------------------------------------
 
     def refresh(
-        self, run_key: str, history: list[str], k: float, last: Shown | None = None, notes: list[str] | None = None
+        self,
+        run_key: str,
+        history: list[str],
+        k: float,
+        last: Shown | None = None,
+        request: gr.Request | None = None,
+        notes: list[str] | None = None,
     ) -> tuple[Any, ...]:
         """Everything that depends on the history, from one run of the model: (history, history chips, history
         as ids, status line, recommendation cards, mix summary, attribution, because-you-watched, side by side,
-        what was shown). `last` (the previous refresh) gives the rank changes; `notes` lead the status line."""
-        run = self.studio.run(run_key)
+        what was shown). `last` (the previous refresh) gives the rank changes; `notes` lead the status line.
+        `request` (Gradio fills it in) names the browser session, whose added items the run includes."""
+        run = self.studio.run(run_key, session_of(request))
         cat, thumbs = run.catalogue, self.studio.thumbs
         recs = recommend(run, history or [], k)  # the serving rules; their notes go to the status line
         history = recs.history  # filtered once, by those rules
@@ -644,21 +682,34 @@ class ExploreTab:
         )
 
     def embedding_map(
-        self, run_key: str, shown: Shown | None, space: str, method: str, lines: bool = False
+        self,
+        run_key: str,
+        shown: Shown | None,
+        space: str,
+        method: str,
+        lines: bool = False,
+        request: gr.Request | None = None,
     ) -> go.Figure | dict[str, Any]:
         """Only the map (after the space, method or lines changed), from the last refresh: the model does not run.
 
         Skipped while that refresh belongs to another run (the refresh of the new run redraws the map)."""
         if shown is None or shown.run_key != (run_key or ""):
             return gr.skip()
-        return self._map(self.studio.run(run_key), shown, space, method, lines)
+        return self._map(self.studio.run(run_key, session_of(request)), shown, space, method, lines)
 
     def follow_map(
-        self, run_key: str, shown: Shown | None, space: str, method: str, lines: bool, follow: bool
+        self,
+        run_key: str,
+        shown: Shown | None,
+        space: str,
+        method: str,
+        lines: bool,
+        follow: bool,
+        request: gr.Request | None = None,
     ) -> go.Figure | dict[str, Any]:
         """The map after a card click: redrawn only when the map follows every click (the plot is the page's
         heaviest update: ~140 KB and 2,000+ points to draw), else left as it is until asked."""
-        return self.embedding_map(run_key, shown, space, method, lines) if follow else gr.skip()
+        return self.embedding_map(run_key, shown, space, method, lines, request) if follow else gr.skip()
 
     def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure:
         """The embedding map with the shown history, its recommendations, (in ID space) the user vector and, when
@@ -760,7 +811,8 @@ def render(studio: Studio, shell: Shell) -> None:
                     gr.Markdown(
                         "A new item gets every trained row it needs from its title (and cover) through the "
                         "content-to-ID bridge: it is recommendable at once, marked *new · scored by content*. "
-                        "**Session-only:** kept in this app's memory until it restarts, never saved to the checkpoint."
+                        "**Only you see it:** it lives in your browser session (until you reload the page), "
+                        "never saved to the checkpoint."
                     )
                     with gr.Row():
                         new_title = gr.Textbox(label="Title", placeholder="e.g. Toy Story 5 (2026)", scale=3)
