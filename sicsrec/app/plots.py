@@ -162,7 +162,7 @@ def into_view(point: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, bool]:
 LINKS_NAME = "watched → pick"  # the legend entry of the lines (short: legend columns are as wide as the widest entry)
 
 
-def link_trace(xy: np.ndarray, links: Sequence[tuple[int, int]], colour: str) -> go.Scatter:
+def link_trace(xy: np.ndarray, links: Sequence[tuple[int, int]], colour: str) -> dict[str, Any]:
     """One trace of thin, see-through lines between item positions (None between segments: one trace whatever the
     number of lines keeps a click's map payload small), drawn under the markers and never hovered (the markers at
     both ends carry the titles)."""
@@ -171,7 +171,8 @@ def link_trace(xy: np.ndarray, links: Sequence[tuple[int, int]], colour: str) ->
     for a, b in links:
         xs += [float(xy[a, 0]), float(xy[b, 0]), None]
         ys += [float(xy[a, 1]), float(xy[b, 1]), None]
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=xs,
         y=ys,
         mode="lines",
@@ -198,28 +199,33 @@ def embedding_figure(
     recommendations and the user vector on top. The axes span the items, and the user marker is always in
     view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so.
 
-    `links`: (watched item, recommended item) position pairs drawn as thin lines in `link_colour` (the model's)."""
+    `links`: (watched item, recommended item) position pairs drawn as thin lines in `link_colour` (the model's).
+
+    Written as plain trace and layout dicts and wrapped unvalidated: plotly's per-property validation of 2,000+
+    points took ~70 of the map's ~80 ms on every redraw (plotly's Figure-level `_validate` flag, plotly.py#2403);
+    tests/app/test_handlers.py validates the same spec with plotly, so a wrong property still fails there."""
     xy = proj.coords
-    fig = go.Figure()
-    for label, colour, idx in map_groups(categories):
-        fig.add_trace(
-            go.Scatter(
-                x=xy[idx, 0],
-                y=xy[idx, 1],
-                mode="markers",
-                name=label,
-                legendgroup="categories",
-                marker=dict(size=5, color=colour, opacity=0.55),
-                text=[titles[i] for i in idx],
-                customdata=[categories[i] or "no category" for i in idx] if label == "other" else None,
-                hovertemplate="%{text}<br>" + ("%{customdata}" if label == "other" else label) + "<extra></extra>",
-            )
+    traces: list[dict[str, Any]] = [
+        dict(
+            type="scatter",
+            x=xy[idx, 0],
+            y=xy[idx, 1],
+            mode="markers",
+            name=label,
+            legendgroup="categories",
+            marker=dict(size=5, color=colour, opacity=0.55),
+            text=[titles[i] for i in idx],
+            customdata=[categories[i] or "no category" for i in idx] if label == "other" else None,
+            hovertemplate="%{text}<br>" + ("%{customdata}" if label == "other" else label) + "<extra></extra>",
         )
+        for label, colour, idx in map_groups(categories)
+    ]
     if links:
-        fig.add_trace(link_trace(xy, links, link_colour))
+        traces.append(link_trace(xy, links, link_colour))
     if history:
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=xy[history, 0],
                 y=xy[history, 1],
                 mode="markers+text",
@@ -232,8 +238,9 @@ def embedding_figure(
             )
         )
     if recommended:
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=xy[recommended, 0],
                 y=xy[recommended, 1],
                 mode="markers",
@@ -248,8 +255,9 @@ def embedding_figure(
     if user is not None:
         where, moved = into_view(user, xy)
         name = "you (user vector, direction: off the map)" if moved else "you (user vector)"
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=[where[0]],
                 y=[where[1]],
                 mode="markers",
@@ -263,12 +271,25 @@ def embedding_figure(
     axis = "PC" if proj.method == "PCA" else proj.method + " "
     share = f" ({proj.explained[0]:.0%} + {proj.explained[1]:.0%} of variance)" if proj.explained else ""
     title = f"Items in {space}, {proj.method}{share}" + (f"<br><sup>{note}</sup>" if note else "")
-    return _layout(
-        fig,
-        600,
+    layout = dict(
+        height=600,
+        font=FONT,
+        margin=dict(l=10, r=10, t=MODEBAR + (48 if note else 28), b=10),  # as `_layout` gives the other figures
         title=_title(title),
-        xaxis=dict(title=f"{axis}1", showgrid=False, zeroline=False, range=[lo[0] - pad[0], hi[0] + pad[0]]),
-        yaxis=dict(title=f"{axis}2", showgrid=False, zeroline=False, range=[lo[1] - pad[1], hi[1] + pad[1]]),
+        xaxis=dict(
+            title=dict(text=f"{axis}1"),
+            showgrid=False,
+            zeroline=False,
+            range=[lo[0] - pad[0], hi[0] + pad[0]],
+            automargin=True,
+        ),
+        yaxis=dict(
+            title=dict(text=f"{axis}2"),
+            showgrid=False,
+            zeroline=False,
+            range=[lo[1] - pad[1], hi[1] + pad[1]],
+            automargin=True,
+        ),
         # entries flow in rows ("normal" order, not a column per legend group): on a desktop 4 rows, not 9, so the
         # plot keeps most of the figure's height
         legend=dict(
@@ -281,8 +302,8 @@ def embedding_figure(
             traceorder="normal",
         ),
         hovermode="closest",
-        top=MODEBAR + (48 if note else 28),
     )
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def training_figure(events: Sequence[object]) -> go.Figure:

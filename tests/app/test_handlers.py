@@ -714,3 +714,20 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
     assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
     empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
     assert LINKS_NAME not in [t.name for t in explore.embedding_map("", empty, "ID space", "PCA", True).data]
+
+
+def test_the_map_is_already_what_plotly_validation_would_make_it(
+    explore: ExploreTab, studio: Studio, page_ids: list[str]
+) -> None:
+    """The map is built unvalidated (for speed): passing its spec through plotly's validation must raise nothing
+    and change nothing, with and without lines, in both spaces and before any history."""
+    import plotly.graph_objects as go
+
+    run = studio.run("")
+    for history in ([], page_ids[:4]):
+        shown = refresh(explore, history)["shown"]
+        for space in run.spaces():
+            for lines in (False, True):
+                fig = explore.embedding_map("", shown, space, "PCA", lines)
+                validated = go.Figure(fig.to_dict())  # raises on an unknown property or a bad value
+                assert json.loads(validated.to_json()) == json.loads(fig.to_json()), (space, lines, history)
