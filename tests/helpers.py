@@ -4,8 +4,11 @@ OpenAI-compatible chat server standing in for an external LLM service."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -106,3 +109,15 @@ class ChatServer:
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def torchrun(module: str, args: list[str], env: dict[str, str], nproc: int = 2) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> args` in `nproc` processes under torchrun (standalone rendezvous, from the repo root):
+    the suite's one launcher of a data-parallel run."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    return subprocess.run(
+        [*launcher, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=240
+    )

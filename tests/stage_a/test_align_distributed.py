@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -27,24 +26,15 @@ from sicsrec.features import extract_features
 from sicsrec.run.experiment import StageAPlan, run_experiment
 from sicsrec.run.prepare import load_data
 from sicsrec.stage_a.align import AlignConfig, _collate, _PairRows, _RankBatches, resolve_aligned_source
+from tests.helpers import torchrun
+from tests.stage_a.test_align import TITLES  # the same eight items: four about cakes, four about sports
 
-ROOT = Path(__file__).resolve().parents[2]
 # Two ranks compute one process's batch losses from the gathered embeddings; only the encoders' arithmetic
 # differs (each rank encodes 2-3 pairs instead of 5: texts pad to other lengths, convolutions see other batch
 # sizes). Measured: per-epoch losses within 1.2e-6 relative (the history keeps 6 decimals), features within
 # 2e-6 (text) and 8e-6 (image) absolute after 3 AdamW epochs, which moved them by up to 0.09 and 3.7.
 LOSS_RTOL = 1e-4
 FEATURE_ATOL = 1e-4
-TITLES = [
-    "Chocolate cake recipe",
-    "Baking a lemon cake",
-    "Strawberry cream cake",
-    "Cheesecake without oven",
-    "Football final highlights",
-    "Best football goals",
-    "Basketball dunk contest",
-    "Tennis match point",
-]
 # 11 unique pairs in global batches of 5: 5 + 5 + 1, split 2 + 3 over the ranks; the last batch (one pair, so
 # no negative: skipped) leaves rank 0 an empty share. Item 7's image does not load.
 PAIRS = [("0", "1"), ("2", "3"), ("4", "5"), ("6", "7"), ("1", "2"), ("5", "6"), ("0", "7")]
@@ -126,16 +116,8 @@ def test_two_ranks_align_like_one_process(tmp_path: Path, monkeypatch: pytest.Mo
         "TRANSFORMERS_OFFLINE": "1",
         "SICSREC_CACHE": str(tmp_path / "cache-two"),
     }
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     args = [str(data), str(tmp_path / "two"), str(tmp_path / "ranks")]
-    two = subprocess.run(
-        [*torchrun, "-m", "tests.stage_a.test_align_distributed", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    two = torchrun("tests.stage_a.test_align_distributed", args, env)
     assert two.returncode == 0, two.stderr[-3000:]
     ranks = [json.loads((tmp_path / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)]
 

@@ -3,8 +3,6 @@ batches and seed: the same loss curve within dropout noise, the same checkpoint 
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,8 @@ from sicsrec.config import DataConfig
 from sicsrec.eval.evaluate import evaluate_model
 from sicsrec.run.prepare import load_data, split_data
 from sicsrec.train.trainer import rank_share
-from tests.helpers import synthetic_dataset
+from tests.helpers import synthetic_dataset, torchrun
 
-ROOT = Path(__file__).resolve().parents[2]
 # Without dropout (each rank would draw masks for its own share) the 2-rank per-epoch mean loss is the
 # 1-process one up to float summation order: the weighted shares make DDP's synced gradient the global
 # batch's. With the spec's dropout 0.5 the curves differ by ~0.1% (sasrec) to ~2% (step 2) per epoch.
@@ -64,15 +61,7 @@ def test_two_processes_train_like_one(tmp_path: Path):
     data = write_csv(tmp_path / "data")
     common = ["--data", str(data), *ARGS.split(), "--device", "cpu", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = subprocess.run(
-        [*torchrun, "-m", "sicsrec", "compare", "--out", str(tmp_path / "two"), *common],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    two = torchrun("sicsrec", ["compare", "--out", str(tmp_path / "two"), *common], env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("ranking: pessimistic") == 1  # rank 1 prints nothing
     assert main(["compare", "--out", str(tmp_path / "one"), *common]) == 0
