@@ -39,8 +39,11 @@ OBSERVE = """() => {
   window.__lastText = window.__lastCards = performance.now();
   const hasText = (n) => (n.nodeType === 3 ? n.data.trim() : (n.textContent || '').trim()) !== '';
   const element = (r) => (r.target.nodeType === 1 ? r.target : r.target.parentElement);
-  // not seen: screen-reader notices, and the hidden timers of events shown without a progress overlay
-  const unseen = (r) => element(r).closest('.sr-only') || !element(r).checkVisibility();
+  // not seen: screen-reader notices, and the timers of events shown without a progress overlay (Gradio keeps
+  // their status tracker in the page at opacity 0 and still ticks its "0.1s, 0.2s" text)
+  const unseen = (r) =>
+    element(r).closest('.sr-only') ||
+    !element(r).checkVisibility({opacityProperty: true, visibilityProperty: true});
   new MutationObserver((records) => {
     for (const r of records) {
       if (unseen(r)) continue;
