@@ -254,7 +254,7 @@ def embedding_figure(
     pad = (hi - lo) * 0.06 + 1e-9
     if user is not None:
         where, moved = into_view(user, xy)
-        name = "you (user vector, direction: off the map)" if moved else "you (user vector)"
+        name = "you (user vector, off the map)" if moved else "you (user vector)"
         traces.append(
             dict(
                 type="scatter",
@@ -272,7 +272,7 @@ def embedding_figure(
     share = f" ({proj.explained[0]:.0%} + {proj.explained[1]:.0%} of variance)" if proj.explained else ""
     title = f"Items in {space}, {proj.method}{share}" + (f"<br><sup>{note}</sup>" if note else "")
     layout = dict(
-        height=600,
+        height=640,
         font=FONT,
         margin=dict(l=10, r=10, t=MODEBAR + (48 if note else 28), b=10),  # as `_layout` gives the other figures
         title=_title(title),
@@ -290,8 +290,7 @@ def embedding_figure(
             range=[lo[1] - pad[1], hi[1] + pad[1]],
             automargin=True,
         ),
-        # entries flow in rows ("normal" order, not a column per legend group): on a desktop 4 rows, not 9, so the
-        # plot keeps most of the figure's height
+        # entries flow in rows ("normal" order, not a column per legend group), so the plot keeps most of the height
         legend=dict(
             itemsizing="constant",
             font=dict(size=11),
@@ -300,6 +299,10 @@ def embedding_figure(
             y=-0.12,
             x=0,
             traceorder="normal",
+            # two entries a row at any width: a phone's legend had one column, 14 rows, 40% of the figure (three a
+            # row overlap there); the longest entry ("you ...") is the last, so nothing sits to its right
+            entrywidth=1 / 2,
+            entrywidthmode="fraction",
         ),
         hovermode="closest",
     )
