@@ -44,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_mix_decoder": ["--no-mix-decoder"],
     "no_content_encoder": ["--no-content-encoder"],
     "one_step": ["--one-step"],
+    "content_items": ["--content-items"],
     "unfrozen": ["--unfreeze-step1"],
     "aligned": ["--features", "aligned"],
     "identity_fusion": ["--fusion-init", "identity"],

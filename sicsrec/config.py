@@ -80,6 +80,10 @@ class ModelConfig:
     # by cosine, and the content side grows from zero) or "identity_matched" (the same with W_id =
     # 0.02·sqrt(d)·I, a random block's norm). The spec leaves this init open.
     fusion_init: str = "random"
+    # Beyond the paper (off = the spec): score items by normalize(normalize(E_i) + c_i) instead of
+    # normalize(E_i), so an item's content reaches the item side too (the content-only baseline's
+    # strength on sets where content generalises better than IDs).
+    content_items: bool = False
     # Loss weights of the content models (the model computes its own loss terms).
     alpha: float = 0.2  # weight of L_CL
     reg_lambda: float = 0.01  # weight of the L2 term on the item embedding and content tables

@@ -4,10 +4,12 @@ interrupted run (`continue_run`): one whose folder holds a saved training state 
 
 A job without stage A loads, splits and reads the content features itself before training, marking that phase
 with `JobPhase` events (it takes a while and the library reports nothing until the features are done).
-`estimate_seconds` says how long a job will take at most, from timings measured on this app's machine."""
+`estimate_seconds` says how long a job will take at most: from reference timings until this machine has finished a job,
+then from that job's own speed (`measure`, kept per device in the workdir's TIMINGS file)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -17,13 +19,13 @@ from pathlib import Path
 
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
-from sicsrec.events import STAGE_MINING, ProgressEvent
+from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, ProgressEvent
 from sicsrec.model import MODELS
 from sicsrec.run.experiment import ExperimentResult, StageAPlan, StageCancelled, run_experiment
 from sicsrec.run.prepare import Prepared, prepare
 from sicsrec.train.state import SavedRun, saved_run
 from sicsrec.train.trainer import set_threads
-from sicsrec.utils import resolve_device
+from sicsrec.utils import atomic_write_text, resolve_device
 
 log = logging.getLogger("sicsrec.app")
 
@@ -47,28 +49,78 @@ MODEL_OVERHEAD = 2.0  # s per model: building it, the test evaluation, the check
 STEP2 = ("sicsrec", "id_control")  # trained from SASRec's step 1, which runs first when it is not asked for
 
 
+TIMINGS = ".timings.json"  # in the workdir (hidden: not a run folder): this machine's measured speed per device
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """This machine's speed, measured on its last finished job: multiples of the reference timings (`epoch`,
+    `prepare`) and the seconds a model costs outside its epochs (`overhead`). The default is the reference."""
+
+    epoch: float = 1.0
+    prepare: float = 1.0
+    overhead: float = MODEL_OVERHEAD
+    measured: str = ""  # when ("YYYY-MM-DD HH:MM"); "" for the reference timings
+
+    @classmethod
+    def read(cls, workdir: Path, device: str) -> Calibration:
+        """The calibration saved for `device` ("cpu", "cuda") under `workdir`; the reference when there is none
+        or the file is unreadable (it is only a hint: never an error)."""
+        try:
+            d = json.loads((workdir / TIMINGS).read_text(encoding="utf-8"))[device]
+            cal = cls(float(d["epoch"]), float(d["prepare"]), float(d["overhead"]), str(d["measured"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return cls()
+        sane = all(0.01 <= f <= 100 for f in (cal.epoch, cal.prepare)) and 0 <= cal.overhead <= 3600
+        return cal if sane else cls()
+
+    def save(self, workdir: Path, device: str) -> None:
+        """Keep this calibration for `device` (atomically; other devices' entries stay)."""
+        path = workdir / TIMINGS
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = saved if isinstance(saved, dict) else {}
+        except (OSError, ValueError):
+            saved = {}
+        saved[device] = self.__dict__
+        atomic_write_text(path, json.dumps(saved, indent=1))
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """How long a job should take, in seconds: preparing the data, and training at most (every epoch run)."""
+    """How long a job should take, in seconds: preparing the data, and training at most (every epoch run); with
+    the reference figures it was scaled from, so the job can measure this machine against them (`measure`)."""
 
     prepare: float
     train: float
+    epoch_ref: dict[str, float] = field(default_factory=dict)  # model -> reference seconds of one epoch
+    prepare_ref: float = 0.0  # reference seconds of the preparation
+    calibration: Calibration = field(default_factory=Calibration)
 
     @property
     def total(self) -> float:
         return self.prepare + self.train
 
 
-def estimate_seconds(interactions: int, users: int, models: tuple[str, ...], hidden: int, epochs: int) -> Estimate:
+def estimate_seconds(
+    interactions: int,
+    users: int,
+    models: tuple[str, ...],
+    hidden: int,
+    epochs: int,
+    calibration: Calibration | None = None,
+) -> Estimate:
     """The time a training job takes on this machine at most (early stopping often ends it sooner): preparing a
-    dataset of `interactions` by `users`, then `epochs` epochs of each of `models` at width `hidden`."""
+    dataset of `interactions` by `users`, then `epochs` epochs of each of `models` at width `hidden`; the
+    reference timings scaled by `calibration` (this machine's last job) when given."""
+    cal = calibration or Calibration()
     trained = {"sasrec"} if any(m in STEP2 for m in models) else set()
     targets = max(interactions - 2 * users, 0)  # leave-one-out: each user's last two items are valid and test
     trained |= set(models)
-    train = sum(
-        targets * (a + b * hidden) * epochs + MODEL_OVERHEAD for m, (a, b) in EPOCH_COST.items() if m in trained
-    )
-    return Estimate(PREPARE_BASE + PREPARE_PER_INTERACTION * interactions, train)
+    epoch_ref = {m: targets * (a + b * hidden) for m, (a, b) in EPOCH_COST.items() if m in trained}
+    train = sum(cal.epoch * ref * epochs + cal.overhead for ref in epoch_ref.values())
+    prepare_ref = PREPARE_BASE + PREPARE_PER_INTERACTION * interactions
+    return Estimate(cal.prepare * prepare_ref, train, epoch_ref, prepare_ref, cal)
 
 
 def busy_factor() -> float:
@@ -167,6 +219,42 @@ class TrainJob:
             self.error = "cancelled before a model was trained" if self.cancel.is_set() else f"{type(e).__name__}: {e}"
         finally:
             self.finished = time.time()
+        self.calibrate()
+
+    def calibrate(self) -> None:
+        """Keep this job's measured speed for the next estimates on this device (a failure is only logged)."""
+        try:
+            cal = measure(self)
+            if cal is not None:
+                cal.save(self.out.parent, self.device.split(":")[0] or "cpu")
+        except Exception:
+            log.warning("could not keep the job's timings", exc_info=True)
+
+
+def measure(job: TrainJob) -> Calibration | None:
+    """This machine's speed from a job that trained at least one epoch: its epochs' seconds against the reference
+    of its own estimate; its preparation when the features were cached (a first encoding is not representative);
+    the seconds outside the epochs when it finished uncancelled. None when there is nothing to measure."""
+    est = job.estimate
+    if est is None or not est.epoch_ref or job.finished is None or job.error:
+        return None
+    epochs = [e for e in job.events if isinstance(e, EpochEvent) and e.stage.split()[0] in est.epoch_ref]
+    reference = sum(est.epoch_ref[e.stage.split()[0]] for e in epochs)
+    if not epochs or reference <= 0:
+        return None
+    spent = sum(e.seconds for e in epochs)
+    old = est.calibration
+    phases = {e.phase: e.t for e in job.events if isinstance(e, JobPhase)}
+    prepare = old.prepare
+    encoded = any(isinstance(e, FeatureProgress) for e in job.events)
+    if {PHASE_PREPARE, PHASE_TRAIN} <= phases.keys() and est.prepare_ref > 0 and not encoded:
+        prepare = (phases[PHASE_TRAIN] - phases[PHASE_PREPARE]) / est.prepare_ref
+    overhead = old.overhead
+    results = job.results
+    if PHASE_TRAIN in phases and results is not None and not results.cancelled:
+        stages = len({e.stage for e in epochs})
+        overhead = max(0.0, (job.finished - phases[PHASE_TRAIN] - spent) / stages)
+    return Calibration(spent / reference, prepare, overhead, time.strftime("%Y-%m-%d %H:%M"))
 
 
 class JobSlot:
@@ -220,6 +308,8 @@ __all__ = [
     "MODEL_OVERHEAD",
     "PHASE_PREPARE",
     "PHASE_TRAIN",
+    "TIMINGS",
+    "Calibration",
     "Estimate",
     "JobBusy",
     "JobPhase",
@@ -228,5 +318,6 @@ __all__ = [
     "busy_factor",
     "estimate_seconds",
     "interrupted_runs",
+    "measure",
     "new_run_folder",
 ]

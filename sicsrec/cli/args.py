@@ -148,6 +148,12 @@ def train_args(p: argparse.ArgumentParser) -> None:
         help="step 2 starts from step 1 but fine-tunes its ID Transformer too (diagnostic)",
     )
     a.add_argument(
+        "--content-items",
+        action="store_true",
+        help="beyond the paper: SICSRec scores items by normalize(normalize(E_i) + c_i), ID and content "
+        "together, instead of the ID embedding alone",
+    )
+    a.add_argument(
         "--fusion-init",
         default=d.fusion_init,
         choices=list(FUSION_INITS),
@@ -202,7 +208,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
             args.dropout,
             args.dropout,
         )
-        m.lora_rank, m.fusion_init = args.lora_rank, args.fusion_init
+        m.lora_rank, m.fusion_init, m.content_items = args.lora_rank, args.fusion_init, args.content_items
         m.alpha, m.reg_lambda, m.use_cl_loss = args.alpha, args.reg_lambda, not args.no_cl
         m.content_aux_losses = not args.content_ce_only
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder

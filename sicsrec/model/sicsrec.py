@@ -5,11 +5,13 @@ H_c   = ContentEncoder(c_{i_t} + P_t)           content, same position table P
 H_mix = CrossDecoder(q = H_id, kv = H_c)        causal cross-attention
 u     = W_id h_id + W_c h_c + W_mix h_mix + b   (W = Linear(3d, d) split in three blocks)
 s_u   = u / ||u||;   score_i = s_u · normalize(E_i) / tau
+        (content_items, beyond the paper: score_i = s_u · normalize(normalize(E_i) + c_i) / tau)
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sicsrec.config import ModelConfig
@@ -80,6 +82,14 @@ class SICSRec(Step2Model):
         u = parts["behavior"] + parts["content"] + parts["mixed"] + parts["bias"]  # (B, T, d)
         inv_norm = 1.0 / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return SeqOutput(u * inv_norm, parts, inv_norm)
+
+    def item_table(self) -> torch.Tensor:
+        e = super().item_table()  # (N+1, d): normalize(dropout(E)) in training
+        if not self.cfg.content_items:
+            return e
+        # Both sides unit-norm before the sum, so neither dominates by scale; the padding row stays
+        # harmless (it is never ranked).
+        return F.normalize(e + self.content(), dim=-1)
 
     def aux_losses(self, seq: torch.Tensor, user: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}

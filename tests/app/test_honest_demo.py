@@ -229,17 +229,84 @@ def test_estimate_grows_with_work_and_counts_step_one() -> None:
     assert alone.train == both.train > small.train  # SICSRec's step 2 needs SASRec's step 1 anyway
 
 
+def _timed_job(tmp_path: Path, speed: float, overhead: float, cancelled: bool = False, encoded: bool = False):
+    """A finished SASRec + SICSRec job of 3 epochs each whose epochs took `speed` x the reference and whose models
+    cost `overhead` s each outside their epochs (its events as a real job reports them)."""
+    from sicsrec.app.jobs import PHASE_PREPARE, PHASE_TRAIN, JobPhase, TrainJob, estimate_seconds
+    from sicsrec.config import RunConfig
+    from sicsrec.events import EpochEvent, FeatureProgress
+    from sicsrec.run.experiment import ExperimentResult
+
+    est = estimate_seconds(100_000, 600, ("sasrec", "sicsrec"), 32, 3)
+    job = TrainJob(RunConfig(), ("sasrec", "sicsrec"), tmp_path / "20261203-120000", device="cpu", estimate=est)
+    job.events += [JobPhase(PHASE_PREPARE, t=100.0), JobPhase(PHASE_TRAIN, t=100.0 + 3 * est.prepare_ref)]
+    if encoded:
+        job.events.insert(1, FeatureProgress("text", 10, 100))
+    spent = 0.0
+    for stage, model in (("sasrec", "sasrec"), ("sicsrec step 2", "sicsrec")):
+        for epoch in (1, 2, 3):
+            seconds = speed * est.epoch_ref[model]
+            spent += seconds
+            job.events.append(EpochEvent(stage, epoch, 3, {}, {"hr@10": 0.1}, epoch, seconds))
+    job.finished = 100.0 + 3 * est.prepare_ref + spent + 2 * overhead
+    job.result = ExperimentResult(Results("toy", {}, "cpu", cancelled=cancelled))
+    return job
+
+
+def test_a_finished_job_scales_the_next_estimate_to_this_machine(tmp_path: Path) -> None:
+    from sicsrec.app.jobs import Calibration, estimate_seconds, measure
+
+    job = _timed_job(tmp_path, speed=2.5, overhead=7.0)
+    cal = measure(job)
+    assert cal is not None and cal.measured
+    assert cal.epoch == pytest.approx(2.5) and cal.prepare == pytest.approx(3.0) and cal.overhead == pytest.approx(7.0)
+    job.calibrate()  # what the job's thread does when it ends
+    assert Calibration.read(tmp_path, "cpu") == cal and Calibration.read(tmp_path, "cuda") == Calibration()
+    ref = estimate_seconds(100_000, 600, ("sasrec", "sicsrec"), 32, 10)
+    scaled = estimate_seconds(100_000, 600, ("sasrec", "sicsrec"), 32, 10, cal)
+    assert scaled.prepare == pytest.approx(3 * ref.prepare)
+    assert scaled.train == pytest.approx(2.5 * 10 * sum(ref.epoch_ref.values()) + 2 * 7.0)
+    # a cancelled job says nothing about the fixed costs; a first encoding of the features nothing about preparing
+    partial = measure(_timed_job(tmp_path, speed=2.0, overhead=50.0, cancelled=True, encoded=True))
+    assert partial is not None and partial.epoch == pytest.approx(2.0)
+    assert partial.overhead == Calibration().overhead and partial.prepare == Calibration().prepare
+
+
+def test_unreadable_or_absurd_timings_fall_back_to_the_reference(tmp_path: Path) -> None:
+    from sicsrec.app.jobs import TIMINGS, Calibration
+
+    assert Calibration.read(tmp_path, "cpu") == Calibration()  # no file yet
+    for bad in (
+        "{not json",
+        '{"cpu": {"epoch": "fast"}}',
+        '{"cpu": {"epoch": 1e9, "prepare": 1, "overhead": 1, "measured": "x"}}',
+        "[]",
+    ):
+        (tmp_path / TIMINGS).write_text(bad)
+        assert Calibration.read(tmp_path, "cpu") == Calibration()
+    Calibration(2.0, 1.5, 3.0, "2026-12-03 12:00").save(tmp_path, "cuda")  # replaces the broken file
+    assert Calibration.read(tmp_path, "cuda").epoch == 2.0 and Calibration.read(tmp_path, "cpu") == Calibration()
+
+
 @pytest.mark.slow
 def test_quick_demo_preset_is_estimated_near_a_minute(studio: Studio) -> None:
+    from sicsrec.app.jobs import TIMINGS, Calibration
     from sicsrec.app.tabs.train import PRESET_FIELDS, PRESETS, TrainForm, TrainTab
 
+    timings = studio.config.workdir / TIMINGS
+    timings.unlink(missing_ok=True)  # the reference timings: no job of another test has measured this machine
     train = TrainTab(studio)
     quick = TrainForm("demo", **dict(zip(PRESET_FIELDS, train.preset("Quick demo (~1 min)"))))
     paper = TrainForm("demo", **dict(zip(PRESET_FIELDS, train.preset("Paper settings"))))
     fast, slow = train.estimate(quick), train.estimate(paper)
     assert fast is not None and slow is not None and 20 < fast.total < 120 < slow.total
     text = train.estimate_text(quick)
-    assert "Estimated time" in text and "estimate" in text.lower() and "measured on this machine" in text
+    assert "Estimated time" in text and "From reference timings" in text
+    Calibration(3.0, 2.0, 4.0, "2026-12-03 12:00").save(studio.config.workdir, "cpu")  # as a finished job does
+    scaled = train.estimate(quick)
+    assert scaled is not None and scaled.total > 2 * fast.total
+    assert "measured on its last training job (2026-12-03 12:00: 3.0×" in train.estimate_text(quick)
+    timings.unlink()
     assert set(PRESETS) == {"Quick demo (~1 min)", "Paper settings"}
 
 

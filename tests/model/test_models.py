@@ -200,3 +200,29 @@ def test_the_content_baseline_trains_with_the_references_terms_unless_switched_o
     plain = ce_only.calculate_loss(seq, tgt)
     assert set(full.parts) == {"rec", "cl", "reg"} and set(plain.parts) == {"rec"}
     assert math.isclose(full.parts["rec"], plain.parts["rec"], rel_tol=1e-6)  # the same model, more terms
+
+
+def test_content_items_scores_items_by_id_and_content_together(split):
+    """Beyond the paper, off by default: the spec's model scores normalize(E) alone; `content_items` scores
+    normalize(normalize(E) + c), so two items with one ID vector but different content rank apart."""
+    torch.manual_seed(0)
+    tables = synthetic_tables(split, image_dim=12)
+    spec = build_model("sicsrec", CFG, split, tables).eval()
+    both = build_model("sicsrec", dataclasses.replace(CFG, content_items=True), split, tables).eval()
+    both.load_state_dict(spec.state_dict())
+    e = torch.nn.functional.normalize(spec.id_encoder.item_emb.weight, dim=-1)
+    with torch.no_grad():
+        torch.testing.assert_close(spec.item_table(), e)
+        c = both.content()
+        torch.testing.assert_close(both.item_table(), torch.nn.functional.normalize(e + c, dim=-1))
+        both.id_encoder.item_emb.weight[2] = both.id_encoder.item_emb.weight[1]  # one ID vector, two contents
+        scores = both.score(split.test.history[:3, :20], split.test.lengths[:3])
+    assert not torch.allclose(scores[:, 1], scores[:, 2])
+
+
+def test_content_items_flag_reaches_the_model_config():
+    from sicsrec.cli import build_parser, run_config
+
+    on = run_config(build_parser().parse_args(["compare", "--out", "x", "--content-items"]))
+    off = run_config(build_parser().parse_args(["compare", "--out", "x"]))
+    assert on.model_cfg.content_items and not off.model_cfg.content_items

@@ -19,6 +19,7 @@ from gradio.components import Component
 
 from sicsrec.app.jobs import (
     PHASE_PREPARE,
+    Calibration,
     Estimate,
     JobBusy,
     JobPhase,
@@ -319,7 +320,11 @@ class TrainTab:
             return None
         if not models or not counts:
             return None
-        return estimate_seconds(counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs)
+        device = resolve_device(form.device or "auto").type
+        calibration = Calibration.read(self.studio.config.workdir, device)
+        return estimate_seconds(
+            counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs, calibration
+        )
 
     def estimate_text(self, form: TrainForm) -> str:
         """The estimate in words, shown before starting: total at most, its parts, what it leaves out."""
@@ -331,12 +336,20 @@ class TrainTab:
         text = (
             f"**Estimated time: at most ≈ {_clock(est.total)}** (preparing the data ≈ {_clock(est.prepare)}, "
             f"training ≈ {_clock(est.train)}: {epochs} epoch{'s' if epochs != 1 else ''} of {names} at d "
-            f"{int(form.hidden)}; early stopping often ends sooner). An estimate from timings measured on this "
-            "machine's CPU; other jobs on it slow it down, and a dataset's first use adds encoding its content."
+            f"{int(form.hidden)}; early stopping often ends sooner). "
         )
+        cal = est.calibration
+        if cal.measured:
+            text += (
+                f"Scaled to this machine's speed as measured on its last training job ({cal.measured}: "
+                f"{cal.epoch:.1f}× the reference time an epoch); "
+            )
+        else:
+            text += "From reference timings (an idle 2-core CPU) until a first job here measures this machine; "
+        text += "other jobs on it slow it down, and a dataset's first use adds encoding its content."
         if (busy := busy_factor()) >= 1.5:
             text += f" **This machine is busy now** ({busy:.1f}× more work than cores): expect it to take longer."
-        if resolve_device(form.device or "auto").type == "cuda":
+        if resolve_device(form.device or "auto").type == "cuda" and not cal.measured:
             text += " Measured on CPU: a GPU is usually faster."
         if form.stage_a:
             text += " Stage A is not included (pair mining with SmolLM2 asks ~0.3 questions a second)."
