@@ -7,9 +7,12 @@ event is a frozen dataclass stamped with its wall-clock time, so a listener neve
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _now() -> float:
@@ -106,8 +109,27 @@ STAGE_MINING, STAGE_ALIGN = "pair mining", "encoder alignment"
 
 ProgressEvent = FeatureProgress | StageAProgress | MiningDone | AlignDone | StepEvent | EpochEvent | FitDone
 ProgressHook = Callable[[ProgressEvent], None]
+EVENT_TYPES: dict[str, type] = {
+    t.__name__: t for t in (FeatureProgress, StageAProgress, MiningDone, AlignDone, StepEvent, EpochEvent, FitDone)
+}
+
+
+def event_to_json(event: ProgressEvent) -> str:
+    """One event as one JSON line ({"type": class name, **fields}): how a run in another process reports to the app."""
+    return json.dumps({"type": type(event).__name__, **dataclasses.asdict(event)}, default=str)
+
+
+def event_from_json(line: str) -> ProgressEvent | None:
+    """The event of one `event_to_json` line; None for a line that is not one (torn, unknown type, wrong fields)."""
+    try:
+        d: dict[str, Any] = json.loads(line)
+        cls = EVENT_TYPES[d.pop("type")]
+        return cls(**d)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 __all__ = [
+    "EVENT_TYPES",
     "STAGE_ALIGN",
     "STAGE_MINING",
     "AlignDone",
@@ -119,4 +141,6 @@ __all__ = [
     "ProgressHook",
     "StageAProgress",
     "StepEvent",
+    "event_from_json",
+    "event_to_json",
 ]

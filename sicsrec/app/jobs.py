@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
-from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, ProgressEvent
+from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, ProgressEvent, event_from_json
 from sicsrec.model import MODELS
 from sicsrec.run.experiment import ExperimentResult, StageAPlan, StageCancelled, run_experiment
 from sicsrec.run.prepare import Prepared, prepare
@@ -31,6 +34,9 @@ log = logging.getLogger("sicsrec.app")
 
 
 PHASE_PREPARE, PHASE_TRAIN = "preparing", "training"
+PACKAGE_ROOT = (
+    Path(__file__).resolve().parents[2]
+)  # the folder holding `sicsrec`: torchrun's ranks import it from there
 
 
 # Seconds measured on this app's machine (2 CPU cores, torch threads 2) when it was otherwise idle: the shipped
@@ -165,6 +171,11 @@ class TrainJob:
     thread: threading.Thread | None = None
 
     @property
+    def placement(self) -> str:
+        """Where it trains, in words ("cpu", "cuda", "2 × cuda (torchrun)")."""
+        return self.device
+
+    @property
     def running(self) -> bool:
         """True until the thread has finished (successfully or not)."""
         return self.finished is None
@@ -231,6 +242,88 @@ class TrainJob:
             log.warning("could not keep the job's timings", exc_info=True)
 
 
+@dataclass
+class DistributedJob(TrainJob):
+    """A job trained by `nproc` processes under torchrun (one per local GPU; gloo processes on a CPU): the same
+    `compare` a user would launch, in its own process group. Its rank 0 appends progress events to a file this
+    job follows; cancel stops the processes, and the run continues from its last saved epoch (`continue_run`)."""
+
+    nproc: int = 2
+    process: subprocess.Popen | None = None
+
+    @property
+    def placement(self) -> str:
+        return f"{self.nproc} × {self.device} (torchrun)"
+
+    def command(self, config: Path, events: Path) -> list[str]:
+        """The launcher line: torchrun (standalone rendezvous) running `python -m sicsrec compare` on every rank."""
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(self.nproc)]
+        run = ["-m", "sicsrec", "compare", "--run-config", str(config), "--models", ",".join(self.models)]
+        return [*launcher, *run, "--out", str(self.out), "--events", str(events)] + (
+            ["--continue"] if self.continue_run else []
+        )
+
+    def run(self) -> None:
+        """Write the settings, launch, follow the events until the processes exit, then read results.json."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            config, events = self.out / "job-config.json", self.out / "job-events.jsonl"
+            settings = self.cfg.to_dict()  # each rank gets its share of the app's training threads
+            settings["train"]["threads"] = max(1, (self.cfg.train.threads or os.cpu_count() or 1) // self.nproc)
+            atomic_write_text(config, json.dumps(settings))
+            events.unlink(missing_ok=True)
+            path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(settings["train"]["threads"])}
+            with open(self.out / "job-launcher.log", "w", encoding="utf-8") as log_file:
+                self.process = subprocess.Popen(
+                    self.command(config, events),
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,  # its own process group: a cancel stops every rank and nothing else
+                )
+                self._follow(events)
+            code = self.process.returncode
+            results = Results.read(self.out / "results.json") if code == 0 else None
+            if results is not None:
+                self.result = ExperimentResult(results)
+            elif self.cancel.is_set():
+                self.error = "cancelled: the run continues from its last finished epoch (Continue interrupted run)"
+            else:
+                self.error = f"the {self.nproc} training processes stopped (exit {code}): {self._cause()}"
+        except Exception as e:  # the app must survive any failure of a job
+            log.exception("distributed training job failed")
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.finished = time.time()
+        self.calibrate()
+
+    def _cause(self) -> str:
+        """The first rank's error line from the launcher's log (torchrun's own report is a banner), else its end."""
+        text = (self.out / "job-launcher.log").read_text(encoding="utf-8", errors="replace")
+        errors = [line for line in text.splitlines() if line.startswith("[rank") and "Error" in line]
+        return errors[-1].split("]: ", 1)[-1] if errors else text.strip()[-300:]
+
+    def _follow(self, events: Path) -> None:
+        """Append the events rank 0 writes until the processes exit; stop them all when cancel is set."""
+        assert self.process is not None
+        offset, partial = 0, ""
+        while True:
+            done = self.process.poll() is not None
+            if self.cancel.is_set() and not done:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            if events.is_file():
+                with open(events, encoding="utf-8") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                    offset = f.tell()
+                *lines, partial = (partial + chunk).split("\n")
+                self.events += [e for e in map(event_from_json, lines) if e is not None]
+            if done:
+                return
+            time.sleep(0.5)
+
+
 def measure(job: TrainJob) -> Calibration | None:
     """This machine's speed from a job that trained at least one epoch: its epochs' seconds against the reference
     of its own estimate; its preparation when the features were cached (a first encoding is not representative);
@@ -272,12 +365,19 @@ class JobSlot:
         plan: StageAPlan | None = None,
         continue_run: bool = False,
         estimate: Estimate | None = None,
+        nproc: int = 1,
     ) -> TrainJob:
-        """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy)."""
+        """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy);
+        with `nproc` > 1 the thread follows that many torchrun processes instead (no stage A there)."""
         with self._lock:
             if self.current is not None and self.current.running:
                 raise JobBusy("A training job is already running; wait for it or cancel it first.")
-            job = TrainJob(cfg, models, out, plan, str(resolve_device(cfg.train.device)), continue_run, estimate)
+            device = str(resolve_device(cfg.train.device))
+            job = (
+                DistributedJob(cfg, models, out, None, device, continue_run, estimate, nproc=nproc)
+                if nproc > 1
+                else TrainJob(cfg, models, out, plan, device, continue_run, estimate)
+            )
             job.thread = threading.Thread(target=job.run, name="sicsrec-train", daemon=True)
             self.current = job
             job.thread.start()
@@ -310,6 +410,7 @@ __all__ = [
     "PHASE_TRAIN",
     "TIMINGS",
     "Calibration",
+    "DistributedJob",
     "Estimate",
     "JobBusy",
     "JobPhase",

@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--resume", action="store_true", help="reuse finished checkpoints in --out trained with identical settings"
     )
+    s.add_argument(
+        "--run-config",
+        default=None,
+        help="a run's settings as JSON (the `config` of a results.json or checkpoint): used instead of the "
+        "data, feature, model and training flags (how the app hands a job to torchrun)",
+    )
+    s.add_argument(
+        "--events",
+        default=None,
+        help="append every progress event as a JSON line to this file (rank 0 only): how another process follows",
+    )
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("evaluate", help="full-ranking HR/NDCG@5/10 of a checkpoint on its dataset's split")

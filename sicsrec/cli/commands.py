@@ -4,13 +4,17 @@ nothing; it builds the configs (`cli.args`), calls the library and prints."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from sicsrec import dist
 from sicsrec.cli.args import run_config
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
+from sicsrec.events import ProgressEvent, ProgressHook, event_to_json
 
 
 def print_results(results: Results, out: str | Path) -> None:
@@ -39,9 +43,34 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from sicsrec.run.experiment import run_experiment
 
     models = tuple(m.strip() for m in args.models.split(","))
-    done = run_experiment(run_config(args), args.out, models, resume=args.resume, continue_run=args.continue_run)
+    cfg = run_config(args)
+    if args.run_config:
+        try:
+            cfg = RunConfig.from_dict(json.loads(Path(args.run_config).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            raise ValueError(f"--run-config {args.run_config}: not a run's settings as JSON ({e})") from None
+    with event_log(args.events) as progress:
+        done = run_experiment(
+            cfg, args.out, models, resume=args.resume, continue_run=args.continue_run, progress=progress
+        )
     print_results(done.results, args.out)
     return 0
+
+
+@contextlib.contextmanager
+def event_log(path: str | None) -> Iterator[ProgressHook | None]:
+    """A progress hook appending each event as a JSON line to `path` (flushed per line: a reader follows it live),
+    on the main rank only; no hook without a path."""
+    if not path or not dist.is_main():
+        yield None
+        return
+    with open(path, "a", encoding="utf-8") as f:
+
+        def write(event: ProgressEvent) -> None:
+            f.write(event_to_json(event) + "\n")
+            f.flush()
+
+        yield write
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -108,4 +137,13 @@ def cmd_add_items(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["cmd_add_items", "cmd_compare", "cmd_evaluate", "cmd_prepare", "cmd_recommend", "cmd_train", "print_results"]
+__all__ = [
+    "cmd_add_items",
+    "cmd_compare",
+    "cmd_evaluate",
+    "cmd_prepare",
+    "cmd_recommend",
+    "cmd_train",
+    "event_log",
+    "print_results",
+]

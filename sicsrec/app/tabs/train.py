@@ -122,13 +122,27 @@ class TrainForm:
         return cls(**{f.name: values[form[f.name]] for f in fields(cls)})
 
 
+ALL_GPUS = "all local GPUs"  # a device choice: one torchrun process per GPU (DistributedDataParallel)
+
+
 def device_choices() -> list[str]:
-    """Devices the form offers: auto, cpu, and cuda when a GPU is present."""
-    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    """Devices the form offers: auto, cpu, cuda when a GPU is present, and all local GPUs when there are several."""
+    n = torch.cuda.device_count()
+    return ["auto", "cpu"] + (["cuda"] if n else []) + ([ALL_GPUS] if n > 1 else [])
+
+
+def job_device(choice: str | None) -> str:
+    """The device a form choice trains each process on ("cuda" for all local GPUs, one per process)."""
+    return "cuda" if choice == ALL_GPUS else choice or "auto"
 
 
 def device_note(device: str) -> str:
     """Which device a choice resolves to, in words."""
+    if device == ALL_GPUS:
+        return (
+            f"Training runs on all **{torch.cuda.device_count()} GPUs**: one process each under torchrun "
+            "(DistributedDataParallel over NCCL), the same global batch; stage A is not available there."
+        )
     used = resolve_device(device or "auto")
     if used.type == "cuda":
         return f"Training runs on **{torch.cuda.get_device_name(used)}** (CUDA)."
@@ -180,7 +194,7 @@ def _expected(job: TrainJob) -> str:
 
 def _running_text(job: TrainJob, elapsed: float) -> str:
     """Markdown of a running job: preparing the data, the stage-A stage, feature extraction or the training epoch."""
-    where = f"on {job.device}"
+    where = f"on {job.placement}"
     last = next(
         (
             e
@@ -320,7 +334,7 @@ class TrainTab:
             return None
         if not models or not counts:
             return None
-        device = resolve_device(form.device or "auto").type
+        device = resolve_device(job_device(form.device)).type
         calibration = Calibration.read(self.studio.config.workdir, device)
         return estimate_seconds(
             counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs, calibration
@@ -349,7 +363,7 @@ class TrainTab:
         text += "other jobs on it slow it down, and a dataset's first use adds encoding its content."
         if (busy := busy_factor()) >= 1.5:
             text += f" **This machine is busy now** ({busy:.1f}× more work than cores): expect it to take longer."
-        if resolve_device(form.device or "auto").type == "cuda" and not cal.measured:
+        if resolve_device(job_device(form.device)).type == "cuda" and not cal.measured:
             text += " Measured on CPU: a GPU is usually faster."
         if form.stage_a:
             text += " Stage A is not included (pair mining with SmolLM2 asks ~0.3 questions a second)."
@@ -374,6 +388,11 @@ class TrainTab:
             return f"Unknown pair-mining backend {form.backend!r}.", idle
         if mine and backend == "openai" and not server_model:
             return "The OpenAI-compatible backend needs the model name on the server.", idle
+        nproc = torch.cuda.device_count() if form.device == ALL_GPUS else 1
+        if form.device == ALL_GPUS and nproc < 2:
+            return "Fewer than two GPUs are present here: choose cuda or cpu.", idle
+        if nproc > 1 and (mine or align):
+            return "Stage A runs in one process: untick it, or choose a single device for this job.", idle
         if form.dataset not in self.studio.datasets:
             return f"Unknown dataset {form.dataset!r}: upload it in the **Data** tab first.", idle
         try:
@@ -412,7 +431,7 @@ class TrainTab:
                 batch_size=batch,
                 max_epochs=epochs,
                 patience=patience,
-                device=form.device or "auto",
+                device=job_device(form.device),
                 threads=config.train_threads,
             ),
         )
@@ -433,14 +452,14 @@ class TrainTab:
         out = new_run_folder(config.workdir)
         estimate = self.estimate(form)
         try:
-            job = self.studio.jobs.start(cfg, models, out, plan, estimate=estimate)
+            job = self.studio.jobs.start(cfg, models, out, plan, estimate=estimate, nproc=nproc)
         except JobBusy as e:
             return str(e), gr.Timer(active=True)
         names = ", ".join(
             [*(["pair mining"] if mine else []), *(["alignment"] if align else []), *(MODEL_NAMES[m] for m in models)]
         )
         expected = f", at most ≈ {_clock(estimate.total)} (estimate)" if estimate is not None else ""
-        return f"Started: {names} on **{form.dataset}** ({job.device}){expected}.", gr.Timer(active=True)
+        return f"Started: {names} on **{form.dataset}** ({job.placement}){expected}.", gr.Timer(active=True)
 
     def continue_job(self, folder: str) -> tuple[str, gr.Timer]:
         """Continue the interrupted run in `folder` with the settings it recorded; returns a message and the timer."""
@@ -701,6 +720,7 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
 
 __all__ = [
     "ALIGN",
+    "ALL_GPUS",
     "BACKEND_LABELS",
     "DEFAULT_BACKEND",
     "MINE",
@@ -719,6 +739,7 @@ __all__ = [
     "device_note",
     "eta_text",
     "form_models",
+    "job_device",
     "metrics_text",
     "render",
     "status_text",
