@@ -45,6 +45,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_content_encoder": ["--no-content-encoder"],
     "one_step": ["--one-step"],
     "content_items": ["--content-items"],
+    "content_items_gated": ["--content-items", "--content-items-gate", "10"],
     "unfrozen": ["--unfreeze-step1"],
     "aligned": ["--features", "aligned"],
     "identity_fusion": ["--fusion-init", "identity"],

@@ -84,6 +84,10 @@ class ModelConfig:
     # normalize(E_i), so an item's content reaches the item side too (the content-only baseline's
     # strength on sets where content generalises better than IDs).
     content_items: bool = False
+    # With content_items: an item's ID part weighs n / (n + content_items_gate), n its count among the training
+    # targets, so a rarely seen item is scored mostly by its content and an unseen one by its content alone
+    # (0: the ID part always weighs 1).
+    content_items_gate: float = 0.0
     # Loss weights of the content models (the model computes its own loss terms).
     alpha: float = 0.2  # weight of L_CL
     reg_lambda: float = 0.01  # weight of the L2 term on the item embedding and content tables

@@ -128,6 +128,7 @@ def event_from_json(line: str) -> ProgressEvent | None:
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
+
 __all__ = [
     "EVENT_TYPES",
     "STAGE_ALIGN",

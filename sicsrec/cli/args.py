@@ -154,6 +154,12 @@ def train_args(p: argparse.ArgumentParser) -> None:
         "together, instead of the ID embedding alone",
     )
     a.add_argument(
+        "--content-items-gate",
+        type=float,
+        default=d.content_items_gate,
+        help="with --content-items: an item's ID part weighs n/(n + K), n its training count (0: always 1) [0]",
+    )
+    a.add_argument(
         "--fusion-init",
         default=d.fusion_init,
         choices=list(FUSION_INITS),
@@ -209,6 +215,7 @@ def run_config(args: argparse.Namespace, model: str = "sicsrec", stage_a: bool =
             args.dropout,
         )
         m.lora_rank, m.fusion_init, m.content_items = args.lora_rank, args.fusion_init, args.content_items
+        m.content_items_gate = args.content_items_gate
         m.alpha, m.reg_lambda, m.use_cl_loss = args.alpha, args.reg_lambda, not args.no_cl
         m.content_aux_losses = not args.content_ce_only
         m.use_content_encoder, m.use_mix_decoder = not args.no_content_encoder, not args.no_mix_decoder

@@ -77,6 +77,10 @@ class SeqRecModel(nn.Module):
         """(N+1, d) vectors every user is scored against (dropout applies in training mode)."""
         raise NotImplementedError
 
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        """Each item's count among the training targets ((N+1,), row 0 padding), for models whose scoring uses
+        it; the others ignore it."""
+
     @property
     def logit_scale(self) -> float:
         return 1.0

@@ -50,6 +50,7 @@ class SICSRec(Step2Model):
 
     name = "sicsrec"
     uses_content = True
+    item_gate: torch.Tensor  # (N+1,) buffer, only with content_items and a gate
 
     def __init__(
         self, cfg: ModelConfig, n_items: int, text_dim: int = 384, image_dim: int | None = None, **_: object
@@ -64,6 +65,8 @@ class SICSRec(Step2Model):
         self.add_fusion(n_streams=3)
         init_weights(self)
         self.init_fusion()
+        if cfg.content_items and cfg.content_items_gate > 0:  # (N+1,) weight of each item's ID part
+            self.register_buffer("item_gate", torch.ones(n_items + 1))
 
     def forward(self, seq: torch.Tensor) -> SeqOutput:
         t = seq.shape[1]
@@ -83,10 +86,17 @@ class SICSRec(Step2Model):
         inv_norm = 1.0 / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return SeqOutput(u * inv_norm, parts, inv_norm)
 
+    def set_item_counts(self, counts: torch.Tensor) -> None:
+        if hasattr(self, "item_gate"):
+            n = counts.to(self.item_gate)
+            self.item_gate.copy_(n / (n + self.cfg.content_items_gate))
+
     def item_table(self) -> torch.Tensor:
         e = super().item_table()  # (N+1, d): normalize(dropout(E)) in training
         if not self.cfg.content_items:
             return e
+        if hasattr(self, "item_gate"):
+            e = e * self.item_gate[:, None]  # (N+1, d): a rarely seen item's ID row counts less
         # Both sides unit-norm before the sum, so neither dominates by scale; the padding row stays
         # harmless (it is never ranked).
         return F.normalize(e + self.content(), dim=-1)

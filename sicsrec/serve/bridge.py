@@ -22,6 +22,7 @@ from sicsrec.model import MODELS, SeqRecModel
 # The per-item trained tables a new item needs a row of (row 0 = padding), and the image mask buffer.
 ITEM_TABLES = ("id_encoder.item_emb.weight", "content.text.weight", "content.image.weight")
 IMAGE_MASK = "content.image_mask"
+ITEM_GATE = "item_gate"  # SICSRec with a count-gated item side: a new item's ID part weighs 0 (never seen)
 LAMBDAS = tuple(10.0 ** np.arange(-4.0, 2.5, 0.5))  # ridge strengths, times the mean squared singular value
 WEIGHTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {  # fit weight of a known item from its training count
     "log_count": np.log1p,  # a vector trained on more interactions is a more reliable target
@@ -146,6 +147,8 @@ def extend_model(
     if IMAGE_MASK in state:
         mask = image_mask if image_mask is not None else torch.zeros(m, dtype=torch.bool)
         state[IMAGE_MASK] = torch.cat([state[IMAGE_MASK], mask.to(state[IMAGE_MASK])])  # (N+1+M,)
+    if ITEM_GATE in state:
+        state[ITEM_GATE] = torch.cat([state[ITEM_GATE], state[ITEM_GATE].new_zeros(m)])  # (N+1+M,)
     for k in tables:
         state[k] = torch.cat([state[k], rows[k].to(state[k])])  # (N+1, d) + (M, d) -> (N+1+M, d)
     dims = {}

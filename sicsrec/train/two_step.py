@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from sicsrec.config import ModelConfig, TrainConfig
 from sicsrec.data.split import Split
@@ -57,6 +58,7 @@ def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | 
     cls = MODELS[name]
     if not cls.uses_content:
         return cls(cfg, split.n_items)
+    counts = torch.bincount(split.train_targets.flatten(), minlength=split.n_items + 1)[: split.n_items + 1]
     if tables is None:
         raise ValueError(f"model {name!r} needs content features")
     image_dim = tables.image.shape[1] if tables.image is not None else None
@@ -65,6 +67,8 @@ def build_model(name: str, cfg: ModelConfig, split: Split, tables: ItemTables | 
     content = model.get_submodule("content")
     assert isinstance(content, ContentItems)
     content.load_tables(tables)
+    counts[0] = 0  # the padding target
+    model.set_item_counts(counts)
     return model
 
 

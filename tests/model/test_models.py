@@ -226,3 +226,26 @@ def test_content_items_flag_reaches_the_model_config():
     on = run_config(build_parser().parse_args(["compare", "--out", "x", "--content-items"]))
     off = run_config(build_parser().parse_args(["compare", "--out", "x"]))
     assert on.model_cfg.content_items and not off.model_cfg.content_items
+
+
+def test_a_gated_item_side_trusts_ids_by_their_training_count(split):
+    """content_items_gate K: an item's ID part weighs n/(n+K); a never-seen item (n = 0), such as one added
+    after training through the bridge, is scored by its content alone."""
+    from sicsrec.serve.bridge import ITEM_TABLES, extend_model
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(CFG, content_items=True, content_items_gate=10.0)
+    model = build_model("sicsrec", cfg, split, synthetic_tables(split)).eval()
+    n = torch.bincount(split.train_targets.flatten(), minlength=split.n_items + 1).float()
+    n[0] = 0
+    torch.testing.assert_close(model.item_gate, n / (n + 10.0))
+    with torch.no_grad():
+        e, c = torch.nn.functional.normalize(model.id_encoder.item_emb.weight, dim=-1), model.content()
+        expected = torch.nn.functional.normalize(model.item_gate[:, None] * e + c, dim=-1)
+        torch.testing.assert_close(model.item_table(), expected)
+        rows = {k: torch.randn(2, t.shape[1]) for k, t in model.state_dict().items() if k in ITEM_TABLES}
+        grown = extend_model(model, rows)
+        assert grown.item_gate[-2:].tolist() == [0.0, 0.0]
+        torch.testing.assert_close(grown.item_table()[-2:], grown.content()[-2:])  # content alone
+        torch.testing.assert_close(grown.item_table()[: split.n_items + 1], model.item_table())
+    assert not hasattr(build_model("sicsrec", CFG, split, synthetic_tables(split)), "item_gate")  # the spec's
