@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sicsrec.app.jobs import DistributedJob, JobSlot, interrupted_runs
+from sicsrec.app.jobs import Calibration, DistributedJob, JobSlot, interrupted_runs
 from sicsrec.app.studio import Studio
 from sicsrec.app.tabs.train import (
     ALL_GPUS,
@@ -78,6 +78,8 @@ def test_a_job_under_torchrun_reports_and_finishes_like_one_process(
     assert any(isinstance(e, FitDone) for e in job.events) and any(isinstance(e, StepEvent) for e in job.events)
     load_checkpoint(job.out / "checkpoints" / "sasrec")
     assert status_text(job).startswith("**Finished**")
+    # its speed is kept apart from one process's: the next "all local GPUs" estimate is scaled by it
+    assert Calibration.read(studio.config.workdir, "cpu x2").measured
 
 
 @pytest.mark.slow

@@ -335,6 +335,8 @@ class TrainTab:
         if not models or not counts:
             return None
         device = resolve_device(job_device(form.device)).type
+        if form.device == ALL_GPUS:  # as DistributedJob.timing_key
+            device += f" x{torch.cuda.device_count()}"
         calibration = Calibration.read(self.studio.config.workdir, device)
         return estimate_seconds(
             counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs, calibration
