@@ -112,6 +112,10 @@ def read_fits(config: dict[str, Any]) -> list[FitResult]:
     ]
 
 
+# TrainConfig fields that change how fast or in how much memory a run goes, never its weights or metrics.
+EXECUTION_ONLY = ("threads", "eval_memory_mb", "eval_batch_size")
+
+
 def resumable(path: Path, run: RunConfig) -> Trained | None:
     """A finished checkpoint under `path` trained with the same settings, loaded, or None."""
     try:
@@ -122,6 +126,9 @@ def resumable(path: Path, run: RunConfig) -> Trained | None:
     saved, now = RunConfig.from_dict(config.get("run", {})).to_dict(), run.to_dict()
     for d in (saved.get("model_cfg", {}), now["model_cfg"]):
         d.pop("id_adapters", None)  # set by step 2 itself
+    for d in (saved.get("train", {}), now["train"]):
+        for key in EXECUTION_ONLY:  # how it ran, not what it learned: a checkpoint is current either way
+            d.pop(key, None)
     if any(saved.get(k) != now[k] for k in ("model", "data", "features", "model_cfg", "train")):
         return None
     fits = read_fits(config)

@@ -101,7 +101,7 @@ def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):
     out, res = compared
     common = ["compare", "--data", str(demo_slice), "--out", str(out), *COMPARE_ARGS, "--models", "sasrec", "--resume"]
-    proc = run_cli(*common)
+    proc = run_cli(*common, "--threads", "1", "--eval-memory-mb", "64")  # how it runs: still current
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "reusing the finished checkpoint" in proc.stderr
     again = json.loads((out / "results.json").read_text())
