@@ -409,3 +409,23 @@ def test_real_covers_are_shown_when_given(tmp_path: Path, run_dir: Path) -> None
     assert Path(studio.thumbs.path(cat, 0)).name.startswith("real-")  # the cover, resized
     assert not Path(studio.thumbs.path(cat, 1)).name.startswith("real-")  # no cover: a drawn card
     assert not any("posters" in f for f in studio.fallbacks()) and any("posters" in f for f in plain.fallbacks())
+
+
+def test_the_curves_are_built_once_for_every_session_polling_a_job(studio: Studio, tmp_path: Path) -> None:
+    """Each page open during a job polls every second: the figure is shared, rebuilt when an epoch ends."""
+    from sicsrec.app.jobs import TrainJob
+    from sicsrec.app.tabs.train import TrainTab
+    from sicsrec.config import RunConfig
+    from sicsrec.events import EpochEvent, StepEvent
+
+    tab = TrainTab(studio)
+    job = TrainJob(RunConfig(), ("sasrec",), tmp_path / "20261203-150000", device="cpu")
+    job.events += [StepEvent("sasrec", 1, s, 10, 7.0) for s in range(1, 6)]
+    first = tab.curves(job)
+    job.events.append(StepEvent("sasrec", 1, 6, 10, 6.9))  # a step: the shared figure stands (for a few s)
+    assert tab.curves(job) is first and tab.curves(job) is first
+    job.events.append(EpochEvent("sasrec", 1, 5, {"rec": 6.9}, {"hr@10": 0.1, "ndcg@10": 0.05}, 1, 2.0))
+    second = tab.curves(job)
+    assert second is not first and len(second.data) > len(first.data)  # the validation curve appeared
+    job.finished = 1.0  # the job ended: its final figure
+    assert tab.curves(job) is not second

@@ -41,6 +41,7 @@ from sicsrec.events import (
     AlignDone,
     EpochEvent,
     FeatureProgress,
+    FitDone,
     MiningDone,
     StageAProgress,
     StepEvent,
@@ -70,6 +71,8 @@ SLIDER_WIDTH = 200  # px: two sliders fit the form's column on a laptop, one a r
 SPEC_MODEL, SPEC_TRAIN, SPEC_ALIGN = ModelConfig(), TrainConfig(), AlignConfig()  # the form's defaults
 SPEC_BACKEND = BackendOptions()
 PRESET_FIELDS = ("stages", "hidden", "epochs", "patience", "batch", "lr", "alpha", "stage_a")
+CURVES_EVERY = 3.0  # s: how stale the loss curve may get between two epochs while a job trains
+
 PRESETS: dict[str, dict[str, Any]] = {  # button label -> form values (PRESET_FIELDS)
     "Quick demo (~1 min)": {  # ≈ 40 s on the demo on an idle 2-core CPU (jobs.EPOCH_COST); above popularity
         "stages": [s for s, m in STAGES.items() if m != "content"],
@@ -315,6 +318,17 @@ class TrainTab:
 
     def __init__(self, studio: Studio) -> None:
         self.studio = studio
+        self._curves: tuple[tuple[int, int, bool], float, go.Figure] | None = None  # (job, epochs, running), t, fig
+
+    def curves(self, job: TrainJob) -> go.Figure:
+        """The job's training curves, shared by every session that polls it: rebuilt when an epoch ended or the
+        job did, else at most every CURVES_EVERY seconds (each page open during a job polls every second, and
+        building the figure costs tens of ms of the CPU the job trains on)."""
+        ends = sum(isinstance(e, (EpochEvent, FitDone)) for e in job.events)
+        key, now, cached = (id(job), ends, job.running), time.monotonic(), self._curves
+        if cached is None or cached[0] != key or now - cached[1] >= CURVES_EVERY:
+            cached = self._curves = (key, now, training_figure(job.events))
+        return cached[2]
 
     def datasets(self, current: str) -> gr.Dropdown:
         """The dataset choices (demo + validated uploads)."""
@@ -503,7 +517,7 @@ class TrainTab:
         message line (cleared once the job ended: its 'Started' or 'Cancelling…' is then out of date)."""
         job = self.studio.job
         fig = (
-            training_figure(job.events)
+            self.curves(job)
             if job is not None and job.events
             else empty_figure("Loss and validation curves appear here while a job trains.", 300)
         )
@@ -724,6 +738,7 @@ __all__ = [
     "ALIGN",
     "ALL_GPUS",
     "BACKEND_LABELS",
+    "CURVES_EVERY",
     "DEFAULT_BACKEND",
     "MINE",
     "PRESETS",
