@@ -17,6 +17,7 @@ fresh process with a temporary --workdir; nothing here imports the app. Prints f
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -24,9 +25,11 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from bench_app import served_app  # bench/ is on sys.path when this script runs; it puts the repo there too
 
 from sicsrec.serve.history import append_click
@@ -37,16 +40,58 @@ MAP_ARGS = ("", "ID space", "PCA", True)  # run, map space, projection, lines: t
 TINY_JOB = {"hidden size d": 16, "batch (targets)": 512}  # Train-form labels -> values; the rest as the form shows
 
 
+SKIP = {"state", "tab", "tabs", "tabitem", "row", "column", "group", "accordion", "form", "sidebar", "dataset"}
+
+
+class LightClient:
+    """One browser session speaking Gradio's queue protocol over plain HTTP, as the page does: join the queue with
+    the event's inputs (gr.State slots left empty: the server keeps them per session), read the session's event
+    stream until the event completes. gradio_client does the same with a heartbeat thread, a cancel-watch
+    thread and an API-info request per client, which on a 2-core box costs the class more CPU than the app."""
+
+    def __init__(self, url: str, config: dict) -> None:
+        self.url, self.session = url.rstrip("/"), uuid.uuid4().hex
+        kinds = {c["id"]: c["type"] for c in config["components"]}
+        self.endpoints = {
+            d["api_name"]: (d.get("id", i), [kinds.get(c) for c in d["inputs"]], [kinds.get(c) for c in d["outputs"]])
+            for i, d in enumerate(config["dependencies"])
+            if d.get("api_name")
+        }
+        self.http = httpx.Client(timeout=120)  # a browser waits for a busy server
+
+    def predict(self, *data: Any, api_name: str) -> Any:
+        """The event's outputs (layout and state outputs dropped, one output unwrapped), like gradio_client's."""
+        fn, inputs, outputs = self.endpoints[api_name.lstrip("/")]
+        given = iter(data)
+        payload = [None if kind == "state" else next(given) for kind in inputs]
+        body = {"data": payload, "fn_index": fn, "session_hash": self.session, "event_data": None, "trigger_id": None}
+        event = self.http.post(f"{self.url}/gradio_api/queue/join", json=body).raise_for_status().json()["event_id"]
+        params = {"session_hash": self.session}
+        with self.http.stream("GET", f"{self.url}/gradio_api/queue/data", params=params) as stream:
+            for line in stream.iter_lines():
+                msg = json.loads(line[5:]) if line.startswith("data:") else {}
+                if msg.get("event_id") == event and msg.get("msg") == "process_completed":
+                    if not msg.get("success", False):
+                        raise RuntimeError(str(msg.get("output", {}).get("error") or msg)[:300])
+                    values = [v for v, k in zip(msg["output"]["data"], outputs, strict=False) if k not in SKIP]
+                    return values[0] if len(values) == 1 else tuple(values)
+        raise RuntimeError(f"{api_name}: the event stream ended before the event completed")
+
+
 def session(
-    url: str, seed: int, pool: list[str], clicks: int, think: float, start: threading.Barrier
+    url: str, seed: int, pool: list[str], clicks: int, think: float, start: threading.Barrier, light: dict | None
 ) -> dict[str, Any]:
-    """One student: `clicks` clicks on titles from `pool`; the latencies, errors and cross-talk seen."""
+    """One student: `clicks` clicks on titles from `pool`; the latencies, errors and cross-talk seen. `light`:
+    the page's config, to click through LightClient (else gradio_client)."""
     from gradio_client import Client
 
     rng, mine = random.Random(seed), []
     out: dict[str, Any] = {"latency": [], "errors": [], "crosstalk": []}
-    # a browser waits for a busy server: httpx's 5 s default would count a long queue as an error
-    client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 120})
+    client: Any = (
+        LightClient(url, light)
+        if light is not None
+        else Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 120})
+    )
     start.wait()
     for _ in range(clicks):
         time.sleep(rng.uniform(0, 2 * think))
@@ -71,13 +116,14 @@ def session(
     return out
 
 
-def run_class(url: str, pool: list[str], args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """`args.sessions` concurrent sessions (one thread and one Client each, started together); merged results."""
+def run_class(url: str, pool: list[str], args: argparse.Namespace, seed: int, config: dict) -> dict[str, Any]:
+    """`args.sessions` concurrent sessions (one thread and one client each, started together); merged results."""
     start = threading.Barrier(args.sessions)
     results: list[dict[str, Any]] = [{}] * args.sessions
+    light = config if args.client == "light" else None
 
     def one(i: int) -> None:
-        results[i] = session(url, seed + i, pool, args.clicks, args.think, start)
+        results[i] = session(url, seed + i, pool, args.clicks, args.think, start, light)
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(args.sessions)]
     for t in threads:
@@ -149,6 +195,13 @@ def main() -> None:
         help="mean seconds a student looks before the next click (uniform on [0, 2 think]); 0 = back to back",
     )
     p.add_argument("--train", action="store_true", help="run the class again while a tiny training job runs")
+    p.add_argument(
+        "--client",
+        default="light",
+        choices=["light", "gradio"],
+        help="light: the queue protocol over plain HTTP, as a browser speaks it [light]; gradio: gradio_client "
+        "(its threads per client cost more CPU than the app on this box)",
+    )
     p.add_argument("--epochs", type=int, default=50, help="the job's max epochs (it is cancelled after the class)")
     p.add_argument("--port", type=int, default=7872)
     p.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "demo")
@@ -171,13 +224,13 @@ def main() -> None:
             f"warm-up click (fits the map once) {time.perf_counter() - t:.1f} s"
         )
         t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
-        res = run_class(url, pool, args, seed=0)
+        res = run_class(url, pool, args, seed=0, config=admin.config)
         report("idle app", res, time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid)))
         if args.train:
             print(f"training: {start_training(admin, args.epochs)}")
             status = wait_for_status(admin, ("**Training", "Finished", "stopped"), 900)
             t, cpu = time.perf_counter(), cpu_seconds(proc.pid)
-            res = run_class(url, pool, args, seed=1000)
+            res = run_class(url, pool, args, seed=1000, config=admin.config)
             seconds, cpu = time.perf_counter() - t, since(cpu, cpu_seconds(proc.pid))
             after = admin.predict(api_name="/poll")[0]
             print(f"  job when the class started: {status.splitlines()[0][:120]}")
