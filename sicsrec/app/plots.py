@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+from gradio.components.plot import PlotData
+from plotly.io.json import to_json_plotly
 from plotly.subplots import make_subplots
 
 from sicsrec.eval.results import METRICS, Results
@@ -183,7 +185,7 @@ def link_trace(xy: np.ndarray, links: Sequence[tuple[int, int]], colour: str) ->
     )
 
 
-def embedding_figure(
+def embedding_spec(
     proj: Projection,
     titles: list[str],
     categories: list[str],
@@ -194,16 +196,17 @@ def embedding_figure(
     note: str = "",
     links: Sequence[tuple[int, int]] = (),
     link_colour: str = MODEL_COLOURS["sicsrec"],
-) -> go.Figure:
+) -> dict[str, Any]:
     """All items in 2-D in a few distinguishable colours (largest categories, the rest grey); history,
     recommendations and the user vector on top. The axes span the items, and the user marker is always in
     view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so.
 
     `links`: (watched item, recommended item) position pairs drawn as thin lines in `link_colour` (the model's).
 
-    Written as plain trace and layout dicts and wrapped unvalidated: plotly's per-property validation of 2,000+
-    points took ~70 of the map's ~80 ms on every redraw (plotly's Figure-level `_validate` flag, plotly.py#2403);
-    tests/app/test_handlers.py validates the same spec with plotly, so a wrong property still fails there."""
+    Plain trace and layout dicts ({"data", "layout"}), never a plotly Figure: a Figure validates every property
+    of 2,000+ points (~70 of the map's ~80 ms a redraw, plotly.py#2403) and, unvalidated still, deep-copies them
+    (~12 ms); the app sends the spec as JSON (`plot_data`). tests/app/test_handlers.py passes the same spec
+    through plotly's validation, so a wrong property still fails there."""
     xy = proj.coords
     traces: list[dict[str, Any]] = [
         dict(
@@ -306,7 +309,18 @@ def embedding_figure(
         ),
         hovermode="closest",
     )
-    return go.Figure(data=traces, layout=layout, _validate=False)
+    return {"data": traces, "layout": layout}
+
+
+def embedding_figure(*args: Any, **kwargs: Any) -> go.Figure:
+    """`embedding_spec` as a plotly Figure (unvalidated), for callers that want the object."""
+    spec = embedding_spec(*args, **kwargs)
+    return go.Figure(data=spec["data"], layout=spec["layout"], _validate=False)
+
+
+def plot_data(spec: dict[str, Any]) -> PlotData:
+    """A plotly spec as Gradio's Plot sends it to the page (its JSON, made once), without a Figure in between."""
+    return PlotData(type="plotly", plot=to_json_plotly(spec))
 
 
 def training_figure(events: Sequence[object]) -> go.Figure:
@@ -403,6 +417,7 @@ __all__ = [
     "PART_COLOURS",
     "PART_HELP",
     "embedding_figure",
+    "embedding_spec",
     "empty_figure",
     "into_view",
     "link_trace",
@@ -411,6 +426,7 @@ __all__ = [
     "metric_label",
     "metrics_figure",
     "model_colour",
+    "plot_data",
     "short",
     "stage_label",
     "swatch",

@@ -114,3 +114,14 @@ def named(outputs: tuple) -> dict:
 def card_ids(html: str) -> list[str]:
     """The item ids of a card grid's buttons (cards, or the history's remove buttons), in order."""
     return re.findall(r'<button[^>]*data-item="([^"]*)"', html)
+
+
+def as_figure(value: Any) -> Any:
+    """The map as the page receives it (Gradio's PlotData: the spec's JSON) as a validated plotly Figure; any other
+    value as it is (a Figure, gr.skip())."""
+    import json
+
+    import plotly.graph_objects as go
+    from gradio.components.plot import PlotData
+
+    return go.Figure(json.loads(value.plot)) if isinstance(value, PlotData) else value

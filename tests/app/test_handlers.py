@@ -14,6 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from gradio.components.plot import PlotData
 
 from sicsrec.app.studio import AppConfig, Studio
 from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
@@ -23,7 +24,7 @@ from sicsrec.app.tabs.train import ALIGN, BACKEND_LABELS, MINE, STAGES, TrainFor
 from sicsrec.cli import main as cli
 from sicsrec.events import STAGE_ALIGN, StageAProgress
 from sicsrec.serve import PARTS, response
-from tests.app.helpers import card_ids, named
+from tests.app.helpers import as_figure, card_ids, named
 from tests.helpers import ChatServer
 
 STEPS = [s for s, m in STAGES.items() if m in ("sasrec", "sicsrec")]
@@ -140,7 +141,7 @@ def test_attribution_has_every_part(explore: ExploreTab, studio: Studio, page_id
 
 def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
     out = refresh(explore, page_ids[:3])
-    fig = explore.embedding_map("", out["shown"], "ID space", "PCA")
+    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA"))
     names = [t.name for t in fig.data]
     assert {"watched", "recommended"} <= set(names) and any(n.startswith("you (user vector") for n in names)
     you = fig.data[-1]
@@ -149,7 +150,7 @@ def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Stu
     assert len([t for t in fig.data if t.legendgroup == "categories"]) <= 9  # eight colours and "other"
     run = studio.run("")
     assert run.projection("ID space") is run.projection("ID space")  # fitted once per run
-    content = explore.embedding_map("", out["shown"], "content space", "PCA")
+    content = as_figure(explore.embedding_map("", out["shown"], "content space", "PCA"))
     assert not any(t.name.startswith("you (user vector") for t in content.data)
 
 
@@ -240,7 +241,7 @@ def test_a_click_runs_the_served_model_once(
     monkeypatch.undo()
     user = rec.recommend(page_ids[:3], 10).user
     assert np.allclose(out["shown"].user, user, atol=1e-6)
-    fig = explore.embedding_map("", out["shown"], "ID space", "PCA")
+    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA"))
     you = next(t for t in fig.data if t.name == "you (user vector)")
     assert np.allclose([you.x[0], you.y[0]], studio.run("").projection("ID space").place(user), atol=1e-5)
     assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA") == gr.skip()  # its refresh redraws
@@ -697,8 +698,8 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
     recs = run.main.recommend(page_ids[:4], 10, influence=True)
     assert shown.drivers == [recs.used_history[int(i)] for i in np.argmax(recs.influence, axis=0)]
     for space in ("ID space", "content space"):
-        off = explore.embedding_map("", shown, space, "PCA", False)
-        on = explore.embedding_map("", shown, space, "PCA", True)
+        off = as_figure(explore.embedding_map("", shown, space, "PCA", False))
+        on = as_figure(explore.embedding_map("", shown, space, "PCA", True))
         assert LINKS_NAME not in [t.name for t in off.data]
         assert len(on.data) == len(off.data) + 1
         lines = [t for t in on.data if t.name == LINKS_NAME]
@@ -713,14 +714,15 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
         assert on.data[-1].name == off.data[-1].name  # drawn under the markers: the last trace is unchanged
     assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
     empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
-    assert LINKS_NAME not in [t.name for t in explore.embedding_map("", empty, "ID space", "PCA", True).data]
+    assert LINKS_NAME not in [t.name for t in as_figure(explore.embedding_map("", empty, "ID space", "PCA", True)).data]
 
 
 def test_the_map_is_already_what_plotly_validation_would_make_it(
     explore: ExploreTab, studio: Studio, page_ids: list[str]
 ) -> None:
-    """The map is built unvalidated (for speed): passing its spec through plotly's validation must raise nothing
-    and change nothing, with and without lines, in both spaces and before any history."""
+    """The map is sent as its spec's JSON, never validated by plotly (for speed): passing that JSON through plotly's
+    validation must raise nothing and change nothing, with and without lines, in both spaces and before any
+    history."""
     import plotly.graph_objects as go
 
     run = studio.run("")
@@ -728,6 +730,9 @@ def test_the_map_is_already_what_plotly_validation_would_make_it(
         shown = refresh(explore, history)["shown"]
         for space in run.spaces():
             for lines in (False, True):
-                fig = explore.embedding_map("", shown, space, "PCA", lines)
-                validated = go.Figure(fig.to_dict())  # raises on an unknown property or a bad value
-                assert json.loads(validated.to_json()) == json.loads(fig.to_json()), (space, lines, history)
+                sent = explore.embedding_map("", shown, space, "PCA", lines)
+                assert isinstance(sent, PlotData) and sent.type == "plotly"  # the spec's JSON, no Figure made
+                raw = json.loads(sent.plot)
+                validated = go.Figure(raw)  # raises on an unknown property or a bad value
+                as_sent = go.Figure(raw, _validate=False)
+                assert json.loads(validated.to_json()) == json.loads(as_sent.to_json()), (space, lines, history)

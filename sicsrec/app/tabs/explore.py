@@ -27,14 +27,16 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
+from gradio.components.plot import PlotData
 
 from sicsrec.app.plots import (
     MODEL_NAMES,
     PART_COLOURS,
     PART_HELP,
-    embedding_figure,
+    embedding_spec,
     empty_figure,
     model_colour,
+    plot_data,
     short,
 )
 from sicsrec.app.runs import SPACES, Catalogue, LoadedRun, RunError
@@ -689,7 +691,7 @@ class ExploreTab:
         method: str,
         lines: bool = False,
         request: gr.Request | None = None,
-    ) -> go.Figure | dict[str, Any]:
+    ) -> go.Figure | PlotData | dict[str, Any]:
         """Only the map (after the space, method or lines changed), from the last refresh: the model does not run.
 
         Skipped while that refresh belongs to another run (the refresh of the new run redraws the map)."""
@@ -706,12 +708,12 @@ class ExploreTab:
         lines: bool,
         follow: bool,
         request: gr.Request | None = None,
-    ) -> go.Figure | dict[str, Any]:
+    ) -> go.Figure | PlotData | dict[str, Any]:
         """The map after a card click: redrawn only when the map follows every click (the plot is the page's
         heaviest update: ~140 KB and 2,000+ points to draw), else left as it is until asked."""
         return self.embedding_map(run_key, shown, space, method, lines, request) if follow else gr.skip()
 
-    def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure:
+    def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure | PlotData:
         """The embedding map with the shown history, its recommendations, (in ID space) the user vector and, when
         `lines`, a line from each recommendation to the watched item that drives it most."""
         if run.main is None:
@@ -725,7 +727,7 @@ class ExploreTab:
         elsewhere = "" if in_id else "the user vector is scored in ID space, so it is shown there only"
         note = "; ".join(n for n in (drawn, waiting, elsewhere) if n)
         links = [(cat.position[d], cat.position[r]) for d, r in zip(shown.drivers, shown.recommended)] if lines else []
-        return embedding_figure(
+        spec = embedding_spec(
             proj,
             cat.titles,
             cat.categories,
@@ -737,6 +739,7 @@ class ExploreTab:
             links,
             model_colour(run.main.name),
         )
+        return plot_data(spec)  # straight to the page's JSON: no plotly Figure (its deep copy) per click
 
     # --- API ---------------------------------------------------------------------------------------
 
