@@ -54,7 +54,8 @@ def dependency(config: dict, name: str) -> dict:
 
 
 def form_values(client: Any, preset: str, epochs: int) -> dict[int, Any]:
-    """Component id -> value: the page's defaults, then what the preset button sets, then `epochs`."""
+    """Component id -> value: the page's defaults, then what the preset button sets, then `epochs` as max epochs
+    and patience (every epoch runs: the estimate is an upper bound)."""
     config = client.config
     values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
     dep = dependency(config, "preset")
@@ -62,7 +63,7 @@ def form_values(client: Any, preset: str, epochs: int) -> dict[int, Any]:
     values.update(zip(dep["outputs"], filled if isinstance(filled, (list, tuple)) else [filled], strict=True))
     labels = {c["id"]: c.get("props", {}).get("label") for c in config["components"]}
     for cid, label in labels.items():
-        if label == "max epochs":
+        if label in ("max epochs", "patience"):
             values[cid] = epochs
     return values
 
@@ -116,9 +117,6 @@ def main() -> None:
         client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 120})
         for epochs in (int(e) for e in args.epochs.split(",")):
             values = form_values(client, args.preset, epochs)
-            for cid, label in ((c["id"], c.get("props", {}).get("label")) for c in client.config["components"]):
-                if label == "patience":
-                    values[cid] = epochs  # every epoch runs: the estimate is an upper bound
             text = call(client, "estimated", values)
             est = re.search(
                 r"at most ≈ (\d+(?::\d\d)+)\*\* \(preparing the data ≈ (\d+(?::\d\d)+), training ≈ (\d+(?::\d\d)+)",

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sicsrec.app.runs import read_json
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
 from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, ProgressEvent, event_from_json
@@ -34,9 +35,8 @@ log = logging.getLogger("sicsrec.app")
 
 
 PHASE_PREPARE, PHASE_TRAIN = "preparing", "training"
-PACKAGE_ROOT = (
-    Path(__file__).resolve().parents[2]
-)  # the folder holding `sicsrec`: torchrun's ranks import it from there
+# the folder holding `sicsrec`: torchrun's ranks import it from there
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 # Seconds measured on this app's machine (2 CPU cores, torch threads 2) when it was otherwise idle: the shipped
@@ -58,6 +58,12 @@ STEP2 = ("sicsrec", "id_control")  # trained from SASRec's step 1, which runs fi
 TIMINGS = ".timings.json"  # in the workdir (hidden: not a run folder): this machine's measured speed per device
 
 
+def timing_key(device_type: str, nproc: int = 1) -> str:
+    """The TIMINGS key of jobs on `device_type` ("cpu", "cuda") in `nproc` processes: N processes train an epoch
+    ~N times faster than one, so their speed is kept apart."""
+    return device_type if nproc == 1 else f"{device_type} x{nproc}"
+
+
 @dataclass(frozen=True)
 class Calibration:
     """This machine's speed, measured on its last finished job: multiples of the reference timings (`epoch`,
@@ -73,9 +79,9 @@ class Calibration:
         """The calibration saved for `device` ("cpu", "cuda") under `workdir`; the reference when there is none
         or the file is unreadable (it is only a hint: never an error)."""
         try:
-            d = json.loads((workdir / TIMINGS).read_text(encoding="utf-8"))[device]
+            d = (read_json(workdir / TIMINGS) or {})[device]
             cal = cls(float(d["epoch"]), float(d["prepare"]), float(d["overhead"]), str(d["measured"]))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return cls()
         sane = all(0.01 <= f <= 100 for f in (cal.epoch, cal.prepare)) and 0 <= cal.overhead <= 3600
         return cal if sane else cls()
@@ -83,11 +89,7 @@ class Calibration:
     def save(self, workdir: Path, device: str) -> None:
         """Keep this calibration for `device` (atomically; other devices' entries stay)."""
         path = workdir / TIMINGS
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            saved = saved if isinstance(saved, dict) else {}
-        except (OSError, ValueError):
-            saved = {}
+        saved = read_json(path) or {}
         saved[device] = self.__dict__
         atomic_write_text(path, json.dumps(saved, indent=1))
 
@@ -176,9 +178,9 @@ class TrainJob:
         return self.device
 
     @property
-    def timing_key(self) -> str:
-        """Under which key its measured speed is kept: the device type ("cpu", "cuda")."""
-        return self.device.split(":")[0] or "cpu"
+    def processes(self) -> int:
+        """How many processes train it."""
+        return 1
 
     @property
     def running(self) -> bool:
@@ -242,7 +244,7 @@ class TrainJob:
         try:
             cal = measure(self)
             if cal is not None:
-                cal.save(self.out.parent, self.timing_key)
+                cal.save(self.out.parent, timing_key(self.device.split(":")[0] or "cpu", self.processes))
         except Exception:
             log.warning("could not keep the job's timings", exc_info=True)
 
@@ -261,9 +263,8 @@ class DistributedJob(TrainJob):
         return f"{self.nproc} × {self.device} (torchrun)"
 
     @property
-    def timing_key(self) -> str:
-        """Kept apart from one device's speed: N processes train an epoch ~N times faster."""
-        return f"{super().timing_key} x{self.nproc}"
+    def processes(self) -> int:
+        return self.nproc
 
     def command(self, config: Path, events: Path) -> list[str]:
         """The launcher line: torchrun (standalone rendezvous) running `python -m sicsrec compare` on every rank."""
@@ -317,11 +318,12 @@ class DistributedJob(TrainJob):
     def _follow(self, events: Path) -> None:
         """Append the events rank 0 writes until the processes exit; stop them all when cancel is set."""
         assert self.process is not None
-        offset, partial = 0, ""
+        offset, partial, stopped = 0, "", False
         while True:
             done = self.process.poll() is not None
-            if self.cancel.is_set() and not done:
+            if self.cancel.is_set() and not done and not stopped:
                 os.killpg(self.process.pid, signal.SIGTERM)
+                stopped = True
             if events.is_file():
                 with open(events, encoding="utf-8") as f:
                     f.seek(offset)
@@ -341,6 +343,7 @@ def measure(job: TrainJob) -> Calibration | None:
     est = job.estimate
     if est is None or not est.epoch_ref or job.finished is None or job.error:
         return None
+    # a stage is named by its model, then what it is ("sicsrec step 2")
     epochs = [e for e in job.events if isinstance(e, EpochEvent) and e.stage.split()[0] in est.epoch_ref]
     reference = sum(est.epoch_ref[e.stage.split()[0]] for e in epochs)
     if not epochs or reference <= 0:
@@ -431,4 +434,5 @@ __all__ = [
     "interrupted_runs",
     "measure",
     "new_run_folder",
+    "timing_key",
 ]

@@ -28,6 +28,7 @@ from sicsrec.app.jobs import (
     estimate_seconds,
     interrupted_runs,
     new_run_folder,
+    timing_key,
 )
 from sicsrec.app.plots import MODEL_NAMES, empty_figure, training_figure
 from sicsrec.app.runs import MAX_NAME, RunError, delete_run, rename_run, run_name
@@ -348,10 +349,9 @@ class TrainTab:
             return None
         if not models or not counts:
             return None
-        device = resolve_device(job_device(form.device)).type
-        if form.device == ALL_GPUS:  # as DistributedJob.timing_key
-            device += f" x{torch.cuda.device_count()}"
-        calibration = Calibration.read(self.studio.config.workdir, device)
+        nproc = torch.cuda.device_count() if form.device == ALL_GPUS else 1
+        key = timing_key(resolve_device(job_device(form.device)).type, nproc)
+        calibration = Calibration.read(self.studio.config.workdir, key)
         return estimate_seconds(
             counts.get("interactions", 0), counts.get("users", 0), models, hidden, epochs, calibration
         )
