@@ -192,6 +192,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=AppConfig().train_threads,
         help="torch threads of training jobs [all cores]; serving uses one per request",
     )
+    p.add_argument(
+        "--train-nice",
+        type=int,
+        default=AppConfig.train_nice,
+        help=f"CPU priority of a training process below the app's, so clicks are answered first [{AppConfig.train_nice}]; "
+        "0 trains at full speed",
+    )
     p.add_argument("--host", default=None, help="bind address (default: $GRADIO_SERVER_NAME or 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
     return p.parse_args(argv)
@@ -211,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                 images=args.images,
                 workdir=args.workdir,
                 train_threads=args.threads,
+                train_nice=max(0, args.train_nice),
             )
         )
     except DataError as e:

@@ -68,6 +68,14 @@ class AlignDone:
 
 
 @dataclass(frozen=True)
+class PhaseEvent:
+    """A run entered `phase` (PHASE_PREPARE: loading, splitting, reading features; PHASE_TRAIN: the data is ready)."""
+
+    phase: str
+    t: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
 class StepEvent:
     """A training step of `stage` (reported every few steps and at the epoch's end)."""
 
@@ -106,11 +114,15 @@ class FitDone:
 
 
 STAGE_MINING, STAGE_ALIGN = "pair mining", "encoder alignment"
+PHASE_PREPARE, PHASE_TRAIN = "prepare", "train"
 
-ProgressEvent = FeatureProgress | StageAProgress | MiningDone | AlignDone | StepEvent | EpochEvent | FitDone
+ProgressEvent = (
+    FeatureProgress | StageAProgress | MiningDone | AlignDone | PhaseEvent | StepEvent | EpochEvent | FitDone
+)
 ProgressHook = Callable[[ProgressEvent], None]
 EVENT_TYPES: dict[str, type] = {
-    t.__name__: t for t in (FeatureProgress, StageAProgress, MiningDone, AlignDone, StepEvent, EpochEvent, FitDone)
+    t.__name__: t
+    for t in (FeatureProgress, StageAProgress, MiningDone, AlignDone, PhaseEvent, StepEvent, EpochEvent, FitDone)
 }
 
 
@@ -131,6 +143,8 @@ def event_from_json(line: str) -> ProgressEvent | None:
 
 __all__ = [
     "EVENT_TYPES",
+    "PHASE_PREPARE",
+    "PHASE_TRAIN",
     "STAGE_ALIGN",
     "STAGE_MINING",
     "AlignDone",
@@ -138,6 +152,7 @@ __all__ = [
     "FeatureProgress",
     "FitDone",
     "MiningDone",
+    "PhaseEvent",
     "ProgressEvent",
     "ProgressHook",
     "StageAProgress",

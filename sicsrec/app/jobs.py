@@ -1,9 +1,10 @@
-"""Background training jobs: one thread per job calls `run_experiment` with a typed-event hook and a cancel
-switch, and keeps every event it reports; one job runs at a time per process. A job can also continue an
-interrupted run (`continue_run`): one whose folder holds a saved training state (`interrupted_runs`).
+"""Background training jobs, one at a time per process, each keeping the typed progress events it reports, with a
+cancel switch. A job trains in its own process (`ProcessJob`: `python -m sicsrec compare`, or torchrun with one
+process per local GPU), at a lower CPU priority than the app, so that training neither holds the app's GIL nor
+outruns the clicks of a class; its events arrive through a JSON-lines file. A job with stage A runs
+`run_experiment` in a thread of the app (`TrainJob`). A job can also continue an interrupted run (`continue_run`):
+one whose folder holds a saved training state (`interrupted_runs`).
 
-A job without stage A loads, splits and reads the content features itself before training, marking that phase
-with `JobPhase` events (it takes a while and the library reports nothing until the features are done).
 `estimate_seconds` says how long a job will take at most: from reference timings until this machine has finished a job,
 then from that job's own speed (`measure`, kept per device in the workdir's TIMINGS file)."""
 
@@ -23,20 +24,26 @@ from pathlib import Path
 from sicsrec.app.runs import read_json
 from sicsrec.config import RunConfig
 from sicsrec.eval.results import Results
-from sicsrec.events import STAGE_MINING, EpochEvent, FeatureProgress, ProgressEvent, event_from_json
-from sicsrec.model import MODELS
+from sicsrec.events import (
+    PHASE_PREPARE,
+    PHASE_TRAIN,
+    STAGE_MINING,
+    EpochEvent,
+    FeatureProgress,
+    PhaseEvent,
+    ProgressEvent,
+    event_from_json,
+)
 from sicsrec.run.experiment import ExperimentResult, StageAPlan, StageCancelled, run_experiment
-from sicsrec.run.prepare import Prepared, prepare
 from sicsrec.train.state import SavedRun, saved_run
-from sicsrec.train.trainer import set_threads
 from sicsrec.utils import atomic_write_text, resolve_device
 
 log = logging.getLogger("sicsrec.app")
 
 
-PHASE_PREPARE, PHASE_TRAIN = "preparing", "training"
-# the folder holding `sicsrec`: torchrun's ranks import it from there
+# the folder holding `sicsrec`: a training process imports it from there
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+BACKGROUND_NICE = 10  # a training process's CPU priority below the app's: clicks are answered first
 
 
 # Seconds measured on this app's machine (2 CPU cores, torch threads 2) when it was otherwise idle: the shipped
@@ -145,17 +152,10 @@ class JobBusy(Exception):
     """A training job is already running in this process."""
 
 
-@dataclass(frozen=True)
-class JobPhase:
-    """The job's own milestone between the library's events: `phase` (PHASE_PREPARE, PHASE_TRAIN) began."""
-
-    phase: str
-    t: float = field(default_factory=time.time)
-
-
 @dataclass
 class TrainJob:
-    """One background `run_experiment`: its config, the typed progress events, the outcome, its cancel switch."""
+    """One background `run_experiment` in a thread of the app: its config, the typed progress events, the outcome,
+    its cancel switch (stops after the current batch, keeping each model's best epoch)."""
 
     cfg: RunConfig
     models: tuple[str, ...]
@@ -165,7 +165,7 @@ class TrainJob:
     continue_run: bool = False  # continue the interrupted run in `out` from its saved training state
     estimate: Estimate | None = None  # what the form estimated before starting
     cancel: threading.Event = field(default_factory=threading.Event)
-    events: list[ProgressEvent | JobPhase] = field(default_factory=list)
+    events: list[ProgressEvent] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str = ""
@@ -192,25 +192,6 @@ class TrainJob:
         """The run's results.json content, once `run_experiment` returned."""
         return self.result.results if self.result is not None else None
 
-    def prepare(self) -> Prepared | None:
-        """Load, split and read the content features before training, between two JobPhase events; None when
-        stage A runs first (training then reads the features it aligned) or nothing is trained."""
-        if not self.models or (self.plan is not None and self.plan.active):
-            return None
-        self.events.append(JobPhase(PHASE_PREPARE))
-        set_threads(self.cfg.train.threads)  # as run_experiment does: encoding features uses the training threads
-        needs_content = any(MODELS[m].uses_content for m in self.models)
-        prepared = prepare(
-            self.cfg.data,
-            self.cfg.features if needs_content else None,
-            self.device or "cpu",
-            progress=self.events.append,
-            cancel=self.cancel,
-            show_bar=False,
-        )
-        self.events.append(JobPhase(PHASE_TRAIN))
-        return prepared
-
     def run(self) -> None:
         """The thread body: stage A, train, evaluate, save; any failure becomes a message, never a crash."""
         try:
@@ -222,7 +203,6 @@ class TrainJob:
                 progress=self.events.append,
                 cancel=self.cancel,
                 show_bar=False,
-                prepared=self.prepare(),
                 continue_run=self.continue_run,
             )
         except StageCancelled as e:
@@ -250,28 +230,32 @@ class TrainJob:
 
 
 @dataclass
-class DistributedJob(TrainJob):
-    """A job trained by `nproc` processes under torchrun (one per local GPU; gloo processes on a CPU): the same
-    `compare` a user would launch, in its own process group. Its rank 0 appends progress events to a file this
-    job follows; cancel stops the processes, and the run continues from its last saved epoch (`continue_run`)."""
+class ProcessJob(TrainJob):
+    """A job trained in its own process group: `python -m sicsrec compare`, the command a user would type, or with
+    `nproc` > 1 torchrun running it once per local GPU (gloo processes on a CPU). Its main rank appends progress
+    events to a file this job follows. Cancel interrupts one process as Ctrl-C does (it stops after the current
+    batch, keeps each model's best epoch and writes results.json); torchrun's processes are stopped, and the run
+    continues from its last saved epoch (`continue_run`)."""
 
-    nproc: int = 2
+    nproc: int = 1
+    nice: int = BACKGROUND_NICE
     process: subprocess.Popen | None = None
 
     @property
     def placement(self) -> str:
-        return f"{self.nproc} × {self.device} (torchrun)"
+        return f"{self.nproc} × {self.device} (torchrun)" if self.nproc > 1 else f"{self.device}, own process"
 
     @property
     def processes(self) -> int:
         return self.nproc
 
     def command(self, config: Path, events: Path) -> list[str]:
-        """The launcher line: torchrun (standalone rendezvous) running `python -m sicsrec compare` on every rank."""
+        """The command line: `python -m sicsrec compare` with this job's settings, under torchrun (standalone
+        rendezvous) when more than one process trains."""
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(self.nproc)]
         run = ["-m", "sicsrec", "compare", "--run-config", str(config), "--models", ",".join(self.models)]
-        return [*launcher, *run, "--out", str(self.out), "--events", str(events)] + (
-            ["--continue"] if self.continue_run else []
+        return [*(launcher if self.nproc > 1 else [sys.executable]), *run, "--out", str(self.out)] + (
+            ["--events", str(events)] + (["--continue"] if self.continue_run else [])
         )
 
     def run(self) -> None:
@@ -279,13 +263,14 @@ class DistributedJob(TrainJob):
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             config, events = self.out / "job-config.json", self.out / "job-events.jsonl"
-            settings = self.cfg.to_dict()  # each rank gets its share of the app's training threads
+            settings = self.cfg.to_dict()  # each process gets its share of the app's training threads
             settings["train"]["threads"] = max(1, (self.cfg.train.threads or os.cpu_count() or 1) // self.nproc)
             atomic_write_text(config, json.dumps(settings))
             events.unlink(missing_ok=True)
             path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
             env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": str(settings["train"]["threads"])}
-            with open(self.out / "job-launcher.log", "w", encoding="utf-8") as log_file:
+            self.events.append(PhaseEvent(PHASE_PREPARE))  # starting Python and torch is part of preparing
+            with open(self.out / "job.log", "w", encoding="utf-8") as log_file:
                 self.process = subprocess.Popen(
                     self.command(config, events),
                     stdout=log_file,
@@ -293,36 +278,57 @@ class DistributedJob(TrainJob):
                     env=env,
                     start_new_session=True,  # its own process group: a cancel stops every rank and nothing else
                 )
+                lower_priority(self.process.pid, self.nice)
                 self._follow(events)
             code = self.process.returncode
-            results = Results.read(self.out / "results.json") if code == 0 else None
+            # one interrupted process ends as an in-app cancel does: with the models it finished (even when the
+            # interrupt hit a model's final evaluation and the process exited 130)
+            kept = code == 0 or (self.cancel.is_set() and self.nproc == 1)
+            results = Results.read(self.out / "results.json") if kept else None
             if results is not None:
+                results.cancelled = results.cancelled or code != 0
                 self.result = ExperimentResult(results)
             elif self.cancel.is_set():
-                self.error = "cancelled: the run continues from its last finished epoch (Continue interrupted run)"
+                self.error = (
+                    "cancelled: the run continues from its last finished epoch (Continue interrupted run)"
+                    if self.nproc > 1
+                    else "cancelled before a model was trained"
+                )
             else:
-                self.error = f"the {self.nproc} training processes stopped (exit {code}): {self._cause()}"
+                self.error = f"the training {self._who()} stopped (exit {code}): {self._cause()}"
         except Exception as e:  # the app must survive any failure of a job
-            log.exception("distributed training job failed")
+            log.exception("training job failed")
             self.error = f"{type(e).__name__}: {e}"
         finally:
             self.finished = time.time()
         self.calibrate()
 
+    def _who(self) -> str:
+        return f"{self.nproc} processes" if self.nproc > 1 else "process"
+
     def _cause(self) -> str:
-        """The first rank's error line from the launcher's log (torchrun's own report is a banner), else its end."""
-        text = (self.out / "job-launcher.log").read_text(encoding="utf-8", errors="replace")
-        errors = [line for line in text.splitlines() if line.startswith("[rank") and "Error" in line]
-        return errors[-1].split("]: ", 1)[-1] if errors else text.strip()[-300:]
+        """The error line from the job's log: the CLI's `error:` line or a rank's exception (torchrun's own report is
+        a banner), else the log's end."""
+        text = (self.out / "job.log").read_text(encoding="utf-8", errors="replace")
+        errors = [
+            line.split("]: ", 1)[-1] if line.startswith("[rank") else line.removeprefix("error: ")
+            for line in text.splitlines()
+            if line.startswith("error: ") or (line.startswith("[rank") and "Error" in line)
+        ]
+        return errors[-1] if errors else text.strip()[-300:]
 
     def _follow(self, events: Path) -> None:
-        """Append the events rank 0 writes until the processes exit; stop them all when cancel is set."""
+        """Append the events the main rank writes until the processes exit; on cancel, interrupt the one process
+        (Ctrl-C: it keeps its best epochs) or stop torchrun's, once."""
         assert self.process is not None
         offset, partial, stopped = 0, "", False
         while True:
             done = self.process.poll() is not None
             if self.cancel.is_set() and not done and not stopped:
-                os.killpg(self.process.pid, signal.SIGTERM)
+                if self.nproc > 1:
+                    os.killpg(self.process.pid, signal.SIGTERM)
+                else:
+                    self.process.send_signal(signal.SIGINT)
                 stopped = True
             if events.is_file():
                 with open(events, encoding="utf-8") as f:
@@ -334,6 +340,16 @@ class DistributedJob(TrainJob):
             if done:
                 return
             time.sleep(0.5)
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Run `pid` `nice` levels below this process (where the OS has nice levels): called as it starts, before torch
+    creates the threads that inherit it."""
+    if nice > 0 and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+        except OSError:  # already exited, or not permitted: it trains at the app's priority
+            log.warning("could not lower the training process's priority", exc_info=True)
 
 
 def measure(job: TrainJob) -> Calibration | None:
@@ -350,7 +366,10 @@ def measure(job: TrainJob) -> Calibration | None:
         return None
     spent = sum(e.seconds for e in epochs)
     old = est.calibration
-    phases = {e.phase: e.t for e in job.events if isinstance(e, JobPhase)}
+    phases: dict[str, float] = {}
+    for e in job.events:  # a process job's start and its process's own report both begin PHASE_PREPARE: the first
+        if isinstance(e, PhaseEvent):
+            phases.setdefault(e.phase, e.t)
     prepare = old.prepare
     encoded = any(isinstance(e, FeatureProgress) for e in job.events)
     if {PHASE_PREPARE, PHASE_TRAIN} <= phases.keys() and est.prepare_ref > 0 and not encoded:
@@ -366,7 +385,8 @@ def measure(job: TrainJob) -> Calibration | None:
 class JobSlot:
     """The process's one training job: the current (or last) job, and a start that refuses while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, nice: int = BACKGROUND_NICE) -> None:
+        self.nice = nice  # a training process's priority below the app's
         self.current: TrainJob | None = None
         self._lock = threading.Lock()
 
@@ -380,16 +400,16 @@ class JobSlot:
         estimate: Estimate | None = None,
         nproc: int = 1,
     ) -> TrainJob:
-        """Start a training thread for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy);
-        with `nproc` > 1 the thread follows that many torchrun processes instead (no stage A there)."""
+        """Start a job for `run_experiment(cfg, out, models, plan)` unless one is running (JobBusy): a thread
+        following its training process (`nproc` > 1: torchrun's processes), or running it itself with stage A."""
         with self._lock:
             if self.current is not None and self.current.running:
                 raise JobBusy("A training job is already running; wait for it or cancel it first.")
             device = str(resolve_device(cfg.train.device))
             job = (
-                DistributedJob(cfg, models, out, None, device, continue_run, estimate, nproc=nproc)
-                if nproc > 1
-                else TrainJob(cfg, models, out, plan, device, continue_run, estimate)
+                TrainJob(cfg, models, out, plan, device, continue_run, estimate)
+                if plan is not None and plan.active
+                else ProcessJob(cfg, models, out, None, device, continue_run, estimate, nproc=nproc, nice=self.nice)
             )
             job.thread = threading.Thread(target=job.run, name="sicsrec-train", daemon=True)
             self.current = job
@@ -417,17 +437,15 @@ def interrupted_runs(workdir: Path) -> list[SavedRun]:
 
 
 __all__ = [
+    "BACKGROUND_NICE",
     "EPOCH_COST",
     "MODEL_OVERHEAD",
-    "PHASE_PREPARE",
-    "PHASE_TRAIN",
     "TIMINGS",
     "Calibration",
-    "DistributedJob",
     "Estimate",
     "JobBusy",
-    "JobPhase",
     "JobSlot",
+    "ProcessJob",
     "TrainJob",
     "busy_factor",
     "estimate_seconds",

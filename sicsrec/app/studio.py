@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sicsrec.app.jobs import JobSlot, TrainJob
+from sicsrec.app.jobs import BACKGROUND_NICE, JobSlot, TrainJob
 from sicsrec.app.runs import Catalogue, LoadedRun, RunError, load_run, read_json, run_choices
 from sicsrec.app.thumbnails import Thumbnails
 from sicsrec.checkpoint import CheckpointError
@@ -51,6 +51,7 @@ class AppConfig:
     cache_dir: Path = REPO / ".cache" / "app"
     benchmark: Path = REPO / "bench" / "results" / "quality.json"  # bench/quality.py's multi-seed results
     train_threads: int = field(default_factory=torch.get_num_threads)  # torch threads of training jobs (all cores)
+    train_nice: int = BACKGROUND_NICE  # how far below the app a training process runs (0: at the same priority)
 
     @property
     def uploads(self) -> Path:
@@ -76,7 +77,7 @@ class Studio:
     def __init__(self, config: AppConfig | None = None) -> None:
         self.config = config or AppConfig()
         self.thumbs = Thumbnails(self.config.thumbs, self.config.images)
-        self.jobs = JobSlot()
+        self.jobs = JobSlot(self.config.train_nice)
         self._runs: dict[str, tuple[int | None, LoadedRun]] = {}  # folder -> (results.json stamp, run)
         self._lock = threading.Lock()
         self._fallback: Catalogue | None = None

@@ -32,7 +32,17 @@ from sicsrec.data.schema import Dataset
 from sicsrec.eval.evaluate import evaluate_model, evaluate_popularity
 from sicsrec.eval.metrics import TIE_RULE
 from sicsrec.eval.results import ModelResult, Results
-from sicsrec.events import STAGE_ALIGN, STAGE_MINING, AlignDone, MiningDone, ProgressHook, StageAProgress
+from sicsrec.events import (
+    PHASE_PREPARE,
+    PHASE_TRAIN,
+    STAGE_ALIGN,
+    STAGE_MINING,
+    AlignDone,
+    MiningDone,
+    PhaseEvent,
+    ProgressHook,
+    StageAProgress,
+)
 from sicsrec.features.encoders import trainable_text_encoder
 from sicsrec.model import MODELS
 from sicsrec.run.prepare import Prepared, load_data, prepare
@@ -264,6 +274,8 @@ class _Run:
             store.record(models)
         device = self.device
         needs_content = any(MODELS[m].uses_content for m in models)
+        if prepared is None:
+            self.emit(PhaseEvent(PHASE_PREPARE))
         # every rank at once: feature extraction shards the items over the ranks, rank 0 writes the cache
         prep = prepared or prepare(
             cfg.data,
@@ -273,6 +285,7 @@ class _Run:
             cancel=self.cancel,
             show_bar=self.show_bar,
         )
+        self.emit(PhaseEvent(PHASE_TRAIN))
         split = prep.split
         items = item_table(split, prep.dataset.items)
         pop = evaluate_popularity(split, cfg.train.eval_memory_mb)

@@ -33,5 +33,8 @@ def studio(run_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from sicsrec.app.studio import AppConfig, Studio
 
     work = tmp_path_factory.mktemp("studio")
-    # one training thread: steady timings when other processes share the cores
-    return Studio(AppConfig(checkpoint=run_dir, workdir=work / "runs", cache_dir=work / "cache", train_threads=1))
+    # one training thread: steady timings when other processes share the cores; training at the suite's priority:
+    # a lowered process would wait for the other test worker (the lowered default has its own test)
+    return Studio(
+        AppConfig(checkpoint=run_dir, workdir=work / "runs", cache_dir=work / "cache", train_threads=1, train_nice=0)
+    )

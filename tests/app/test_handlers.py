@@ -627,7 +627,7 @@ def test_job_drives_run_experiment_with_typed_events(slice_dir: Path, tmp_path: 
         model_cfg=ModelConfig(hidden=16, ffn=16),
         train=TrainConfig(max_epochs=2, patience=2, batch_size=512, device="cpu", threads=1),
     )
-    slot = JobSlot()
+    slot = JobSlot(nice=0)
     job = slot.start(cfg, ("sasrec",), tmp_path / "run")
     with pytest.raises(JobBusy):
         slot.start(cfg, ("sasrec",), tmp_path / "second")

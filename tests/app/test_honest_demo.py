@@ -232,14 +232,14 @@ def test_estimate_grows_with_work_and_counts_step_one() -> None:
 def _timed_job(tmp_path: Path, speed: float, overhead: float, cancelled: bool = False, encoded: bool = False):
     """A finished SASRec + SICSRec job of 3 epochs each whose epochs took `speed` x the reference and whose models
     cost `overhead` s each outside their epochs (its events as a real job reports them)."""
-    from sicsrec.app.jobs import PHASE_PREPARE, PHASE_TRAIN, JobPhase, TrainJob, estimate_seconds
+    from sicsrec.app.jobs import TrainJob, estimate_seconds
     from sicsrec.config import RunConfig
-    from sicsrec.events import EpochEvent, FeatureProgress
+    from sicsrec.events import PHASE_PREPARE, PHASE_TRAIN, EpochEvent, FeatureProgress, PhaseEvent
     from sicsrec.run.experiment import ExperimentResult
 
     est = estimate_seconds(100_000, 600, ("sasrec", "sicsrec"), 32, 3)
     job = TrainJob(RunConfig(), ("sasrec", "sicsrec"), tmp_path / "20261203-120000", device="cpu", estimate=est)
-    job.events += [JobPhase(PHASE_PREPARE, t=100.0), JobPhase(PHASE_TRAIN, t=100.0 + 3 * est.prepare_ref)]
+    job.events += [PhaseEvent(PHASE_PREPARE, t=100.0), PhaseEvent(PHASE_TRAIN, t=100.0 + 3 * est.prepare_ref)]
     if encoded:
         job.events.insert(1, FeatureProgress("text", 10, 100))
     spent = 0.0
@@ -314,15 +314,16 @@ def test_quick_demo_preset_is_estimated_near_a_minute(studio: Studio) -> None:
 
 
 def test_preparation_is_shown_and_no_server_path_is(tmp_path: Path) -> None:
-    from sicsrec.app.jobs import PHASE_PREPARE, PHASE_TRAIN, Estimate, JobPhase, TrainJob
+    from sicsrec.app.jobs import Estimate, TrainJob
     from sicsrec.app.tabs.train import status_text
     from sicsrec.config import RunConfig
+    from sicsrec.events import PHASE_PREPARE, PHASE_TRAIN, PhaseEvent
 
     job = TrainJob(RunConfig(), ("sasrec",), tmp_path / "20261203-051200", device="cpu", estimate=Estimate(20, 40))
-    job.events.append(JobPhase(PHASE_PREPARE))
+    job.events.append(PhaseEvent(PHASE_PREPARE))
     text = status_text(job)
     assert "Preparing" in text and "of ≈ 0:20 estimated" in text and str(tmp_path) not in text
-    job.events.append(JobPhase(PHASE_TRAIN))
+    job.events.append(PhaseEvent(PHASE_TRAIN))
     assert "prepared in" in status_text(job) and str(tmp_path) not in status_text(job)
 
 

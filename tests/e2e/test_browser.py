@@ -40,7 +40,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     run = tiny_run(base)
     work = tmp_path_factory.mktemp("e2e")
     # one training thread: steady timings when other processes share the cores
-    studio = Studio(AppConfig(checkpoint=run, workdir=work / "runs", cache_dir=work / "cache", train_threads=1))
+    studio = Studio(
+        AppConfig(checkpoint=run, workdir=work / "runs", cache_dir=work / "cache", train_threads=1, train_nice=0)
+    )
     with served_app(studio) as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv("SICSREC_CACHE", str(work / "features"))  # stage A's aligned features stay in the test
         yield url, zip_folder(demo_slice(base / "slice"), work / "slice.zip")

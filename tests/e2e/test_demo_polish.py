@@ -31,7 +31,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
     base = tmp_path_factory.getbasetemp()
     work = tmp_path_factory.mktemp("polish")
-    studio = Studio(AppConfig(checkpoint=tiny_run(base), workdir=work / "runs", cache_dir=work / "cache"))
+    studio = Studio(AppConfig(checkpoint=tiny_run(base), workdir=work / "runs", cache_dir=work / "cache", train_nice=0))
     cfg = RunConfig(
         "sasrec",
         DataConfig(path=str(demo_slice(base / "slice"))),

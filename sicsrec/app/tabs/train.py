@@ -18,11 +18,9 @@ import torch
 from gradio.components import Component
 
 from sicsrec.app.jobs import (
-    PHASE_PREPARE,
     Calibration,
     Estimate,
     JobBusy,
-    JobPhase,
     TrainJob,
     busy_factor,
     estimate_seconds,
@@ -37,6 +35,7 @@ from sicsrec.app.studio import Studio, smollm2_installed
 from sicsrec.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from sicsrec.eval.results import MODEL_ORDER
 from sicsrec.events import (
+    PHASE_PREPARE,
     STAGE_ALIGN,
     STAGE_MINING,
     AlignDone,
@@ -44,6 +43,7 @@ from sicsrec.events import (
     FeatureProgress,
     FitDone,
     MiningDone,
+    PhaseEvent,
     StageAProgress,
     StepEvent,
 )
@@ -203,17 +203,17 @@ def _running_text(job: TrainJob, elapsed: float) -> str:
         (
             e
             for e in reversed(job.events)
-            if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress, JobPhase))
+            if isinstance(e, (StepEvent, EpochEvent, StageAProgress, FeatureProgress, PhaseEvent))
         ),
         None,
     )
     stopping = " · **stopping** after the current batch…" if job.cancel.is_set() else ""
-    if last is None or (isinstance(last, JobPhase) and last.phase == PHASE_PREPARE):
+    if last is None or (isinstance(last, PhaseEvent) and last.phase == PHASE_PREPARE):
         return (
             "**Preparing** the data: loading and splitting it, then reading its content features (computed the "
             f"first time a dataset is used) · {_clock(elapsed)} elapsed{_expected(job)} · {where}{stopping}"
         )
-    if isinstance(last, JobPhase):  # the data is ready; the first training step is on its way
+    if isinstance(last, PhaseEvent):  # the data is ready; the first training step is on its way
         return f"**Training** starts… · the data was prepared in {_clock(last.t - job.started)} · {where}{stopping}"
     if isinstance(last, FeatureProgress):
         return (
