@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # trains models or serves the app for every test 
 
 ROOT = Path(__file__).resolve().parents[2]
 # the `compared` run's settings; the resume test repeats them exactly
-COMPARE_ARGS = ["--hidden", "32", "--dropout", "0.2", "--max-epochs", "10", "--patience", "10", "--max-len", "20"]
+COMPARE_ARGS = ["--hidden", "32", "--dropout", "0.2", "--max-epochs", "6", "--patience", "6", "--max-len", "20"]
 COMPARE_ARGS += ["--batch-size", "256", "--device", "cpu"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
 
