@@ -2,7 +2,7 @@
 afterwards through the content-to-ID bridge (`sicsrec.serve.bridge`), and rank every test target among all
 items (full ranking, ties against the target), cold targets and warm targets apart.
 
-    python bench/cold_items.py [--data demo] [--seeds 2025,2026,2027] [--cold-share 0.1] [--threads 2]
+    python bench/cold_items.py [--data demo|food|dance|ml|PATH] [--seeds 2025,2026,2027] [--cold-share 0.1] [--threads 2]
         [--out runs/cold_items] [--json bench/results/cold_items.json] [-- extra compare flags, e.g. --hidden 64]
 
 Protocol per seed: the cold items (a seeded random 10% of the items) lose every interaction except where one
@@ -64,6 +64,17 @@ METHODS = (
     "content+raw",
     "sicsrec+random",
 )
+SHARED = (ROOT.parent / "shared" / "data").resolve()
+SHARED_SETS = {  # short names for the shared datasets (the results file is keyed by the name given)
+    "food": SHARED / "ninerec_bili_text" / "Bili_Food",
+    "dance": SHARED / "ninerec_bili_text" / "Bili_Dance",
+    "ml": SHARED / "movielens_small_posters",
+}
+
+
+def data_path(name: str) -> str:
+    """--data as `compare` reads it: a shared dataset's folder for its short name, else as given."""
+    return str(SHARED_SETS.get(name, name))
 
 
 def cold_dataset(ds: Dataset, share: float, seed: int) -> tuple[Dataset, set[str]]:
@@ -145,7 +156,9 @@ def split_metrics(ranks: torch.Tensor, is_cold: torch.Tensor) -> dict[str, dict[
 def run_seed(args: argparse.Namespace, seed: int, extra: list[str]) -> dict:
     """Train the three models on the warm items of one seed's cold split and rank its test users by every method."""
     cfg = run_config(
-        build_parser().parse_args(["compare", "--data", args.data, "--out", "-", "--seed", str(seed), *extra])
+        build_parser().parse_args(
+            ["compare", "--data", data_path(args.data), "--out", "-", "--seed", str(seed), *extra]
+        )
     )
     set_threads(args.threads)
     prep = prepare(cfg.data, cfg.features, "cpu", show_bar=False)
@@ -259,7 +272,7 @@ def main() -> None:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="demo")
+    p.add_argument("--data", default="demo", help="demo, food, dance, ml (the shared datasets) or a dataset path")
     p.add_argument("--seeds", default="2025,2026,2027")
     p.add_argument("--cold-share", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
