@@ -32,6 +32,7 @@ CSS = """
 .sr-header p { margin: 0; color: var(--body-text-color-subdued); }
 .sr-header { padding: .3rem 0 .6rem 0; }
 .sr-pager { align-items: center; }
+.sr-page-info { min-width: 12rem !important; }  /* the page count never shrinks to a letter a line */
 /* Explore: card grids (gr.HTML). Cards keep one size whatever the number of cards; titles wrap in full. */
 .sr-head p { margin: .4rem 0 .2rem 0; }
 .sr-head-row { align-items: center; }
@@ -66,10 +67,12 @@ CSS = """
 .sr-attr-note { font-size: 12px; color: var(--body-text-color-subdued); margin: .3rem 0 0 0; }
 .sr-bar { display: flex; height: 6px; border-radius: 3px; overflow: hidden; background: #E5E7EB; }
 .sr-bar i { display: block; height: 100%; }
-.sr-legend { font-size: 12px; color: var(--body-text-color-subdued); margin: .4rem 0 0 0; }
-.sr-legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 3px 0 6px;
+.sr-keys { font-size: 12px; color: var(--body-text-color-subdued); margin: .4rem 0 0 0; }
+.sr-key { white-space: nowrap; }  /* a colour square never parts from its word */
+.sr-key i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin: 0 3px 0 6px;
   vertical-align: -1px; }
 .sr-changes { font-size: 13px; margin: 0 0 .4rem 0; }
+.sr-because ol { padding-left: 2.2em; }  /* room for "10." */
 .sr-empty { color: var(--body-text-color-subdued); font-style: italic; margin: .5rem 0; }
 .sr-history { list-style: none; display: flex; flex-wrap: wrap; gap: 6px; margin: 0; padding: 0;
   max-height: 230px; overflow-y: auto; }
@@ -106,7 +109,14 @@ CSS = """
   padding-left: calc(34% + 8px); padding-right: 52px; color: var(--body-text-color-subdued); }
 @media (max-width: 640px) {  /* phones: three cards a row (four from 480 px) */
   .sr-grid, .sr-recs { grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 6px; }
-  .sr-scroll { height: 70vh; }
+  .sr-scroll { height: 52vh; }  /* the recommendations start within a screen's scroll of the catalogue */
+  .sr-pager { flex-wrap: wrap; }
+  .sr-page-info { order: 3; flex: 1 1 100% !important; min-width: 0 !important; }  /* the count on its own line */
+  .modebar-container { display: none; }  /* plotly's toolbar covers titles and is of little use on a phone */
+  #eval-chart .textpoint { display: none; }  /* sixteen bar labels overlap at this width; the table has the values */
+  .sr-attr-axis { flex-wrap: wrap; }
+  .sr-attr-axis span:nth-child(2) { order: 3; flex: 1 1 100%; text-align: center; }
+  .sr-grid .sr-title, .sr-sbs li span { overflow-wrap: break-word; hyphens: auto; }
   .sr-sbs { grid-template-columns: 1fr; }
   /* compact above the tabs (Explore's tour starts collapsed here too): the catalogue's first row is on the first
      screen of a phone. Gradio's gap between blocks is sized for desktops (rules in here are scoped by Gradio to
@@ -138,6 +148,7 @@ CSS = """
 .sr-badge-loss { background: #FEE2E2; color: #991B1B; }
 .sr-badge-seed { background: #FEF3C7; color: #92400E; }
 #data-report { overflow-wrap: anywhere; }
+.secondary-wrap input { padding-right: 1.6rem !important; text-overflow: ellipsis; }  /* text ends before the ▾ */
 """
 
 

@@ -216,7 +216,7 @@ def embedding_spec(
             mode="markers",
             name=label,
             legendgroup="categories",
-            marker=dict(size=5, color=colour, opacity=0.55),
+            marker=dict(size=5, color=colour, opacity=0.8),
             text=[titles[i] for i in idx],
             customdata=[categories[i] or "no category" for i in idx] if label == "other" else None,
             hovertemplate="%{text}<br>" + ("%{customdata}" if label == "other" else label) + "<extra></extra>",
@@ -249,7 +249,7 @@ def embedding_spec(
                 mode="markers",
                 name="recommended",
                 text=[f"{n}. {titles[i]}" for n, i in enumerate(recommended, 1)],
-                marker=dict(size=15, color="#FACC15", symbol="star", line=dict(width=1.5, color="#78350F")),
+                marker=dict(size=16, color="#FFFFFF", symbol="star", line=dict(width=2, color="#111827")),
                 hovertemplate="recommended %{text}<extra></extra>",
             )
         )
@@ -272,12 +272,13 @@ def embedding_spec(
             )
         )
     axis = "PC" if proj.method == "PCA" else proj.method + " "
-    share = f" ({proj.explained[0]:.0%} + {proj.explained[1]:.0%} of variance)" if proj.explained else ""
-    title = f"Items in {space}, {proj.method}{share}" + (f"<br><sup>{note}</sup>" if note else "")
+    share = f"{proj.explained[0]:.0%} + {proj.explained[1]:.0%} of variance" if proj.explained else ""
+    subs = [t for t in (share, note) if t]  # smaller lines of their own: each line fits a phone's width
+    title = f"Items in {space}, {proj.method}" + "".join(f"<br><sup>{t}</sup>" for t in subs)
     layout = dict(
         height=640,
         font=FONT,
-        margin=dict(l=10, r=10, t=MODEBAR + (48 if note else 28), b=10),  # as `_layout` gives the other figures
+        margin=dict(l=10, r=10, t=MODEBAR + 28 + 18 * len(subs), b=10),  # as `_layout` gives the other figures
         title=_title(title),
         xaxis=dict(
             title=dict(text=f"{axis}1"),

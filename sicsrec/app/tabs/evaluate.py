@@ -108,7 +108,9 @@ def _pct(x: float) -> str:
 
 
 def _value(mean: float, std: float) -> str:
-    return f"{mean:.3f}" + ("" if math.isnan(std) else f" ± {std:.3f}")
+    if math.isnan(std):
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± " + ("<0.001" if 0 < std < 5e-4 else f"{std:.3f}")
 
 
 def line_html(line: MetricLine) -> str:
@@ -165,13 +167,16 @@ def benchmark_html(entries: list[BenchmarkEntry], dataset: str, created: str = "
     parts = [
         head
         + (f" ({escape(created)})" if created else "")
-        + ". Mean ± std over seeds; the gain's 95% t-interval over seeds.</p>"
+        + ". Mean ± std over seeds against the best baseline of each metric; the gain's 95% t-interval over "
+        "seeds asks whether another training run would gain too (wide with few seeds); the paired interval asks "
+        "whether the same test users score higher with SICSRec on these seeds (users' noise only). The two "
+        "can disagree.</p>"
     ]
     for e in mine or entries:
         parts.append(f"<p><b>{escape(e.dataset)}</b> · {len(e.seeds)} seeds ({', '.join(map(str, e.seeds))})</p><ul>")
         parts += [line_html(line) for line in e.lines]
         parts += [
-            f'<li class="sr-metric-line">paired over {p.users:,} test users ({metric_label(p.metric)}, vs '
+            f'<li class="sr-metric-line">paired over the same {p.users:,} test users ({metric_label(p.metric)}, vs '
             f"{escape(MODEL_NAMES.get(p.over, p.over))}): gain {_pct(p.gain)} [95%: {_pct(p.low)}, {_pct(p.high)}] "
             f"{badge(p.verdict)}</li>"
             for p in e.paired

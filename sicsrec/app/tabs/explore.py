@@ -5,7 +5,7 @@ rank, score and a behavior/content bar per recommendation. A click on a card sen
 index) and one event recomputes everything that depends on the history, with one run of the model; the
 embedding map follows in a second event, so the cards never wait for the plot. A change of map space or
 method redraws the map from that click's result, kept per session, without running the model again;
-t-SNE / UMAP maps are fitted in a background thread per run (PCA is shown until they are ready).
+t-SNE / UMAP maps are fitted in a background process per run (PCA is shown until they are ready).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import re
 import threading
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.pool import Pool
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 48
 MAX_TITLE = 200  # characters of a title typed into "Add an item"
+TITLE_MAX = 90  # characters of a title in a text line (because-you-watched, changes): real titles appear whole
 NEW_BADGE = "new · scored by content"  # on the card of an item added without retraining
 NEW_NOTE = (  # under the attribution when an added item is listed
     "★ new item, scored by content: it has no interactions yet. Its content part reads its title (and cover); "
@@ -258,17 +260,14 @@ def recs_html(run: LoadedRun, thumbs: Thumbnails, recs: RecResult, before: Shown
         new = sum(1 for m in change.values() if m == "new")
         up = sum(1 for m in change.values() if m.startswith("▲"))
         down = sum(1 for m in change.values() if m.startswith("▼"))
-        gone = ", ".join(esc(short(cat.titles[cat.position[i]], 40)) for i in dropped[:4])
+        gone = ", ".join(esc(short(cat.titles[cat.position[i]], TITLE_MAX)) for i in dropped[:4])
         head = (
             f'<p class="sr-changes"><b>Since your last click:</b> {new} new, {up} up ▲, {down} down ▼'
             + (f"; dropped: {gone}{' …' if len(dropped) > 4 else ''}" if dropped else "")
             + "</p>"
         )
     legend = (
-        '<p class="sr-legend">The number is the score; the bar splits it: <i style="background:{b}"></i>behavior '
-        '<i style="background:{c}"></i>content <i style="background:{m}"></i>mixed</p>'.format(
-            b=PART_COLOURS["behavior"], c=PART_COLOURS["content"], m=PART_COLOURS["mixed"]
-        )
+        f'<p class="sr-keys">The number is the score; the bar splits it: {part_keys(("behavior", "content", "mixed"))}</p>'
         if personal
         else ""
     )
@@ -311,16 +310,21 @@ def attribution_html(items: list[dict[str, Any]]) -> str:
             f'<em style="left:{pct(it["score"])}" title="score {it["score"]:.3f}">◆</em></span>'
             f'<span class="sr-attr-num" data-score="{it["score"]:.6f}">{it["score"]:.3f}</span></li>'
         )
-    legend = " ".join(f'<i style="background:{PART_COLOURS[p]}"></i>{p}' for p in parts)
+    legend = part_keys(parts)
     note = (
         f'<p class="sr-attr-note">{esc(NEW_NOTE)}</p>' if any(it.get("scored_by") == "content" for it in items) else ""
     )
     return (
         f'<div class="sr-attr"><p class="sr-attr-head"><b>Why each item scores: exact split of its score</b> '
-        f'<span class="sr-legend">{legend} ◆ score</span></p><ol>{"".join(rows)}</ol>'
+        f'<span class="sr-keys">{legend} <span class="sr-key">◆ score</span></span></p><ol>{"".join(rows)}</ol>'
         f'<p class="sr-attr-axis"><span>{tick(lo)}</span><span>score contribution (0 at the dark line)</span>'
         f"<span>{tick(hi)}</span></p>{note}</div>"
     )
+
+
+def part_keys(parts: Iterable[str]) -> str:
+    """A colour key per score part, each square kept on one line with its word."""
+    return " ".join(f'<span class="sr-key"><i style="background:{PART_COLOURS[p]}"></i>{p}</span>' for p in parts)
 
 
 def tick(value: float) -> str:
@@ -401,8 +405,12 @@ def because_text(recs: RecResult, run: LoadedRun) -> str:
     for j, it in enumerate(recs.items):
         col = recs.influence[:, j]
         order = [i for i in np.argsort(-col)[:BECAUSE_TOP] if col[i] > 0]
-        why = ", ".join(f"{short(cat.titles[cat.position[recs.used_history[i]]], 34)} ({col[i]:+.3f})" for i in order)
-        lines.append(f"{j + 1}. **{short(it['title'], 40)}** ← " + (why or "_no single watched item stands out_"))
+        why = ", ".join(
+            f"{short(cat.titles[cat.position[recs.used_history[i]]], TITLE_MAX)} ({col[i]:+.3f})" for i in order
+        )
+        lines.append(
+            f"{j + 1}. **{short(it['title'], TITLE_MAX)}** ← " + (why or "_no single watched item stands out_")
+        )
     return "Because you watched (score drop when that item is removed):\n\n" + "\n".join(lines)
 
 
@@ -805,7 +813,7 @@ def render(studio: Studio, shell: Shell) -> None:
                 catalogue = gr.HTML(elem_id="catalogue", js_on_load=CARD_CLICKS, apply_default_css=False)
                 with gr.Row(elem_classes="sr-pager"):
                     prev_btn = gr.Button("◀ Previous", size="sm", scale=0, min_width=110)
-                    page_info = gr.Markdown()
+                    page_info = gr.Markdown(elem_classes="sr-page-info")
                     page = gr.Number(
                         value=1, precision=0, minimum=1, show_label=False, container=False, scale=0, min_width=80
                     )
@@ -836,7 +844,7 @@ def render(studio: Studio, shell: Shell) -> None:
             with gr.Column(scale=3):
                 attribution = gr.HTML(elem_id="attribution", apply_default_css=False, js_on_load=None)
             with gr.Column(scale=2):
-                because = gr.Markdown()
+                because = gr.Markdown(elem_classes="sr-because")
         with gr.Row():
             with gr.Column(scale=3):
                 with gr.Row():
@@ -845,7 +853,9 @@ def render(studio: Studio, shell: Shell) -> None:
                         available_methods(),
                         value="PCA",
                         label="Projection",
-                        info="t-SNE / UMAP are fitted in the background; PCA is shown until they are ready",
+                        info=f"{' / '.join(fitted)} fitted in the background; PCA is shown until ready"
+                        if (fitted := [m for m in available_methods() if m != "PCA"])
+                        else None,
                     )
                 with gr.Row(elem_classes="sr-head-row"):
                     # a column each (Gradio packs adjacent checkboxes into one unwrapping form): side by side on a

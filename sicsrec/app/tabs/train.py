@@ -74,8 +74,9 @@ SPEC_BACKEND = BackendOptions()
 PRESET_FIELDS = ("stages", "hidden", "epochs", "patience", "batch", "lr", "alpha", "stage_a")
 CURVES_EVERY = 3.0  # s: how stale the loss curve may get between two epochs while a job trains
 
+QUICK = "Quick demo (~1 min)"  # the preset the form opens with: a class's first click on Start is a short job
 PRESETS: dict[str, dict[str, Any]] = {  # button label -> form values (PRESET_FIELDS)
-    "Quick demo (~1 min)": {  # ≈ 40 s on the demo on an idle 2-core CPU (jobs.EPOCH_COST); above popularity
+    QUICK: {  # ≈ 40 s on the demo on an idle 2-core CPU (jobs.EPOCH_COST); above popularity
         "stages": [s for s, m in STAGES.items() if m != "content"],
         "hidden": 32,
         "epochs": 3,
@@ -577,9 +578,8 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                     label="Dataset",
                     info="upload more in the Data tab",
                 )
-                stages = gr.CheckboxGroup(
-                    list(STAGES), value=[s for s, m in STAGES.items() if m != "content"], label="Stages"
-                )
+                opening = PRESETS[QUICK]
+                stages = gr.CheckboxGroup(list(STAGES), value=opening["stages"], label="Stages")
                 stage_a = gr.CheckboxGroup(
                     STAGE_A,
                     label="Stage A (optional)",
@@ -621,21 +621,21 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
                 # at most two controls a row (one on a phone): a slider's min and max labels stay readable
                 with gr.Row():
                     hidden = gr.Slider(
-                        16, 512, value=SPEC_MODEL.hidden, step=16, label="hidden size d", min_width=SLIDER_WIDTH
+                        16, 512, value=opening["hidden"], step=16, label="hidden size d", min_width=SLIDER_WIDTH
                     )
                     epochs = gr.Slider(
-                        1, 300, value=SPEC_TRAIN.max_epochs, step=1, label="max epochs", min_width=SLIDER_WIDTH
+                        1, 300, value=opening["epochs"], step=1, label="max epochs", min_width=SLIDER_WIDTH
                     )
                 with gr.Row():
                     patience = gr.Slider(
-                        1, 50, value=SPEC_TRAIN.patience, step=1, label="patience", min_width=SLIDER_WIDTH
+                        1, 50, value=opening["patience"], step=1, label="patience", min_width=SLIDER_WIDTH
                     )
                     batch = gr.Slider(
-                        64, 4096, value=SPEC_TRAIN.batch_size, step=64, label="batch (targets)", min_width=SLIDER_WIDTH
+                        64, 4096, value=opening["batch"], step=64, label="batch (targets)", min_width=SLIDER_WIDTH
                     )
                 with gr.Row():
-                    alpha = gr.Number(value=SPEC_MODEL.alpha, label="alpha (weight of L_CL)", min_width=SLIDER_WIDTH)
-                    lr = gr.Number(value=SPEC_TRAIN.lr, label="learning rate", min_width=SLIDER_WIDTH)
+                    alpha = gr.Number(value=opening["alpha"], label="alpha (weight of L_CL)", min_width=SLIDER_WIDTH)
+                    lr = gr.Number(value=opening["lr"], label="learning rate", min_width=SLIDER_WIDTH)
                 device = gr.Dropdown(device_choices(), value="auto", label="Device")
                 device_md = gr.Markdown(device_note("auto"))
                 estimate = gr.Markdown(elem_id="train-estimate")
@@ -743,6 +743,7 @@ __all__ = [
     "MINE",
     "PRESETS",
     "PRESET_FIELDS",
+    "QUICK",
     "SMOLLM2_INSTALLED",
     "SPEC_ALIGN",
     "SPEC_BACKEND",
