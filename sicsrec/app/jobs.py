@@ -10,6 +10,8 @@ then from that job's own speed (`measure`, kept per device in the workdir's TIMI
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
 import os
@@ -303,6 +305,13 @@ class ProcessJob(TrainJob):
             self.finished = time.time()
         self.calibrate()
 
+    def stop(self) -> None:
+        """Stop the training processes now (the app is exiting): the run keeps its last finished epoch and is
+        offered as an interrupted run on the next start, rather than training on without an app."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
     def _who(self) -> str:
         return f"{self.nproc} processes" if self.nproc > 1 else "process"
 
@@ -389,6 +398,13 @@ class JobSlot:
         self.nice = nice  # a training process's priority below the app's
         self.current: TrainJob | None = None
         self._lock = threading.Lock()
+        atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop a running job's training processes (at the app's exit: they run in their own session, which a
+        Ctrl-C of the app does not reach)."""
+        if isinstance(self.current, ProcessJob):
+            self.current.stop()
 
     def start(
         self,

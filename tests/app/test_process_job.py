@@ -166,3 +166,15 @@ def test_a_failing_process_is_reported_in_one_line(tmp_path: Path) -> None:
     assert job._cause() == "RuntimeError: The size of tensor a (50) must match"
     (tmp_path / "job.log").write_text("killed\n" + banner)  # no rank's error: the log's end
     assert job._cause().endswith("error_file: <N/A>")
+
+
+@pytest.mark.slow
+def test_the_apps_exit_stops_the_training_process_and_leaves_a_run_to_continue(slice_dir: Path, tmp_path: Path) -> None:
+    slot = JobSlot(nice=0)
+    job = slot.start(_cfg(slice_dir, 200), ("sasrec",), tmp_path / "20261204-100000")
+    _wait_for_epoch(job)
+    slot.stop()  # what atexit runs when the app exits: the process is in its own session, out of a Ctrl-C's reach
+    assert job.thread is not None
+    job.thread.join(120)
+    assert not job.running and job.process is not None and job.process.returncode != 0
+    assert [r.out for r in interrupted_runs(tmp_path)] == [job.out]  # its last finished epoch was saved
