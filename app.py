@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
                 images=args.images,
                 workdir=args.workdir,
                 train_threads=args.threads,
-                train_nice=max(0, args.train_nice),
+                train_nice=args.train_nice,  # 0 or less: the app's own priority (jobs.lower_priority)
             )
         )
     except DataError as e:

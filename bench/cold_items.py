@@ -35,6 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from quality import DATASETS  # noqa: E402  bench/ is on sys.path when this script runs
+
 from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.data.schema import Dataset  # noqa: E402
@@ -64,17 +66,12 @@ METHODS = (
     "content+raw",
     "sicsrec+random",
 )
-SHARED = (ROOT.parent / "shared" / "data").resolve()
-SHARED_SETS = {  # short names for the shared datasets (the results file is keyed by the name given)
-    "food": SHARED / "ninerec_bili_text" / "Bili_Food",
-    "dance": SHARED / "ninerec_bili_text" / "Bili_Dance",
-    "ml": SHARED / "movielens_small_posters",
-}
 
 
 def data_path(name: str) -> str:
-    """--data as `compare` reads it: a shared dataset's folder for its short name, else as given."""
-    return str(SHARED_SETS.get(name, name))
+    """--data as `compare` reads it: a shared dataset's folder for its short name (bench/quality.py's names; the
+    results file is keyed by the name given), else as given."""
+    return DATASETS[name][-1] if name in DATASETS else name
 
 
 def cold_dataset(ds: Dataset, share: float, seed: int) -> tuple[Dataset, set[str]]:

@@ -306,8 +306,8 @@ class ProcessJob(TrainJob):
         self.calibrate()
 
     def stop(self) -> None:
-        """Stop the training processes now (the app is exiting): the run keeps its last finished epoch and is
-        offered as an interrupted run on the next start, rather than training on without an app."""
+        """Stop the training processes now (SIGTERM to the group; torchrun's cancel, and the app's exit): the run keeps
+        its last finished epoch and is offered as an interrupted run, rather than training on without an app."""
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -335,7 +335,7 @@ class ProcessJob(TrainJob):
             done = self.process.poll() is not None
             if self.cancel.is_set() and not done and not stopped:
                 if self.nproc > 1:
-                    os.killpg(self.process.pid, signal.SIGTERM)
+                    self.stop()
                 else:
                     self.process.send_signal(signal.SIGINT)
                 stopped = True
