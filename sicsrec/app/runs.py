@@ -162,7 +162,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def auto_name(path: Path, results: Results | None) -> str:
-    """'<dataset> · d<hidden> · <epochs> epochs · <month-day hour:minute>' from a run's results.json and folder."""
+    """'<dataset> · d<hidden> · ≤<epochs> epochs/stage · <month-day hour:minute>' from a run's results.json and folder
+    (the most each stage may train: SICSRec's step 1 and step 2 each train up to that many)."""
     parts = [] if STAMP.match(path.name) else [path.name]
     if results is not None:
         hidden = (results.config.get("model_cfg") or {}).get("hidden")
@@ -170,7 +171,7 @@ def auto_name(path: Path, results: Results | None) -> str:
         parts += [
             results.dataset,
             *([f"d{hidden}"] if hidden else []),
-            *([f"{epochs} epoch" + ("s" if epochs != 1 else "")] if epochs else []),
+            *([f"≤{epochs} epoch" + ("s" if epochs != 1 else "") + "/stage"] if epochs else []),
         ]
     if stamp := STAMP.match(path.name):
         day, clock = stamp.groups()

@@ -366,6 +366,7 @@ def test_evaluate_summary_names_the_tie_rule(studio: Studio) -> None:
     assert results is not None and "Ranking:" in summary_text(results)
     results = type(results)(**{**vars(results), "ranking": TIE_RULE})
     assert f"Ranking: {TIE_RULE}." in summary_text(results)
+    assert "train_windows" not in summary_text(results) and "test users" in summary_text(results)
 
 
 # --- data upload --------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_runs_get_friendly_names_and_can_be_renamed(tmp_path: Path) -> None:
 
     work = tmp_path / "runs"
     out = _run(work)
-    assert run_name(out, Results.read(out)) == "movielens-demo · d32 · 2 epochs · 12-03 05:12"
+    assert run_name(out, Results.read(out)) == "movielens-demo · d32 · ≤2 epochs/stage · 12-03 05:12"
     assert rename_run(str(out), "  lecture   3 ", work) == "lecture 3"
     assert run_label(out, Results.read(out)).startswith("lecture 3")
     for bad in ("", "   ", "x" * 61, "bell\x07"):
@@ -308,6 +308,19 @@ def test_quick_demo_preset_is_estimated_near_a_minute(studio: Studio) -> None:
     assert "measured on its last training job (2026-12-03 12:00: 3.0×" in train.estimate_text(quick)
     timings.unlink()
     assert set(PRESETS) == {"Quick demo (~1 min)", "Paper settings"}
+
+
+def test_the_chosen_preset_is_marked_until_a_field_changes() -> None:
+    from sicsrec.app.tabs.train import CHOSEN, PRESET_FIELDS, PRESETS, QUICK, TrainForm, preset_buttons_shown
+
+    paper = "Paper settings"
+    form = TrainForm("demo", **{f: PRESETS[paper][f] for f in PRESET_FIELDS})
+    form.hidden = float(form.hidden)  # Gradio's numbers arrive as floats
+    assert preset_buttons_shown(form) == [QUICK, CHOSEN + paper]
+    form.stages = list(reversed(form.stages))  # order of ticks does not matter
+    assert preset_buttons_shown(form) == [QUICK, CHOSEN + paper]
+    form.epochs = 7
+    assert preset_buttons_shown(form) == [QUICK, paper]
 
 
 # --- progress, messages without server paths ----------------------------------------------------

@@ -102,10 +102,15 @@ def test_upload_then_train_a_tiny_job(page, served: tuple[str, Path]) -> None:
     page.screenshot(path=str(SHOTS / "data.png"), full_page=True)
 
     page.get_by_role("tab", name="Train").click()
+    presets = page.locator("#train-presets button")
+    assert presets.first.inner_text().startswith("✓ Quick demo")  # the form opens on the quick preset, marked
     for label, value in (("hidden size d", 16), ("max epochs", 1), ("patience", 1), ("batch (targets)", 512)):
         box = page.get_by_label(f"number input for {label}")
         box.fill(str(value))
         box.press("Enter")
+    page.wait_for_function(  # a changed field clears the mark: the form no longer holds a preset
+        "![...document.querySelectorAll('#train-presets button')].some(b => b.innerText.startsWith('✓'))"
+    )
     page.get_by_label("Stage A1 · pair mining").check()
     page.get_by_label("Stage A2 · encoder alignment").check()
     page.get_by_text("Stage A settings").click()

@@ -83,9 +83,19 @@ def results_frame(results: Results) -> pd.DataFrame:
     return frame
 
 
+SPLIT_WORDS = {  # results.json's split counts -> words a class reads
+    "users": "users",
+    "items": "items",
+    "train_targets": "training targets",
+    "train_windows": "training sequences",
+    "valid": "validation users",
+    "test": "test users",
+}
+
+
 def summary_text(results: Results) -> str:
     """One paragraph: dataset, split sizes, device, a cancelled run, and the tie rule."""
-    split = ", ".join(f"{k} {v:,}" for k, v in results.split.items())
+    split = ", ".join(f"{v:,} {SPLIT_WORDS.get(k, k)}" for k, v in results.split.items())
     text = f"**{results.dataset}** · {split} · trained on {results.device or '?'}."
     if results.cancelled:
         text += " This run was cancelled: models missing from the table were not trained."

@@ -97,6 +97,34 @@ PRESETS: dict[str, dict[str, Any]] = {  # button label -> form values (PRESET_FI
         "stage_a": [],
     },
 }
+CHOSEN = "✓ "  # the preset button whose values the form holds carries this mark (cleared by any change)
+
+
+def preset_label(label: str) -> str:
+    """A preset's label without the chosen mark (a button passes its shown value)."""
+    return label.removeprefix(CHOSEN)
+
+
+def chosen_preset(form: TrainForm) -> str | None:
+    """The preset whose values the form holds, or None once a person changed one of them."""
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(b, list):
+            return sorted(a or []) == sorted(b)
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return False
+
+    return next(
+        (label for label, p in PRESETS.items() if all(same(getattr(form, f), p[f]) for f in PRESET_FIELDS)), None
+    )
+
+
+def preset_buttons_shown(form: TrainForm) -> list[str]:
+    """The preset buttons' shown labels: the chosen one marked, so a class sees which settings the form holds."""
+    chosen = chosen_preset(form)
+    return [CHOSEN + label if label == chosen else label for label in PRESETS]
 
 
 @dataclass
@@ -388,7 +416,7 @@ class TrainTab:
 
     def preset(self, label: str) -> list[Any]:
         """The form values of a preset (in PRESET_FIELDS order)."""
-        return [PRESETS[label][f] for f in PRESET_FIELDS]
+        return [PRESETS[preset_label(label)][f] for f in PRESET_FIELDS]
 
     def start_job(self, form: TrainForm) -> tuple[str, gr.Timer]:
         """Start a job from the form; returns a message and the polling timer (active while it runs)."""
@@ -571,7 +599,10 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Row(elem_id="train-presets"):
-                    preset_buttons = [gr.Button(label, size="sm", min_width=140) for label in PRESETS]
+                    preset_buttons = [
+                        gr.Button(CHOSEN + label if label == QUICK else label, size="sm", min_width=140)
+                        for label in PRESETS
+                    ]
                 dataset = gr.Dropdown(
                     choices=studio.dataset_choices(),
                     value=studio.default_dataset,
@@ -700,12 +731,18 @@ def render(studio: Studio, shell: Shell) -> gr.Dropdown:
         """The estimate of the form's values."""
         return tab.estimate_text(TrainForm.from_values(values, form))
 
+    def presets_shown(values: dict[Component, Any]) -> list[str]:
+        """The preset buttons' labels for the form's values (the chosen one marked)."""
+        return preset_buttons_shown(TrainForm.from_values(values, form))
+
     poll_out = [job_status, curves, job_metrics, timer, shell.run, message]
     offer = [interrupted, continue_btn]
     for button in preset_buttons:
         button.click(tab.preset, button, [form[f] for f in PRESET_FIELDS], **UI).then(
             estimated, set(form.values()), estimate, show_progress="hidden", **UI
-        )
+        ).then(presets_shown, set(form.values()), preset_buttons, show_progress="hidden", **UI)
+    for preset_field in (stages, hidden, epochs, patience, batch, lr, alpha, stage_a):  # PRESET_FIELDS
+        preset_field.input(presets_shown, set(form.values()), preset_buttons, show_progress="hidden", **UI)
     for sizing in (dataset, stages, hidden, epochs, device, stage_a):
         sizing.input(estimated, set(form.values()), estimate, show_progress="hidden", **UI)
     rename_btn.click(tab.rename, [shell.run, new_name], [manage_md, shell.run], **UI)
