@@ -3,7 +3,6 @@ pickles refused unopened, tampered configs refused before the model is allocated
 
 import json
 import pickle
-import time
 
 import pytest
 import torch
@@ -132,15 +131,21 @@ def test_a_safetensors_header_that_starts_like_a_pickle_is_not_one(saved):
     ],
 )
 @pytest.mark.slow
-def test_a_tampered_config_is_refused_before_allocating(saved, tamper, message):
+def test_a_tampered_config_is_refused_before_allocating(saved, tamper, message, monkeypatch):
+    from sicsrec.model import MODELS
+
+    built_on: list[str] = []  # the device each model construction put its tensors on
+    for name, cls in list(MODELS.items()):
+        monkeypatch.setitem(
+            MODELS, name, lambda *a, _cls=cls, **k: built_on.append(torch.empty(0).device.type) or _cls(*a, **k)
+        )
     _, path = saved
     config = json.loads((path / "config.json").read_text())
     tamper(config)
     (path / "config.json").write_text(json.dumps(config))
-    started = time.perf_counter()
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
-    assert time.perf_counter() - started < 5  # a 10^9-wide layer was never allocated
+    assert set(built_on) <= {"meta"}  # shapes only: a 10^9-wide layer was never allocated
 
 
 def test_absurd_feature_sizes_are_refused_where_they_size_a_table(saved):

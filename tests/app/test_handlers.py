@@ -671,10 +671,8 @@ def test_tsne_is_fitted_off_the_request_path(explore: ExploreTab, studio: Studio
     # for them. A fresh Maps at normal priority tests the same path: PCA at once, the fit from the other process.
     explore.maps = Maps(nice=0)
     run = studio.run("")
-    started = time.perf_counter()
     proj, note = explore.maps.get(run, "ID space", "t-SNE")
-    assert time.perf_counter() - started < 5  # answered with PCA at once, not after the fit
-    assert "background" in note and proj is run.projection("ID space", "PCA")
+    assert "background" in note and proj is run.projection("ID space", "PCA")  # answered with PCA, not after the fit
     deadline = time.monotonic() + 300
     while note and time.monotonic() < deadline:
         time.sleep(0.5)

