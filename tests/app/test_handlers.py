@@ -712,8 +712,12 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
             assert np.allclose([xs[3 * n], ys[3 * n], xs[3 * n + 1], ys[3 * n + 1]], [*a, *b])
         assert on.data[-1].name == off.data[-1].name  # drawn under the markers: the last trace is unchanged
     assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
+    assert "drawn for a history of 4 item(s)" in on.layout.title.text  # which history a map left as drawn shows
     empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
-    assert LINKS_NAME not in [t.name for t in as_figure(explore.embedding_map("", empty, "ID space", "PCA", True)).data]
+    unplaced = as_figure(explore.embedding_map("", empty, "ID space", "PCA", True))
+    assert (
+        LINKS_NAME not in [t.name for t in unplaced.data] and "drawn with no history yet" in unplaced.layout.title.text
+    )
 
 
 def test_the_map_is_already_what_plotly_validation_would_make_it(

@@ -731,7 +731,8 @@ class ExploreTab:
         cat = run.catalogue
         in_id = SPACES[space] == "id"
         user = proj.place(shown.user) if in_id and shown.user is not None else None
-        drawn = f"drawn for your history of {len(shown.history)} item(s)" if shown.history else "no history yet"
+        # the map may stay as drawn while clicks go on (it redraws on request): say which history it shows
+        drawn = f"drawn for a history of {len(shown.history)} item(s)" if shown.history else "drawn with no history yet"
         elsewhere = "" if in_id else "the user vector is scored in ID space, so it is shown there only"
         note = "; ".join(n for n in (drawn, waiting, elsewhere) if n)
         links = [(cat.position[d], cat.position[r]) for d, r in zip(shown.drivers, shown.recommended)] if lines else []
