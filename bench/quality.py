@@ -6,8 +6,8 @@ SICSRec's per-seed gain with a 95% t-interval, and a paired bootstrap over test 
         [--json bench/results/quality.json] [--write-docs] [--finished-only] [-- extra compare flags, e.g. --hidden 64]
 
 Each (dataset, seed) is one run of `sicsrec.run.run_experiment` (same split, features and evaluation
-code for every model), resumed: a finished run is reused, a partial one keeps its finished models, so
-an interrupted bench picks up where it stopped. `--finished-only` trains nothing: it reports, per dataset, the
+code for every model), resumed: a finished run is reused, a partial one keeps its finished models and
+continues the interrupted one from its last finished epoch, so an interrupted bench picks up where it stopped. `--finished-only` trains nothing: it reports, per dataset, the
 seeds whose run holds every asked model (the JSON's `seeds` says which), so a partial bench can be reported
 as what it is. The best baseline is the one of popularity, SASRec and
 content-only with the highest mean over seeds (chosen per metric); the control is reported beside it.
@@ -59,7 +59,9 @@ def run_one(name: str, seed: int, out: Path, models: str, extra: list[str]) -> R
     args = build_parser().parse_args(
         ["compare", *DATASETS[name], "--out", str(out), "--seed", str(seed), "--models", models, *extra]
     )
-    return run_experiment(run_config(args), out, args.models.split(","), resume=True).results
+    # continue_run: a model stopped mid-training continues from its last epoch's saved state (the same figures
+    # as an uninterrupted run, tests/train/test_resume.py): a MovieLens model is an hour on one core
+    return run_experiment(run_config(args), out, args.models.split(","), resume=True, continue_run=True).results
 
 
 def finished(folder: Path, models: str) -> bool:
