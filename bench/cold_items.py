@@ -42,8 +42,8 @@ from sicsrec.cli import build_parser, run_config  # noqa: E402
 from sicsrec.data.schema import Dataset  # noqa: E402
 from sicsrec.data.split import EvalSet, Split, build_split  # noqa: E402
 from sicsrec.eval.evaluate import rank_all, user_ranks  # noqa: E402
-from sicsrec.eval.metrics import TIE_RULE, metrics_from_ranks  # noqa: E402
-from sicsrec.eval.stats import summarise  # noqa: E402
+from sicsrec.eval.metrics import TIE_RULE, metrics_from_ranks, ndcg_per_user  # noqa: E402
+from sicsrec.eval.stats import paired_bootstrap, summarise  # noqa: E402
 from sicsrec.model import ItemTables, SeqRecModel  # noqa: E402
 from sicsrec.run.experiment import fits_record, read_fits  # noqa: E402
 from sicsrec.run.prepare import prepare  # noqa: E402
@@ -66,6 +66,9 @@ METHODS = (
     "content+raw",
     "sicsrec+random",
 )
+# the paired comparisons over cold test users: each bridged model against the two methods it must beat
+PAIRED = tuple((a, b) for a in ("sicsrec+bridge", "sasrec+bridge", "content+bridge") for b in ("sicsrec+random", "pop"))
+KEPT_RANKS = tuple(dict.fromkeys(m for pair in PAIRED for m in pair))  # methods whose cold users' ranks are kept
 
 
 def data_path(name: str) -> str:
@@ -223,7 +226,8 @@ def run_seed(args: argparse.Namespace, seed: int, extra: list[str]) -> dict:
         ),
     }
     fit = fit_bridge(trained["sicsrec"].model, x[:w], counts)
-    out = {m: split_metrics(fn(), is_cold) for m, fn in methods.items()}
+    ranks = {m: fn() for m, fn in methods.items()}
+    out = {m: split_metrics(r, is_cold) for m, r in ranks.items()}
     print(
         f"seed {seed}: {w} warm + {full.n_items - w} cold items, {int(is_cold.sum())} cold / "
         f"{int((~is_cold).sum())} warm test targets, trained in {seconds:.0f}s"
@@ -244,6 +248,8 @@ def run_seed(args: argparse.Namespace, seed: int, extra: list[str]) -> dict:
         "epochs": {k: t.epochs for k, t in trained.items()},
         "bridge": fit.stats,
         "methods": out,
+        # the 0-based rank of every cold test user's target (in test order), for the paired comparison
+        "cold_ranks": {m: ranks[m][is_cold].tolist() for m in KEPT_RANKS},
     }
 
 
@@ -262,6 +268,22 @@ def summary(per_seed: dict[int, dict]) -> dict:
         }
         for m in methods
     }
+
+
+def paired(per_seed: dict[int, dict]) -> dict:
+    """Each bridged method against the random control and popularity on the same cold test users, pooled over
+    the seeds that kept their ranks: per-user HR@10 and NDCG@10 differences with a 95% bootstrap interval. The
+    interval speaks for these trained models and new users, not for another training run (the t-interval
+    over seeds does)."""
+    kept = [r["cold_ranks"] for r in per_seed.values() if "cold_ranks" in r]
+    if not kept:
+        return {}
+    out: dict[str, Any] = {"seeds": sum("cold_ranks" in r for r in per_seed.values())}
+    for a, b in PAIRED:
+        ra, rb = (torch.as_tensor([x for seed in kept for x in seed[m]]) for m in (a, b))  # (U,) pooled cold users
+        per_user = {"hr@10": lambda r: (r < 10).double(), "ndcg@10": lambda r: ndcg_per_user(r, 10)}
+        out[f"{a} vs {b}"] = {k: paired_bootstrap(f(ra).numpy(), f(rb).numpy()).to_dict() for k, f in per_user.items()}
+    return out
 
 
 def main() -> None:
@@ -296,6 +318,7 @@ def main() -> None:
             "cold_share": args.cold_share,
             "command": f"python bench/cold_items.py --data {args.data} --seeds ... -- " + " ".join(extra),
             "summary": summary(per_seed),
+            "paired": paired(per_seed),
             "per_seed": {str(s): per_seed[s] for s in sorted(per_seed)},
         }
         stored |= {
@@ -309,6 +332,17 @@ def main() -> None:
     for m, r in summary(per_seed).items():
         cells = [f"{r[part][k]['mean']:.4f} ± {r[part][k]['std']:.4f}" for part in ("cold", "warm") for k in REPORTED]
         print(f"| {m} | " + " | ".join(cells) + " |")
+    pairs = paired(per_seed)
+    if pairs:
+        print(f"\npaired over the cold test users of {pairs['seeds']} seed(s), pooled (95% bootstrap over users)")
+        print("| method | vs | users | HR@10 difference | NDCG@10 difference |\n|---|---|---|---|---|")
+        for label, r in pairs.items():
+            if label != "seeds":
+                a, b = label.split(" vs ")
+                cells = [
+                    f"{r[k]['mean_diff']:+.4f} [{r[k]['diff_low']:+.4f}, {r[k]['diff_high']:+.4f}]" for k in REPORTED
+                ]
+                print(f"| {a} | {b} | {r['hr@10']['users']:,} | " + " | ".join(cells) + " |")
     print(f"wrote {path}")
 
 
