@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -286,6 +287,17 @@ def paired(per_seed: dict[int, dict]) -> dict:
     return out
 
 
+def compact_json(obj: Any) -> str:
+    """JSON indented by one space, with each list of numbers on one line (the cold users' ranks would otherwise
+    take a line each)."""
+    number = r"-?[\d.eE+-]+"
+    return re.sub(
+        rf"\[\n\s*({number}(?:,\n\s*{number})*)\n\s*\]",
+        lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]",
+        json.dumps(obj, indent=1),
+    )
+
+
 def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -326,7 +338,7 @@ def main() -> None:
             "ranking": TIE_RULE,
             "machine": f"{platform.machine()}, {platform.python_version()}, torch {torch.__version__}",
         }
-        atomic_write_text(path, json.dumps(stored, indent=1))  # after every seed: an interrupted bench keeps its part
+        atomic_write_text(path, compact_json(stored))  # after every seed: an interrupted bench keeps its part
     print(f"\n{args.data}: mean ± sd over seeds {sorted(per_seed)} (test, full ranking, {TIE_RULE})")
     print("| method | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 |\n|---|---|---|---|---|")
     for m, r in summary(per_seed).items():
