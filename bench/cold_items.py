@@ -69,6 +69,7 @@ METHODS = (
 )
 # the paired comparisons over cold test users: each bridged model against the two methods it must beat
 PAIRED = tuple((a, b) for a in ("sicsrec+bridge", "sasrec+bridge", "content+bridge") for b in ("sicsrec+random", "pop"))
+DIFFERENCE = ("users", "mean_a", "mean_b", "mean_diff", "diff_low", "diff_high", "resamples")  # no ratio: B is often 0
 KEPT_RANKS = tuple(dict.fromkeys(m for pair in PAIRED for m in pair))  # methods whose cold users' ranks are kept
 
 
@@ -283,7 +284,10 @@ def paired(per_seed: dict[int, dict]) -> dict:
     for a, b in PAIRED:
         ra, rb = (torch.as_tensor([x for seed in kept for x in seed[m]]) for m in (a, b))  # (U,) pooled cold users
         per_user = {"hr@10": lambda r: (r < 10).double(), "ndcg@10": lambda r: ndcg_per_user(r, 10)}
-        out[f"{a} vs {b}"] = {k: paired_bootstrap(f(ra).numpy(), f(rb).numpy()).to_dict() for k, f in per_user.items()}
+        out[f"{a} vs {b}"] = {
+            k: {n: v for n, v in paired_bootstrap(f(ra).numpy(), f(rb).numpy()).to_dict().items() if n in DIFFERENCE}
+            for k, f in per_user.items()
+        }
     return out
 
 

@@ -123,7 +123,8 @@ def paired_bootstrap(
         ratios.append(ma / np.where(mb > 0, mb, np.nan) - 1)
     d, r = np.concatenate(diffs), np.concatenate(ratios)
     lo, hi = np.percentile(d, [2.5, 97.5])
-    rlo, rhi = np.nanpercentile(r, [2.5, 97.5])
+    r = r[np.isfinite(r)]  # resamples whose B mean is 0 have no ratio
+    rlo, rhi = np.percentile(r, [2.5, 97.5]) if len(r) else (math.nan, math.nan)
     ma, mb = float(a.mean()), float(b.mean())
     return PairedBootstrap(
         n, ma, mb, ma - mb, float(lo), float(hi), ma / mb - 1 if mb else math.nan, float(rlo), float(rhi), resamples
