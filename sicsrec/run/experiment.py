@@ -126,20 +126,24 @@ def read_fits(config: dict[str, Any]) -> list[FitResult]:
 EXECUTION_ONLY = ("threads", "eval_memory_mb", "eval_batch_size")
 
 
+def run_identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run's training in its settings (a RunConfig's dict): read through RunConfig, so settings
+    added since they were written compare at their defaults; without how it ran (EXECUTION_ONLY) and step 2's
+    own id_adapters. A finished checkpoint is reused, and a saved training state continued, when these match."""
+    d = RunConfig.from_dict(settings).to_dict()
+    d["model_cfg"].pop("id_adapters", None)  # set by step 2 itself
+    for key in EXECUTION_ONLY:  # how it ran, not what it learned
+        d["train"].pop(key, None)
+    return {k: d[k] for k in ("model", "data", "features", "model_cfg", "train")}
+
+
 def resumable(path: Path, run: RunConfig) -> Trained | None:
     """A finished checkpoint under `path` trained with the same settings, loaded, or None."""
     try:
         model, config, _ = load_checkpoint(path)
     except CheckpointError:
         return None
-    # Through RunConfig, so settings added since the checkpoint was written compare at their defaults.
-    saved, now = RunConfig.from_dict(config.get("run", {})).to_dict(), run.to_dict()
-    for d in (saved.get("model_cfg", {}), now["model_cfg"]):
-        d.pop("id_adapters", None)  # set by step 2 itself
-    for d in (saved.get("train", {}), now["train"]):
-        for key in EXECUTION_ONLY:  # how it ran, not what it learned: a checkpoint is current either way
-            d.pop(key, None)
-    if any(saved.get(k) != now[k] for k in ("model", "data", "features", "model_cfg", "train")):
+    if run_identity(config.get("run", {})) != run_identity(run.to_dict()):
         return None
     fits = read_fits(config)
     if not fits or fits[-1].stopped == "cancelled":
@@ -266,7 +270,7 @@ class _Run:
         Each fit's state is saved after every epoch (a fresh run first drops states left by an earlier
         one; `continue_run` continues from them) and removed once every model finished."""
         cfg, out = self.cfg, self.out
-        store = StateStore(out, cfg.to_dict(), resume=self.continue_run)
+        store = StateStore(out, cfg.to_dict(), resume=self.continue_run, identity=run_identity)
         main = dist.is_main()
         if main and not self.continue_run:
             store.clear()

@@ -21,6 +21,7 @@ import logging
 import random
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -57,11 +58,20 @@ def _normalized(settings: dict[str, Any]) -> dict[str, Any]:
 class StateStore:
     """The training states of one run folder: saved after every epoch, restored when `resume` is set.
 
-    `settings` identify the run (a state saved with other settings is ignored, with a warning).
+    `settings` identify the run (a state saved with other settings is ignored, with a warning); `identity` maps
+    settings to what must match (the run layer's: settings added since compare at their defaults, how a run
+    executes does not count).
     """
 
-    def __init__(self, out: str | Path, settings: dict[str, Any], resume: bool = False) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        settings: dict[str, Any],
+        resume: bool = False,
+        identity: Callable[[dict[str, Any]], dict[str, Any]] = lambda s: s,
+    ) -> None:
         self.root, self.settings, self.resume = Path(out) / STATE_DIR, _normalized(settings), resume
+        self.identity = identity
 
     def record(self, models: tuple[str, ...]) -> None:
         """Write run.json: the settings and models, so the run can be restarted from its folder alone."""
@@ -138,7 +148,13 @@ class StateStore:
                 "%s: the saved training state in %s is unreadable (%s); starting the stage over", stage, folder, e
             )
             return None
-        if info.get("format") != FORMAT or info.get("stage") != stage or info.get("settings") != self.settings:
+        saved = info.get("settings")
+        if (
+            info.get("format") != FORMAT
+            or info.get("stage") != stage
+            or not isinstance(saved, dict)
+            or self.identity(saved) != self.identity(self.settings)
+        ):
             log.warning(
                 "%s: the saved training state in %s was made with other settings; starting the stage over",
                 stage,

@@ -161,3 +161,28 @@ def test_prepare_gives_feature_rows_in_the_split_item_order(demo_slice: Path) ->
     row = get_encoder("minilm").encode([titles[first]])[0].numpy()
     assert np.allclose(tables.text[1].numpy(), row, atol=1e-5)
     assert prepare(cfg.data, None, show_bar=False).tables is None
+
+
+def test_a_saved_state_from_before_a_new_setting_or_with_other_threads_is_continued(tmp_path: Path) -> None:
+    """A training state (or checkpoint) written before a setting existed, or by a run on another thread count,
+    belongs to the same run: its settings compare through RunConfig, without how the run executed."""
+    import torch
+
+    from sicsrec.run.experiment import run_identity
+    from sicsrec.train.state import StateStore
+    from sicsrec.train.trainer import FitResult, FitState
+
+    now = RunConfig(train=TrainConfig(threads=2, eval_memory_mb=64)).to_dict()
+    older = RunConfig(train=TrainConfig(threads=1)).to_dict()
+    del older["model_cfg"]["content_items"], older["model_cfg"]["content_items_gate"]  # settings added since
+    other = RunConfig(model_cfg=ModelConfig(hidden=32)).to_dict()
+    assert run_identity(older) == run_identity(now) != run_identity(other)
+
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters())
+    state = FitState(FitResult("sasrec", 1, {}, [], 1.0, ""), None, 0.5, 0, False)
+    StateStore(tmp_path, older).save("sasrec", state, model, opt, torch.Generator())
+    store = StateStore(tmp_path, now, resume=True, identity=run_identity)
+    assert store.load("sasrec", model, opt, torch.Generator()) is not None
+    store = StateStore(tmp_path, other, resume=True, identity=run_identity)
+    assert store.load("sasrec", model, opt, torch.Generator()) is None  # another model: the stage starts over
