@@ -280,10 +280,10 @@ def paired(per_seed: dict[int, dict]) -> dict:
     kept = [r["cold_ranks"] for r in per_seed.values() if "cold_ranks" in r]
     if not kept:
         return {}
-    out: dict[str, Any] = {"seeds": sum("cold_ranks" in r for r in per_seed.values())}
+    per_user = {"hr@10": lambda r: (r < 10).double(), "ndcg@10": lambda r: ndcg_per_user(r, 10)}
+    out: dict[str, Any] = {"seeds": len(kept)}
     for a, b in PAIRED:
         ra, rb = (torch.as_tensor([x for seed in kept for x in seed[m]]) for m in (a, b))  # (U,) pooled cold users
-        per_user = {"hr@10": lambda r: (r < 10).double(), "ndcg@10": lambda r: ndcg_per_user(r, 10)}
         out[f"{a} vs {b}"] = {
             k: {n: v for n, v in paired_bootstrap(f(ra).numpy(), f(rb).numpy()).to_dict().items() if n in DIFFERENCE}
             for k, f in per_user.items()
