@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from quality import DATASETS  # noqa: E402  bench/ is on sys.path when this script runs
+from quality import DATASETS, compact_json  # noqa: E402  bench/ is on sys.path when this script runs
 
 from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint  # noqa: E402
 from sicsrec.cli import build_parser, run_config  # noqa: E402
@@ -289,17 +288,6 @@ def paired(per_seed: dict[int, dict]) -> dict:
             for k, f in per_user.items()
         }
     return out
-
-
-def compact_json(obj: Any) -> str:
-    """JSON indented by one space, with each list of numbers on one line (the cold users' ranks would otherwise
-    take a line each)."""
-    number = r"-?[\d.eE+-]+"
-    return re.sub(
-        rf"\[\n\s*({number}(?:,\n\s*{number})*)\n\s*\]",
-        lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]",
-        json.dumps(obj, indent=1),
-    )
 
 
 def main() -> None:

@@ -7,9 +7,12 @@ SICSRec's per-seed gain with a 95% t-interval, and a paired bootstrap over test 
 
 Each (dataset, seed) is one run of `sicsrec.run.run_experiment` (same split, features and evaluation
 code for every model), resumed: a finished run is reused, a partial one keeps its finished models and
-continues the interrupted one from its last finished epoch, so an interrupted bench picks up where it stopped. `--finished-only` trains nothing: it reports, per dataset, the
-seeds whose run holds every asked model (the JSON's `seeds` says which), so a partial bench can be reported
-as what it is. The best baseline is the one of popularity, SASRec and
+continues the interrupted one from its last finished epoch, so an interrupted bench picks up where it stopped.
+Every finished (dataset, seed) also leaves a record in git, bench/results/quality_runs/<dataset>/seed<S>.json
+(its results.json and every model's per-user test rank), so seeds run on another machine, whose run folders are
+gone, still join the summary and its paired test. `--finished-only` trains nothing: it reports, per dataset, the
+seeds whose run folder or record holds every asked model (the JSON's `seeds` says which), so a partial bench can
+be reported as what it is; a dataset with neither keeps its entry of the JSON file. The best baseline is the one of popularity, SASRec and
 content-only with the highest mean over seeds (chosen per metric); the control is reported beside it.
 
 The JSON file (schema "sicsrec-quality/1", documented in docs/BENCHMARKS.md) holds every figure; with
@@ -25,9 +28,11 @@ import platform
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,7 +56,28 @@ DATASETS = {
     "demo": ["--data", "demo"],  # the embedded MovieLens demo: a quick check of the script itself
 }
 SCHEMA = "sicsrec-quality/1"
+RECORD_SCHEMA = "sicsrec-quality-run/1"
+RECORDS = ROOT / "bench" / "results" / "quality_runs"
 PAIRED_METRIC = "ndcg@5"
+
+
+@dataclass
+class SeedRun:
+    """One finished (dataset, seed): its results and each model's (U,) 0-based test rank per user."""
+
+    results: Results
+    ranks: dict[str, np.ndarray]
+
+
+def compact_json(obj: object) -> str:
+    """JSON indented by one space, with each list of numbers on one line (per-user ranks would otherwise take a
+    line each)."""
+    number = r"-?[\d.eE+-]+"
+    return re.sub(
+        rf"\[\n\s*({number}(?:,\n\s*{number})*)\n\s*\]",
+        lambda m: "[" + re.sub(r",\n\s*", ", ", m.group(1)) + "]",
+        json.dumps(obj, indent=1),
+    )
 
 
 def run_one(name: str, seed: int, out: Path, models: str, extra: list[str]) -> Results:
@@ -70,18 +96,57 @@ def finished(folder: Path, models: str) -> bool:
     return results is not None and all(m in results.models for m in models.split(","))
 
 
-def per_user_ndcg(folder: Path, model: str, split_cache: dict) -> np.ndarray:
-    """(U,) test NDCG@5 of every user under the checkpoint folder/checkpoints/<model>."""
+def test_ranks(folder: Path, model: str, split_cache: dict) -> np.ndarray:
+    """(U,) 0-based test rank of every user's target under the checkpoint folder/checkpoints/<model>."""
     net, config, _ = load_checkpoint(folder / "checkpoints" / model)
     data = RunConfig.from_dict(config["run"]).data
     key = json.dumps(data.__dict__, sort_keys=True, default=str)
     if key not in split_cache:
         split_cache[key] = split_data(load_data(data), data)
-    return ndcg_per_user(user_ranks(net, split_cache[key].test), int(PAIRED_METRIC.split("@")[1])).numpy()
+    return user_ranks(net, split_cache[key].test).numpy()
 
 
-def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
+def record_path(name: str, seed: int, root: Path = RECORDS) -> Path:
+    return root / name / f"seed{seed}.json"
+
+
+def write_record(path: Path, run: SeedRun) -> None:
+    """The seed's record: results.json and the per-user test ranks of every trained model (ints, one line each)."""
+    ranks = {m: r.astype(int).tolist() for m, r in run.ranks.items()}
+    record = {"schema": RECORD_SCHEMA, "results": run.results.to_dict(), "test_ranks": ranks}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, compact_json(record))
+
+
+def read_record(path: Path) -> SeedRun | None:
+    """A seed's record, or None when absent or of another schema."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("schema") != RECORD_SCHEMA:
+        return None
+    ranks = {m: np.asarray(r, dtype=np.int64) for m, r in record["test_ranks"].items()}
+    return SeedRun(Results.from_dict(record["results"]), ranks)
+
+
+def seed_run(folder: Path, models: str, record: Path, split_cache: dict) -> SeedRun | None:
+    """A finished seed from its run folder (its record rewritten from it), else from its record, else None."""
+    if finished(folder, models):
+        results = Results.read(folder / "results.json")
+        assert results is not None  # finished() read it
+        trained = [m for m in models.split(",") if m != "pop"]
+        run = SeedRun(results, {m: test_ranks(folder, m, split_cache) for m in trained})
+        write_record(record, run)
+        return run
+    run = read_record(record)
+    if run is None or not all(m in run.results.models for m in models.split(",")):
+        return None
+    return run
+
+
+def dataset_summary(seed_runs: dict[int, SeedRun]) -> dict:
     """Every figure of one dataset: per-model summaries, SICSRec's per-seed gains, the paired bootstrap."""
+    runs = {s: r.results for s, r in seed_runs.items()}
     seeds = sorted(runs)
     models = [m for m in MODEL_ORDER if all(m in runs[s].models for s in seeds)]
     # Every model of a run early-stops on the same validation metric: the run's TrainConfig.stop_metric.
@@ -110,16 +175,19 @@ def dataset_summary(runs: dict[int, Results], folders: dict[int, Path]) -> dict:
             label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
             for label, b in refs.items()
         }
-    split_cache: dict = {}
-    a = np.mean([per_user_ndcg(folders[s], "sicsrec", split_cache) for s in seeds], axis=0)  # (U,) mean over seeds
+    k = int(PAIRED_METRIC.split("@")[1])
+
+    def per_user(model: str) -> np.ndarray:  # (U,) per-user metric, mean over seeds
+        return np.mean([ndcg_per_user(torch.from_numpy(seed_runs[s].ranks[model]), k).numpy() for s in seeds], axis=0)
+
+    a = per_user("sicsrec")
     out["paired"] = {}
     for label, b in {
         "best": best[PAIRED_METRIC],
         **({"id_control": "id_control"} if "id_control" in models else {}),
     }.items():
-        ref = np.mean([per_user_ndcg(folders[s], b, split_cache) for s in seeds], axis=0) if b != "pop" else None
-        if ref is not None:
-            out["paired"][label] = {"over": b, "metric": PAIRED_METRIC, **paired_bootstrap(a, ref).to_dict()}
+        if b != "pop":
+            out["paired"][label] = {"over": b, "metric": PAIRED_METRIC, **paired_bootstrap(a, per_user(b)).to_dict()}
     return out
 
 
@@ -212,17 +280,25 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "datasets": {},
     }
+    previous = json.loads(args.json.read_text(encoding="utf-8")) if args.json.exists() else {}
+    split_cache: dict = {}
     for name in args.datasets.split(","):
         folders = {int(s): Path(args.out) / name / f"seed{s}" for s in args.seeds.split(",")}
-        if args.finished_only:
-            folders = {s: f for s, f in folders.items() if finished(f, args.models)}
-            if not folders:
-                print(f"{name}: no finished seed, left out", file=sys.stderr)
-                continue
-        runs = {
-            s: run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra]) for s, f in folders.items()
-        }
-        report["datasets"][name] = dataset_summary(runs, folders)
+        if not args.finished_only:
+            for s, f in folders.items():
+                run_one(name, s, f, args.models, ["--threads", args.threads, *args.extra])
+        runs = {s: seed_run(f, args.models, record_path(name, s), split_cache) for s, f in folders.items()}
+        found = {s: r for s, r in runs.items() if r is not None}
+        if not found:
+            kept = previous.get("datasets", {}).get(name)
+            print(
+                f"{name}: no finished seed here" + (f", kept from {args.json}" if kept else ", left out"),
+                file=sys.stderr,
+            )
+            if kept:
+                report["datasets"][name] = kept
+            continue
+        report["datasets"][name] = dataset_summary(found)
         print(markdown(report), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(report, indent=2))
