@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,10 +140,16 @@ def seed_run(folder: Path, models: str, record: Path, split_cache: dict) -> Seed
         run = SeedRun(results, {m: test_ranks(folder, m, split_cache) for m in trained})
         write_record(record, run)
         return run
-    run = read_record(record)
-    if run is None or not all(m in run.results.models for m in models.split(",")):
+    stored = read_record(record)
+    if stored is None or not all(m in stored.results.models for m in models.split(",")):
         return None
-    return run
+    return stored
+
+
+def gain(results: Results, over: str, metric: str) -> float:
+    """SICSRec's relative test gain over `over` in one seed (NaN when either model is missing)."""
+    g = results.gain("sicsrec", over, metric)
+    return math.nan if g is None else g
 
 
 def dataset_summary(seed_runs: dict[int, SeedRun]) -> dict:
@@ -172,13 +180,14 @@ def dataset_summary(seed_runs: dict[int, SeedRun]) -> dict:
     for k in METRICS:
         refs = {"best": best[k], **{b: b for b in models if b not in ("sicsrec", "pop")}}
         out["gains"][k] = {
-            label: {"over": b, **summarise([runs[s].gain("sicsrec", b, k) for s in seeds]).to_dict()}
-            for label, b in refs.items()
+            label: {"over": b, **summarise([gain(runs[s], b, k) for s in seeds]).to_dict()} for label, b in refs.items()
         }
-    k = int(PAIRED_METRIC.split("@")[1])
+    cutoff = int(PAIRED_METRIC.split("@")[1])
 
     def per_user(model: str) -> np.ndarray:  # (U,) per-user metric, mean over seeds
-        return np.mean([ndcg_per_user(torch.from_numpy(seed_runs[s].ranks[model]), k).numpy() for s in seeds], axis=0)
+        return np.mean(
+            [ndcg_per_user(torch.from_numpy(seed_runs[s].ranks[model]), cutoff).numpy() for s in seeds], axis=0
+        )
 
     a = per_user("sicsrec")
     out["paired"] = {}
@@ -272,7 +281,7 @@ def main() -> None:
     ap.add_argument("extra", nargs="*", help="extra compare flags after --, e.g. -- --hidden 64")
     args = ap.parse_args()
     setup_logging()
-    report = {
+    report: dict[str, Any] = {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%d %H:%M"),
         "ranking": TIE_RULE,
