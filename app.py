@@ -148,6 +148,8 @@ CSS = """
 .sr-badge-loss { background: #FEE2E2; color: #991B1B; }
 .sr-badge-seed { background: #FEF3C7; color: #92400E; }
 #data-report { overflow-wrap: anywhere; }
+#data-report th, #data-report td { overflow-wrap: normal; }  /* "dropped", not "drop/ped", on a phone */
+#data-report pre { white-space: pre-wrap; }  /* a long problem line wraps instead of leaving the screen */
 .secondary-wrap input { padding-right: 1.6rem !important; text-overflow: ellipsis; }  /* text ends before the ▾ */
 """
 
@@ -235,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as e:
         raise SystemExit(f"error: no usable checkpoint, and --data does not load: {e}") from None
     studio.warm_thumbnails()
+    studio.warm_bridge()
     build_demo(studio).launch(server_name=args.host, server_port=args.port, **launch_options(studio))
 
 

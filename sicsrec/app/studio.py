@@ -26,7 +26,7 @@ from sicsrec.config import DataConfig
 from sicsrec.data.schema import DataError
 from sicsrec.eval.seeds import read_benchmark
 from sicsrec.run.prepare import load_data
-from sicsrec.serve.add_items import AddedItems, add_items
+from sicsrec.serve.add_items import AddedItems, add_items, warm_bridge
 
 REPO = Path(__file__).resolve().parents[2]
 READY_MARK = ".sicsrec-dataset.json"  # written into an uploaded dataset folder once it validated
@@ -151,8 +151,9 @@ class Studio:
                 with contextlib.suppress(CheckpointError, DataError):  # else it keeps its items: side by side works
                     base = add_items(base, [row]).recommender
             catalogue = Catalogue.from_items(done.recommender.table)
-            # the card shows the cover even when the model reads titles only (the status line says it was ignored)
-            catalogue.image_paths = [*catalogue.image_paths[:-1], row.get("image", catalogue.image_paths[-1])]
+            # Cards keep the covers they showed (items added before this one included) and the new one shows its
+            # upload even when the model reads titles only (the status line says it was ignored).
+            catalogue.image_paths = [*run.catalogue.image_paths, row.get("image", catalogue.image_paths[-1])]
             grown = LoadedRun(run.label, catalogue, done.recommender, base, run.results, run.problem)
             with self._lock:
                 stamp = self._runs[key][0] if key in self._runs else None
@@ -224,6 +225,18 @@ class Studio:
         # "[!.]*": not the hidden temp folders an extraction fills before swapping them in
         found = sorted(p for p in up.glob("[!.]*") if (p / READY_MARK).is_file()) if up.is_dir() else []
         return {p.name: str((read_json(p / READY_MARK) or {}).get("root", p)) for p in found}
+
+    def warm_bridge(self) -> threading.Thread:
+        """Encode the default run's item titles for the content-to-ID bridge in a background thread, so the first
+        "Add an item" answers in about a second instead of encoding the whole catalogue on the click."""
+
+        def work() -> None:
+            if self.default.main is not None:
+                warm_bridge(self.default.main)
+
+        thread = threading.Thread(target=work, name="bridge", daemon=True)
+        thread.start()
+        return thread
 
     def warm_thumbnails(self) -> threading.Thread:
         """Build every thumbnail of the default catalogue in a background thread (paging stays instant)."""

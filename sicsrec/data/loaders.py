@@ -822,7 +822,7 @@ def _validate(
         n = inter["item_id"].value_counts()
         items = items.assign(_n=items["item_id"].map(n).fillna(0).astype(int))
         rare = items["_n"].between(1, min_item_interactions - 1)
-        template = "item {item_id!r} has {_n} interactions (< {k}); dropped"
+        template = "item {item_id!r} has too few interactions ({_n} < {k}); dropped"
         _flag(report, "rare item", items, rare, raw.id_column, template, k=min_item_interactions)
         inter = inter.loc[inter["item_id"].map(n) >= min_item_interactions]
     if min_user_interactions > 0:
@@ -836,7 +836,7 @@ def _validate(
             users.reset_index(),
             short.to_numpy(),
             None,
-            "user {user_id!r} has {_n} interactions (< {k}); dropped",
+            "user {user_id!r} has too few interactions ({_n} < {k}); dropped",
             k=min_user_interactions,
         )
         inter = inter.loc[~inter["user_id"].isin(users.index[short])]

@@ -203,11 +203,37 @@ def _known_features(
     if text is not None and (image_enc is None or image is not None):
         return text[0], *(image if image is not None else (None, None))
     log.warning("the checkpoint's cached features are not on this machine: the bridge learns from its titles")
+    # Only the trained items, a set that adding items never changes: the encoding is cached once (extract_features
+    # keys its cache by ids and content), so the next addition reads it back instead of encoding every title again.
+    trained = np.flatnonzero(np.asarray(rec.table.scored_by) == "id")  # (n,) rows of the trained items
+    pick = lambda values: [values[i] for i in trained]
+    titles = pick(rec.titles)
     items = pd.DataFrame(
-        {"item_id": rec.item_ids, "title": rec.titles, "text": rec.titles, "image_path": rec.table.image_paths}
+        {"item_id": pick(rec.item_ids), "title": titles, "text": titles, "image_path": pick(rec.table.image_paths)}
     )
     feats = extract_features(items, text_enc, image_enc, use_images=image_enc is not None, progress=False)
-    return feats.text, feats.image, feats.image_mask
+
+    def full(rows: np.ndarray | None) -> np.ndarray | None:  # (n, ...) -> (N, ...), added items' rows zero
+        if rows is None:
+            return None
+        out = np.zeros((len(rec.item_ids), *rows.shape[1:]), rows.dtype)
+        out[trained] = rows
+        return out
+
+    known_text = full(feats.text)
+    assert known_text is not None  # every checkpoint has a text branch
+    return known_text, full(feats.image), full(feats.image_mask)
+
+
+def warm_bridge(rec: Recommender) -> bool:
+    """Encode (or find cached) the trained items' content the bridge learns from, so that the first item added
+    to `rec` answers in about a second; False when items cannot be added to this checkpoint."""
+    try:
+        text_enc, image_enc, _ = _settings(rec.config)
+    except CheckpointError:
+        return False
+    _known_features(rec, text_enc, image_enc)
+    return True
 
 
 def _normalise(image: np.ndarray | None, mask: np.ndarray | None, mean: np.ndarray | None) -> np.ndarray | None:
@@ -265,4 +291,4 @@ def add_items(
     return AddedItems(grown_rec, new.rows["item_id"].tolist(), new.problems, fit.stats, path)
 
 
-__all__ = ["AddedItems", "NewItems", "add_items", "read_new_items"]
+__all__ = ["AddedItems", "NewItems", "add_items", "read_new_items", "warm_bridge"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from gradio.components.plot import PlotData
+from PIL import Image
 
 from sicsrec.app.studio import AppConfig, Studio
 from sicsrec.app.tabs.data import DataTab, UploadError, safe_extract
@@ -303,8 +304,23 @@ def test_an_added_item_is_in_the_catalogue_marked_new_and_recommendable(run_dir:
     assert "new-1" in card_ids(recs["recs"]) and items["new-1"]["scored_by"] == "content"  # ranked, from content
     assert all(it["scored_by"] == "id" for iid, it in items.items() if iid != "new-1")
     assert NEW_BADGE in recs["recs"] and html.escape(NEW_NOTE) in recs["attribution"]
-    again = explore.add_item(title, None, "")  # the same title again: a fresh id, never a collision
+    again = explore.add_item(title, None, "")  # the same title again: a fresh id, never a collision, and said
     assert "`new-2`" in again[0] and len(studio.run("").catalogue) == len(cat) + 2
+    assert f"already had an item titled like this ({twin}, new-1)" in again[0]
+
+
+@pytest.mark.slow
+def test_added_items_keep_their_covers_and_their_titles_as_typed(run_dir: Path, tmp_path: Path) -> None:
+    studio = Studio(AppConfig(checkpoint=run_dir, workdir=tmp_path / "runs", cache_dir=tmp_path / "cache"))
+    explore = ExploreTab(studio)
+    cover = tmp_path / "cover.png"
+    Image.new("RGB", (20, 30), (200, 30, 30)).save(cover)
+    explore.add_item("With a cover", str(cover), "")
+    status = explore.add_item("<b>bold</b> & co", None, "")[0]
+    cat = studio.run("").catalogue
+    first = cat.image_paths[cat.position["new-1"]]
+    assert first.endswith("cover.png") and Path(first).read_bytes() == cover.read_bytes()  # not lost by new-2
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in status and "<b>" not in status  # shown as typed, as on its card
 
 
 @pytest.mark.slow

@@ -13,9 +13,10 @@ from sicsrec.cli import main
 from sicsrec.data.schema import DataError
 from sicsrec.data.split import Split
 from sicsrec.features import Encoder, extract_features
+from sicsrec.features import extract as extract_module
 from sicsrec.model import ItemTables
 from sicsrec.serve import Recommender
-from sicsrec.serve.add_items import read_new_items
+from sicsrec.serve.add_items import add_items, read_new_items, warm_bridge
 from sicsrec.train.two_step import build_model
 from tests.conftest import SAVED_CFG
 from tests.helpers import synthetic_dataset
@@ -129,3 +130,29 @@ def test_cli_add_items_then_recommend(
             assert abs(by_id[it["item_id"]]["score"] - it["score"]) < 1e-5
     assert main(["add-items", "--checkpoint", str(source), "--items", str(csv), "--out", str(source)]) == 2
     assert "new folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_without_cached_features_the_titles_are_encoded_once_for_every_addition(
+    tmp_path: Path, split: Split, monkeypatch: pytest.MonkeyPatch, minilm: Encoder
+) -> None:
+    """A checkpoint whose feature cache is not on this machine (a fresh install) encodes its trained items' titles
+    once (warm_bridge); every later addition, onto a run that already grew, encodes only its own title."""
+    monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "training-machine"))
+    ds = synthetic_dataset()
+    feats = extract_features(ds.feature_items(), text_encoder=minilm, use_images=False, progress=False)
+    pos = {iid: i for i, iid in enumerate(feats.item_ids)}
+    tables = ItemTables.from_arrays(feats.text[[pos[i] for i in split.item_ids]], None, None)
+    model = build_model("sicsrec", SAVED_CFG, split, tables)
+    source = save_checkpoint(tmp_path / "ckpt", model, item_table(split, ds.items), {"features": feats.meta})
+    monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "this-machine"))  # the training machine's cache is gone
+    encoded: list[int] = []
+    real = extract_module._encode_texts
+    monkeypatch.setattr(
+        extract_module, "_encode_texts", lambda enc, texts, *a: encoded.append(len(texts)) or real(enc, texts, *a)
+    )
+    rec = Recommender.load(source)
+    assert warm_bridge(rec) and encoded == [split.n_items]  # the trained items, once
+    once = add_items(rec, [{"item_id": "n1", "title": "Item 7"}]).recommender
+    twice = add_items(once, [{"item_id": "n2", "title": "Item 8"}]).recommender
+    assert encoded == [split.n_items, 1, 1] and twice.item_ids[-2:] == ["n1", "n2"]

@@ -32,7 +32,10 @@ MAX_RATIO = 200
 RATIO_MIN_BYTES = 2**20
 CHUNK = 2**20
 JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db")
-LAYOUTS = """Accepted layouts (zip the folder or its contents):
+LAYOUTS = """Bring your own catalogue and histories: upload a zip, it is checked and cleaned here (every problem
+listed with its file and line), then the Train tab trains on it.
+
+Accepted layouts (zip the folder or its contents):
 
 * **csv**: `items.csv` (item_id, title, optional genres/category, description, image) + `interactions.csv`
   (user_id, item_id, timestamp or order), optional `images/<item_id>.jpg`
@@ -186,7 +189,7 @@ def report_markdown(name: str, ds: Dataset, bad_images: dict[str, str]) -> str:
     rep = ds.report
     c = rep.counts
     lines = [
-        f"### ✓ `{name}` is ready to train on",
+        f"### ✓ `{name}` is ready to train on: the Train tab has it selected",
         f"**{c.get('items', 0):,} items · {c.get('users', 0):,} users · {c.get('interactions', 0):,} interactions · "
         f"{c.get('images', 0):,} images** (format detected automatically).",
         cleaning_table(c),

@@ -574,6 +574,8 @@ class ExploreTab:
         cover = str(cover) if cover else None
         if cover is not None and (why := image_problem(cover)) is not None:
             return (f"⚠️ That cover cannot be used ({why}): upload a JPEG or PNG image, or leave it empty.", *keep)
+        before = self.studio.run(run_key, session_of(request)).catalogue
+        same = [iid for iid, t in zip(before.item_ids, before.titles) if t.casefold() == title.casefold()]
         try:
             done = self.studio.add_item(run_key, title, cover, session_of(request))
         except (RunError, DataError, CheckpointError, ValueError, OSError) as e:
@@ -583,11 +585,14 @@ class ExploreTab:
             return ("⚠️ The item was not added: an unexpected error (the server log has the details).", *keep)
         table = done.recommender.table
         used = "title and cover" if table.image_paths[table.item_ids.index(done.added[0])] else "title"
-        notes = "".join(f"\n\n⚠️ {p.message}" for p in done.problems)
+        notes = [p.message for p in done.problems]
+        if same:
+            notes.append(f"the catalogue already had an item titled like this ({', '.join(same[:3])}): both are kept")
         status = (
-            f"✅ Added “{title}” as `{done.added[0]}`: scored from its {used} through the content-to-ID bridge, "
-            "no retraining. **Only you see it:** it lives in this browser session until you reload the page or the "
-            f"app restarts; the checkpoint on disk is unchanged.{notes}"
+            f"✅ Added “{esc(title)}” as `{done.added[0]}`: scored from its {used} through the content-to-ID bridge, "
+            "no retraining; the catalogue now shows it (searched by its title). **Only you see it:** it lives in this "
+            "browser session until you reload the page or the app restarts; the checkpoint on disk is unchanged."
+            + "".join(f"\n\n⚠️ {esc(n)}" for n in notes)
         )
         return (status, "", None, title, "", *self.first_page(run_key, title, "", request))
 
@@ -821,8 +826,9 @@ def render(studio: Studio, shell: Shell) -> None:
                     next_btn = gr.Button("Next ▶", size="sm", scale=0, min_width=110)
                 with gr.Accordion("Add an item · no retraining", open=False, elem_id="add-item"):
                     gr.Markdown(
-                        "A new item gets every trained row it needs from its title (and cover) through the "
-                        "content-to-ID bridge: it is recommendable at once, marked *new · scored by content*. "
+                        "A new item gets every trained row it needs from its title (and its cover, when the model "
+                        "was trained with covers: the shipped demo reads titles only) through the content-to-ID "
+                        "bridge: it is recommendable at once, marked *new · scored by content*. "
                         "**Only you see it:** it lives in your browser session (until you reload the page), "
                         "never saved to the checkpoint."
                     )
