@@ -127,6 +127,7 @@ CSS = """
   .sr-header p { font-size: .78rem; line-height: 1.35; }
   .sr-status { font-size: .75rem; line-height: 1.3; }
   #k-slider [data-testid="block-info"] { font-size: 12px; }  /* "Recommendations (k)" on one line */
+  #rescan { align-self: center; }  /* a button's height beside the k slider, not the slider's */
 }
 @media (min-width: 480px) and (max-width: 640px) {
   .sr-grid, .sr-recs { grid-template-columns: repeat(4, minmax(0, 1fr)); }

@@ -73,7 +73,7 @@ def render(studio: Studio, demo: gr.Blocks) -> Shell:
             min_width=260,  # a phone gives the run's name the full width, the rescan button goes below
             elem_id="run-select",
         )
-        rescan = gr.Button("↻ Rescan runs", size="sm", scale=0, min_width=120)
+        rescan = gr.Button("↻ Rescan runs", size="sm", scale=0, min_width=120, elem_id="rescan")
         k = gr.Slider(5, 30, value=10, step=1, label="Recommendations (k)", scale=2, elem_id="k-slider")
     rescan.click(selector.refresh_runs, run, run, **UI)
     return Shell(demo, run, k)
