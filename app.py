@@ -127,7 +127,6 @@ CSS = """
   .sr-header p { font-size: .78rem; line-height: 1.35; }
   .sr-status { font-size: .75rem; line-height: 1.3; }
   #k-slider [data-testid="block-info"] { font-size: 12px; }  /* "Recommendations (k)" on one line */
-  #rescan { align-self: center; }  /* a button's height beside the k slider, not the slider's */
 }
 @media (min-width: 480px) and (max-width: 640px) {
   .sr-grid, .sr-recs { grid-template-columns: repeat(4, minmax(0, 1fr)); }
@@ -149,8 +148,11 @@ CSS = """
 .sr-badge-loss { background: #FEE2E2; color: #991B1B; }
 .sr-badge-seed { background: #FEF3C7; color: #92400E; }
 #data-report { overflow-wrap: anywhere; }
-#data-report th, #data-report td { overflow-wrap: normal; }  /* "dropped", not "drop/ped", on a phone */
-#data-report pre { white-space: pre-wrap; }  /* a long problem line wraps instead of leaving the screen */
+/* "dropped", not "drop/ped", on a phone (Gradio's tables break words); a long problem line wraps on screen */
+#data-report table { word-break: normal; }
+#data-report th, #data-report td { overflow-wrap: normal; padding: 6px 8px; }
+#data-report pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
+#rescan { align-self: center; }  /* a button's height beside the run list and the k slider, not theirs */
 .secondary-wrap input { padding-right: 1.6rem !important; text-overflow: ellipsis; }  /* text ends before the ▾ */
 """
 

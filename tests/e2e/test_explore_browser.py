@@ -228,6 +228,9 @@ def test_an_added_item_is_seen_by_its_session_only(browser, served: tuple[str, o
     adder.get_by_label("Title").press("Enter")
     adder.wait_for_selector('#catalogue button[data-item="new-1"]')
     assert "new" in adder.inner_text('#catalogue button[data-item="new-1"]').lower()
+    button = adder.get_by_role("button", name="Add the item", exact=True)  # disabled while adding, then back
+    button.wait_for()
+    assert button.is_enabled()
     adder.screenshot(path=str(SHOTS / "explore-added-item.png"))
     other.get_by_placeholder("Search titles…").fill(title)
     other.wait_for_function(

@@ -142,6 +142,16 @@ def clicked(evt: gr.EventData) -> tuple[str, str]:
     return str(data.get("item") or ""), str(data.get("action") or "")
 
 
+def add_button() -> gr.Button:
+    """ "Add the item", ready for a click."""
+    return gr.Button("Add the item", variant="primary", size="sm", interactive=True)
+
+
+def adding_button() -> gr.Button:
+    """The same button while an item is being added: disabled, saying so."""
+    return gr.Button("Adding the item…", variant="primary", size="sm", interactive=False)
+
+
 def esc(text: object) -> str:
     """Text escaped for HTML content and attribute values."""
     return html.escape(str(text), quote=True)
@@ -837,7 +847,7 @@ def render(studio: Studio, shell: Shell) -> None:
                         new_cover = gr.File(
                             label="Cover image (optional)", file_types=["image"], type="filepath", scale=2
                         )
-                    add_btn = gr.Button("Add the item", variant="primary", size="sm")
+                    add_btn = add_button()
                     add_status = gr.Markdown(elem_id="add-item-status")
             with gr.Column(scale=2):
                 with gr.Row(elem_classes="sr-head-row"):
@@ -922,8 +932,15 @@ def render(studio: Studio, shell: Shell) -> None:
     next_btn.click(tab.next_page, [run, query, category, page], page_out, **search)
     page.submit(tab.page, [run, query, category, page], page_out, **search)
     added = [add_status, new_title, new_cover, query, category, *page_out]
-    for trigger in (add_btn.click, new_title.submit):  # then the list is recomputed: the new item may enter it
-        then_map(trigger(tab.add_item, [new_title, new_cover, run], added, **UI).then(tab.refresh, state, out, **UI))
+    # The button is disabled while an item is added: a click then would be dropped without a word (Gradio runs one
+    # event of a trigger at a time); afterwards the list is recomputed, the new item may enter it.
+    for trigger in (add_btn.click, new_title.submit):
+        then_map(
+            trigger(adding_button, None, add_btn, **fast)
+            .then(tab.add_item, [new_title, new_cover, run], added, **UI)
+            .then(add_button, None, add_btn, **fast)
+            .then(tab.refresh, state, out, **UI)
+        )
     then_map(
         run.change(tab.run_changed, [run, history], [history, category, space], **UI)
         .then(tab.first_page, [run, query, category], page_out, **UI)
