@@ -12,7 +12,7 @@ from sicsrec.checkpoint import item_table, load_checkpoint, save_checkpoint
 from sicsrec.cli import main
 from sicsrec.data.schema import DataError
 from sicsrec.data.split import Split
-from sicsrec.features import Encoder, extract_features
+from sicsrec.features import Encoder, ItemFeatures, extract_features
 from sicsrec.features import extract as extract_module
 from sicsrec.model import ItemTables
 from sicsrec.serve import Recommender
@@ -87,6 +87,16 @@ def test_shipped_checkpoints_load_with_every_item_scored_by_id() -> None:
     assert {it["scored_by"] for it in rec.recommend(["1", "260", "1196"], 10).items} == {"id"}
 
 
+def minilm_checkpoint(folder: Path, split: Split, minilm: Encoder) -> tuple[Path, ItemFeatures]:
+    """A SICSRec checkpoint of the synthetic split started from MiniLM features (cached in $SICSREC_CACHE)."""
+    ds = synthetic_dataset()
+    feats = extract_features(ds.feature_items(), text_encoder=minilm, use_images=False, progress=False)
+    pos = {iid: i for i, iid in enumerate(feats.item_ids)}
+    tables = ItemTables.from_arrays(feats.text[[pos[i] for i in split.item_ids]], None, None)
+    model = build_model("sicsrec", SAVED_CFG, split, tables)
+    return save_checkpoint(folder, model, item_table(split, ds.items), {"features": feats.meta}), feats
+
+
 @pytest.mark.slow
 def test_cli_add_items_then_recommend(
     tmp_path: Path,
@@ -98,12 +108,7 @@ def test_cli_add_items_then_recommend(
     """A checkpoint with MiniLM features grows by two items (one Chinese title, one bad row); recommend then
     ranks old and new items together, with the exact index and a rebuilt faiss one."""
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "cache"))
-    ds = synthetic_dataset()
-    feats = extract_features(ds.feature_items(), text_encoder=minilm, use_images=False, progress=False)
-    pos = {iid: i for i, iid in enumerate(feats.item_ids)}
-    tables = ItemTables.from_arrays(feats.text[[pos[i] for i in split.item_ids]], None, None)
-    model = build_model("sicsrec", SAVED_CFG, split, tables)
-    source = save_checkpoint(tmp_path / "ckpt", model, item_table(split, ds.items), {"features": feats.meta})
+    source, feats = minilm_checkpoint(tmp_path / "ckpt", split, minilm)
     csv = tmp_path / "new.csv"
     csv.write_text("item_id,title\nnew1,Item 7\nnew2,新上传的视频\n3,duplicate\n", encoding="utf-8")
     grown = tmp_path / "grown"
@@ -139,12 +144,7 @@ def test_without_cached_features_the_titles_are_encoded_once_for_every_addition(
     """A checkpoint whose feature cache is not on this machine (a fresh install) encodes its trained items' titles
     once (warm_bridge); every later addition, onto a run that already grew, encodes only its own title."""
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "training-machine"))
-    ds = synthetic_dataset()
-    feats = extract_features(ds.feature_items(), text_encoder=minilm, use_images=False, progress=False)
-    pos = {iid: i for i, iid in enumerate(feats.item_ids)}
-    tables = ItemTables.from_arrays(feats.text[[pos[i] for i in split.item_ids]], None, None)
-    model = build_model("sicsrec", SAVED_CFG, split, tables)
-    source = save_checkpoint(tmp_path / "ckpt", model, item_table(split, ds.items), {"features": feats.meta})
+    source, _ = minilm_checkpoint(tmp_path / "ckpt", split, minilm)
     monkeypatch.setenv("SICSREC_CACHE", str(tmp_path / "this-machine"))  # the training machine's cache is gone
     encoded: list[int] = []
     real = extract_module._encode_texts
