@@ -103,6 +103,21 @@ def test_benchmark_lines_carry_seed_intervals_and_the_floor() -> None:
     assert all(line.verdict == WITHIN_NOISE for line in noisy.lines)
 
 
+def test_the_benchmark_puts_the_demo_s_own_data_first_and_says_it_in_a_sentence() -> None:
+    from sicsrec.app.tabs.evaluate import benchmark_html
+
+    report = _bench([0.08, 0.09, 0.10, 0.085, 0.095])
+    noisy = _bench([-0.08, 0.02, -0.05])["datasets"]["toy"]
+    report["datasets"]["ml"] = {**noisy, "dataset": "movielens_small_posters"}
+    html = benchmark_html(benchmark_lines(report), "movielens-demo")
+    assert "has no multi-seed run of its own" in html and "measured on the same ratings" in html
+    assert html.index("MovieLens-small + posters") < html.index("<b>Toy</b>")  # the demo's data first
+    assert "SICSRec and SASRec (behavior only) are level within the noise on NDCG@5" in html
+    assert "SICSRec ranks the next item higher than SASRec (behavior only) on NDCG@5" in html
+    assert "has no multi-seed run" not in benchmark_html(benchmark_lines(report), "Toy")
+    assert "no multi-seed run of other-data" in benchmark_html(benchmark_lines(report), "other-data")
+
+
 def test_the_shipped_benchmark_file_reads(tmp_path: Path) -> None:
     report = read_benchmark(ROOT / "bench" / "results" / "quality.json")
     assert report is not None
