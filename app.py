@@ -56,7 +56,7 @@ CSS = """
   background: rgba(5, 150, 105, .92); color: #fff; font: 600 11px/1.4 system-ui, sans-serif; border-radius: 5px; }
 .sr-cap { display: flex; flex-direction: column; gap: 3px; padding: 5px 6px 6px; font-size: 12px; line-height: 1.3;
   color: var(--body-text-color); }
-.sr-title { overflow-wrap: anywhere; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 6;
+.sr-title { overflow-wrap: break-word; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 6;
   overflow: hidden; font-weight: 600; }
 .sr-meta { display: flex; justify-content: space-between; gap: 4px; font-variant-numeric: tabular-nums;
   color: var(--body-text-color-subdued); font-size: 11.5px; }
@@ -80,7 +80,8 @@ CSS = """
   border: 1px solid var(--border-color-primary); border-radius: 8px; background: var(--block-background-fill);
   font-size: 12px; line-height: 1.25; }
 .sr-chip img { width: 20px; height: 30px; object-fit: cover; border-radius: 3px; flex: none; }
-.sr-chip span { overflow-wrap: anywhere; }
+.sr-chip span { overflow-wrap: break-word; min-width: 0; display: -webkit-box; -webkit-box-orient: vertical;
+  -webkit-line-clamp: 2; overflow: hidden; }  /* two lines a chip (the full title is its tooltip): five fit a phone */
 .sr-chip button { all: unset; cursor: pointer; padding: 2px 7px; border-radius: 6px; font-weight: 700;
   color: var(--body-text-color-subdued); }
 .sr-chip button:hover, .sr-chip button:focus-visible { background: #FEE2E2; color: #B91C1C; }

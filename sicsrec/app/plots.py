@@ -193,7 +193,7 @@ def embedding_spec(
     recommended: list[int],
     user: np.ndarray | None,
     space: str,
-    note: str = "",
+    notes: Sequence[str] = (),
     links: Sequence[tuple[int, int]] = (),
     link_colour: str = MODEL_COLOURS["sicsrec"],
 ) -> dict[str, Any]:
@@ -201,6 +201,7 @@ def embedding_spec(
     recommendations and the user vector on top. The axes span the items, and the user marker is always in
     view: a user vector beyond the items is drawn on their edge in its direction, and the legend says so.
 
+    `notes`: lines under the title, each on its own line (short: a phone shows ~45 characters of one).
     `links`: (watched item, recommended item) position pairs drawn as thin lines in `link_colour` (the model's).
 
     Plain trace and layout dicts ({"data", "layout"}), never a plotly Figure: a Figure validates every property
@@ -273,7 +274,7 @@ def embedding_spec(
         )
     axis = "PC" if proj.method == "PCA" else proj.method + " "
     share = f"{proj.explained[0]:.0%} + {proj.explained[1]:.0%} of variance" if proj.explained else ""
-    subs = [t for t in (share, note) if t]  # smaller lines of their own: each line fits a phone's width
+    subs = [t for t in (share, *notes) if t]  # smaller lines of their own, each short enough for a phone
     title = f"Items in {space}, {proj.method}" + "".join(f"<br><sup>{t}</sup>" for t in subs)
     layout = dict(
         height=640,
@@ -365,6 +366,9 @@ def training_figure(events: Sequence[object]) -> go.Figure:
                     col=2,
                 )
     fig.update_xaxes(title_text="epoch")
+    last = max((e.epoch for e in epochs), default=0)
+    if last <= 10:  # validation runs once an epoch: no 1.5 on a short run's axis (plotly picks 0.5 steps)
+        fig.update_xaxes(tick0=1, dtick=1, row=1, col=2)
     fig.update_yaxes(tickformat=".3f", row=1, col=2)
     # subplot titles sit just above their plots: the top margin keeps them clear of the modebar
     return _layout(fig, 360, legend=dict(orientation="h", y=-0.22, x=0), top=MODEBAR + 28)
@@ -405,6 +409,7 @@ def metrics_figure(results: Results, noise: dict[str, dict[str, float]] | None =
         barmode="group",
         yaxis=dict(title="test value", range=[0, (top or 1.0) * 1.15], tickformat=".3f"),
         legend=dict(orientation="h", y=-0.15, x=0),
+        uniformtext=dict(minsize=9, mode="hide"),  # a phone's narrow bars drop their value labels (hover keeps them)
         top=MODEBAR,
     )
 

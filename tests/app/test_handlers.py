@@ -615,7 +615,7 @@ def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
     ]
     assert "text 3/7 items" in status_text(job)
     job.events += [StepEvent("sasrec", 1, 5, 10, 2.0, t=20.0), StepEvent("sasrec", 1, 10, 10, 1.5, t=25.0)]
-    assert "epoch 1/10 · step 10/10" in status_text(job)
+    assert "**Training SASRec (behavior only)** · epoch 1/10 · step 10/10" in status_text(job)
     assert "this stage ends within 1:30" in eta_text(job)  # 1 s per step, 10 steps per epoch, 9 epochs left
     job.events.append(
         EpochEvent("sasrec", 1, 10, {"ce": 1.0, "cl": 0.5}, {"hr@10": 0.25, "ndcg@10": 0.125}, 1, 6.0, t=26.0)
@@ -623,9 +623,11 @@ def test_progress_text_reads_the_typed_events(tmp_path: Path) -> None:
     assert "validating" in status_text(job)
     metrics = metrics_text(job)
     assert "FALLBACK: no LLM" in metrics and "5 pairs from 9 answers" in metrics
-    assert "| sasrec | 1 | 1.500 | 0.250 | 0.125 | 1 |" in metrics
-    names = [t.name for t in training_figure(job.events).data]
+    assert "| SASRec (behavior only) | 1 | 1.500 | 0.250 | 0.125 | 1 |" in metrics
+    curves = training_figure(job.events)
+    names = [t.name for t in curves.data]
     assert names == [f"SASRec (behavior only) · {what}" for what in ("loss", "HR@10", "NDCG@10")]
+    assert curves.layout.xaxis2.dtick == 1  # validation once an epoch: whole epochs on its axis
 
 
 @pytest.mark.slow
@@ -729,6 +731,10 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
         assert on.data[-1].name == off.data[-1].name  # drawn under the markers: the last trace is unchanged
     assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
     assert "drawn for a history of 4 item(s)" in on.layout.title.text  # which history a map left as drawn shows
+    # one note a line (a joined line ran off a phone's width): content space says where the user vector is
+    assert "<sup>drawn for a history of 4 item(s)</sup><br><sup>your user vector: shown in ID space only</sup>" in (
+        on.layout.title.text
+    )
     empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
     unplaced = as_figure(explore.embedding_map("", empty, "ID space", "PCA", True))
     assert (

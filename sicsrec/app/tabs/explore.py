@@ -488,7 +488,7 @@ class Maps:
             fitted = self._fits.get(key)
         if fitted is not None:
             return fitted, ""
-        return run.projection(space, "PCA"), f"{method} is being fitted in the background: PCA until it is ready"
+        return run.projection(space, "PCA"), f"{method} fitting in the background: PCA for now"
 
     def warm(self, run: LoadedRun, which: list[tuple[str, str]]) -> None:
         """Start fitting a run's non-linear maps `which` ((space, method) pairs) in the background, once each.
@@ -748,8 +748,7 @@ class ExploreTab:
         user = proj.place(shown.user) if in_id and shown.user is not None else None
         # the map may stay as drawn while clicks go on (it redraws on request): say which history it shows
         drawn = f"drawn for a history of {len(shown.history)} item(s)" if shown.history else "drawn with no history yet"
-        elsewhere = "" if in_id else "the user vector is scored in ID space, so it is shown there only"
-        note = "; ".join(n for n in (drawn, waiting, elsewhere) if n)
+        elsewhere = "" if in_id else "your user vector: shown in ID space only"
         links = [(cat.position[d], cat.position[r]) for d, r in zip(shown.drivers, shown.recommended)] if lines else []
         spec = embedding_spec(
             proj,
@@ -759,7 +758,7 @@ class ExploreTab:
             [cat.position[i] for i in shown.recommended],
             user,
             space,
-            note,
+            (drawn, waiting, elsewhere),
             links,
             model_colour(run.main.name),
         )

@@ -28,7 +28,7 @@ from sicsrec.app.jobs import (
     new_run_folder,
     timing_key,
 )
-from sicsrec.app.plots import MODEL_NAMES, empty_figure, training_figure
+from sicsrec.app.plots import MODEL_NAMES, empty_figure, stage_label, training_figure
 from sicsrec.app.runs import MAX_NAME, RunError, delete_run, rename_run, run_name
 from sicsrec.app.shell import UI, Shell
 from sicsrec.app.studio import Studio, smollm2_installed
@@ -260,7 +260,7 @@ def _running_text(job: TrainJob, elapsed: float) -> str:
         )
     step = f" · step {last.step}/{last.steps}" if isinstance(last, StepEvent) else " · validating"
     return (
-        f"**Training {last.stage}** · epoch {last.epoch}/{job.cfg.train.max_epochs}{step} · "
+        f"**Training {stage_label(last.stage)}** · epoch {last.epoch}/{job.cfg.train.max_epochs}{step} · "
         f"{_clock(elapsed)} elapsed · {where}{stopping}\n\n{eta_text(job)}"
     )
 
@@ -337,7 +337,7 @@ def metrics_text(job: TrainJob | None) -> str:
         ]
     for stage, e in last.items():
         lines.append(
-            f"| {stage} | {e.epoch} | {sum(e.loss.values()):.3f} | {e.valid['hr@10']:.3f} | "
+            f"| {stage_label(stage)} | {e.epoch} | {sum(e.loss.values()):.3f} | {e.valid['hr@10']:.3f} | "
             f"{e.valid['ndcg@10']:.3f} | {e.best_epoch} |"
         )
     return "\n".join(lines).strip()
