@@ -65,6 +65,9 @@ def test_two_models_at_popularity_level_show_no_gain() -> None:
     lines = run_lines(_results({"pop": 0.0119, "sasrec": 0.0120, "sicsrec": 0.0152}))
     assert lines[0].gain == pytest.approx(0.0152 / 0.0120 - 1)
     assert all(line.verdict == WITHIN_NOISE and not line.above_floor for line in lines)
+    from sicsrec.app.tabs.evaluate import line_html
+
+    assert "SICSRec at popularity level" in line_html(lines[0])  # the badge names the model it is about
 
 
 def test_a_large_gap_on_many_users_is_still_one_seed() -> None:

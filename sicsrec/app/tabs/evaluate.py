@@ -139,7 +139,7 @@ def line_html(line: MetricLine) -> str:
     level = (
         ""
         if line.above_floor
-        else ' <span class="sr-badge sr-badge-loss" title="not beyond noise above popularity">at popularity level</span>'
+        else ' <span class="sr-badge sr-badge-loss" title="SICSRec is not beyond noise above the popularity floor">SICSRec at popularity level</span>'
     )
     return (
         f'<li class="sr-metric-line"><b>{metric}</b> SICSRec {_value(line.model, line.model_std)} · '

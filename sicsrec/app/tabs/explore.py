@@ -326,7 +326,7 @@ def attribution_html(items: list[dict[str, Any]]) -> str:
     )
     return (
         f'<div class="sr-attr"><p class="sr-attr-head"><b>Why each item scores: exact split of its score</b> '
-        f'<span class="sr-keys">{legend} <span class="sr-key">◆ score</span></span></p><ol>{"".join(rows)}</ol>'
+        f'<span class="sr-keys">{legend} <span class="sr-key">· ◆ = total score</span></span></p><ol>{"".join(rows)}</ol>'
         f'<p class="sr-attr-axis"><span>{tick(lo)}</span><span>score contribution (0 at the dark line)</span>'
         f"<span>{tick(hi)}</span></p>{note}</div>"
     )
@@ -392,7 +392,8 @@ def mix_summary(recs: RecResult) -> str:
     parts = ", ".join(f"{share[p]:.0%} {p}" for p in totals if totals[p] > 0)
     return (
         f"This list is **more {lead}- than {other}-driven**: {parts} "
-        f"(share of |score parts| over the top {len(recs.items)}; mixed = the mix decoder's blend of both)."
+        f"(how much of the top {len(recs.items)} scores each part carries, sign ignored; mixed = the part that "
+        "blends behavior and content)."
     )
 
 
@@ -416,12 +417,12 @@ def because_text(recs: RecResult, run: LoadedRun) -> str:
         col = recs.influence[:, j]
         order = [i for i in np.argsort(-col)[:BECAUSE_TOP] if col[i] > 0]
         why = ", ".join(
-            f"{short(cat.titles[cat.position[recs.used_history[i]]], TITLE_MAX)} ({col[i]:+.3f})" for i in order
+            f"{short(cat.titles[cat.position[recs.used_history[i]]], TITLE_MAX)} (−{col[i]:.3f})" for i in order
         )
         lines.append(
             f"{j + 1}. **{short(it['title'], TITLE_MAX)}** ← " + (why or "_no single watched item stands out_")
         )
-    return "Because you watched (score drop when that item is removed):\n\n" + "\n".join(lines)
+    return "Because you watched (in brackets: how much the score falls without that item):\n\n" + "\n".join(lines)
 
 
 def side_by_side(run: LoadedRun, thumbs: Thumbnails, history: list[str], main: RecResult, k: int) -> str:
