@@ -52,7 +52,7 @@ CSS = """
 .sr-poster img { width: 100%; height: 100%; object-fit: cover; display: block; }
 .sr-rank { position: absolute; top: 4px; left: 4px; background: rgba(17, 24, 39, .85); color: #fff;
   font: 700 13px/1 system-ui, sans-serif; padding: 3px 6px; border-radius: 6px; }
-.sr-seen { display: none; position: absolute; bottom: 4px; left: 4px; right: 4px; text-align: center;
+.sr-seen { display: none; position: absolute; top: 4px; right: 4px; padding: 0 6px;  /* clear of the poster's genre */
   background: rgba(5, 150, 105, .92); color: #fff; font: 600 11px/1.4 system-ui, sans-serif; border-radius: 5px; }
 .sr-cap { display: flex; flex-direction: column; gap: 3px; padding: 5px 6px 6px; font-size: 12px; line-height: 1.3;
   color: var(--body-text-color); }
