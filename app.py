@@ -118,6 +118,7 @@ CSS = """
   .sr-attr-axis { flex-wrap: wrap; }
   .sr-attr-axis span:nth-child(2) { order: 3; flex: 1 1 100%; text-align: center; }
   .sr-grid .sr-title, .sr-sbs li span { overflow-wrap: break-word; hyphens: auto; }
+  .sr-grid .sr-cap { padding: 5px 4px 6px; }  /* "Redemption," fits a three-a-row card's line whole */
   .sr-sbs { grid-template-columns: 1fr; }
   /* compact above the tabs (Explore's tour starts collapsed here too): the catalogue's first row is on the first
      screen of a phone. Gradio's gap between blocks is sized for desktops (rules in here are scoped by Gradio to
@@ -150,8 +151,8 @@ CSS = """
 .sr-badge-seed { background: #FEF3C7; color: #92400E; }
 #data-report { overflow-wrap: anywhere; }
 /* "dropped", not "drop/ped", on a phone (Gradio's tables break words); a long problem line wraps on screen */
-#data-report table { word-break: normal; }
-#data-report th, #data-report td { overflow-wrap: normal; padding: 6px 8px; }
+#data-report table, #job-metrics table { word-break: normal; }
+#data-report th, #data-report td, #job-metrics th, #job-metrics td { overflow-wrap: normal; padding: 6px 8px; }
 #data-report pre code { white-space: pre-wrap; overflow-wrap: anywhere; }
 #rescan { align-self: center; }  /* a button's height beside the run list and the k slider, not theirs */
 .secondary-wrap input { padding-right: 1.6rem !important; text-overflow: ellipsis; }  /* text ends before the ▾ */

@@ -329,7 +329,7 @@ def training_figure(events: Sequence[object]) -> go.Figure:
     """Left: training loss per logged step; right: validation HR@10 (solid) / NDCG@10 (dotted) per epoch. One colour
     per model (MODEL_COLOURS, as in Evaluate), whatever order the stages ran in."""
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("training loss", "validation (full ranking)"), horizontal_spacing=0.12
+        rows=1, cols=2, subplot_titles=("training loss", "validation"), horizontal_spacing=0.12
     )
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
@@ -371,7 +371,7 @@ def training_figure(events: Sequence[object]) -> go.Figure:
         fig.update_xaxes(tick0=1, dtick=1, row=1, col=2)
     fig.update_yaxes(tickformat=".3f", row=1, col=2)
     # subplot titles sit just above their plots: the top margin keeps them clear of the modebar
-    return _layout(fig, 360, legend=dict(orientation="h", y=-0.22, x=0), top=MODEBAR + 28)
+    return _layout(fig, 360, legend=dict(orientation="h", yanchor="top", y=-0.3, x=0), top=MODEBAR + 28)
 
 
 def stage_label(stage: str) -> str:

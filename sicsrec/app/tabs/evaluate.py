@@ -186,7 +186,8 @@ def benchmark_summary(entry: BenchmarkEntry) -> str:
     )
     others = [x for x in entry.lines if x.verdict != line.verdict]
     if others:
-        text += " Other metrics: " + "; ".join(f"{metric_label(x.metric)} {BADGES[x.verdict][0]}" for x in others) + "."
+        by_verdict = {v: [metric_label(x.metric) for x in others if x.verdict == v] for v in BADGES}
+        text += " Other metrics: " + "; ".join(f"{', '.join(m)} {BADGES[v][0]}" for v, m in by_verdict.items() if m) + "."
     return f'<p class="sr-bench-summary">{text}</p>'
 
 
@@ -204,18 +205,18 @@ def benchmark_html(entries: list[BenchmarkEntry], dataset: str, created: str = "
     target = dataset if any(e.dataset == dataset for e in entries) else CLOSEST_BENCHMARK.get(dataset, "")
     ordered = sorted(entries, key=lambda e: e.dataset != target)  # stable: the match first, the rest as measured
     if target == dataset:
-        head = "<p><b>Benchmark over seeds</b> for this dataset first, then the others measured"
+        head = "this dataset first, then the others measured"
     elif target and any(e.dataset == target for e in entries):
         head = (
-            f"<p><b>Benchmark over seeds</b>: {escape(dataset)} has no multi-seed run of its own; first "
-            f"{_dataset_label(target)}, measured on the same ratings, then the others"
+            f"<code>{escape(dataset)}</code> has no multi-seed run of its own; first {_dataset_label(target)}, "
+            "measured on the same ratings, then the others"
         )
     else:
-        head = f"<p><b>Benchmark over seeds</b>: no multi-seed run of {escape(dataset)}; what <code>bench/quality.py</code> measured"
+        head = f"no multi-seed run of {escape(dataset)}; what <code>bench/quality.py</code> measured"
     parts = [
-        head
+        "<p><b>Benchmark over seeds</b>"
         + (f" ({escape(created)})" if created else "")
-        + ". Mean ± std over seeds against the best baseline of each metric; the gain's 95% t-interval over "
+        + f": {head}. Mean ± std over seeds against the best baseline of each metric; the gain's 95% t-interval over "
         "seeds asks whether another training run would gain too (wide with few seeds); the paired interval asks "
         "whether the same test users score higher with SICSRec on these seeds (users' noise only). The two "
         "can disagree.</p>"

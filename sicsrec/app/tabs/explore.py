@@ -326,7 +326,7 @@ def attribution_html(items: list[dict[str, Any]]) -> str:
     )
     return (
         f'<div class="sr-attr"><p class="sr-attr-head"><b>Why each item scores: exact split of its score</b> '
-        f'<span class="sr-keys">{legend} <span class="sr-key">· ◆ = total score</span></span></p><ol>{"".join(rows)}</ol>'
+        f'<span class="sr-keys">{legend} · <span class="sr-key">◆ = total score</span></span></p><ol>{"".join(rows)}</ol>'
         f'<p class="sr-attr-axis"><span>{tick(lo)}</span><span>score contribution (0 at the dark line)</span>'
         f"<span>{tick(hi)}</span></p>{note}</div>"
     )
@@ -405,6 +405,11 @@ def top_drivers(recs: RecResult) -> list[str]:
     return [recs.used_history[int(i)] for i in np.argmax(recs.influence, axis=0)]
 
 
+def _fall(drop: float) -> str:
+    """A positive score drop as a fall: '−0.146', or '−<0.001' where three decimals would read '−0.000'."""
+    return "−<0.001" if drop < 5e-4 else f"−{drop:.3f}"
+
+
 def because_text(recs: RecResult, run: LoadedRun) -> str:
     """'Because you watched ...' per recommendation: the history items whose removal lowers it most."""
     if run.main is None:
@@ -417,7 +422,7 @@ def because_text(recs: RecResult, run: LoadedRun) -> str:
         col = recs.influence[:, j]
         order = [i for i in np.argsort(-col)[:BECAUSE_TOP] if col[i] > 0]
         why = ", ".join(
-            f"{short(cat.titles[cat.position[recs.used_history[i]]], TITLE_MAX)} (−{col[i]:.3f})" for i in order
+            f"{short(cat.titles[cat.position[recs.used_history[i]]], TITLE_MAX)} ({_fall(col[i])})" for i in order
         )
         lines.append(
             f"{j + 1}. **{short(it['title'], TITLE_MAX)}** ← " + (why or "_no single watched item stands out_")
