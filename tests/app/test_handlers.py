@@ -729,7 +729,11 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
             a, b = xy[cat.position[d]], xy[cat.position[r]]
             assert np.allclose([xs[3 * n], ys[3 * n], xs[3 * n + 1], ys[3 * n + 1]], [*a, *b])
         assert on.data[-1].name == off.data[-1].name  # drawn under the markers: the last trace is unchanged
-    assert explore.follow_map("", shown, "ID space", "PCA", True, False) == gr.skip()  # only when the map follows
+    skipped, behind = explore.follow_map("", shown, "ID space", "PCA", True, False)  # redrawn only when following
+    assert skipped == gr.skip() and behind.variant == "primary" and "it shows an earlier one" in behind.value
+    drawn, current = explore.follow_map("", shown, "ID space", "PCA", True, True)
+    assert as_figure(drawn).data and current.variant == "secondary" and "earlier" not in current.value
+    assert explore.toggle_follow("", shown, "ID space", "PCA", True, False) == (gr.skip(), gr.skip())
     assert "drawn for a history of 4 item(s)" in on.layout.title.text  # which history a map left as drawn shows
     # one note a line (a joined line ran off a phone's width): content space says where the user vector is
     assert "<sup>drawn for a history of 4 item(s)</sup><br><sup>your user vector: shown in ID space only</sup>" in (

@@ -138,6 +138,10 @@ def test_persona_fills_the_history_and_a_click_shows_what_changed(page, served) 
     card.click()
     page.get_by_text("Since your last click").wait_for()
     assert card.locator(".sr-seen").is_visible()  # watched items are marked in the catalogue
+    redraw = page.locator("#redraw-map")  # the map stays as drawn after a click: its button says so
+    page.wait_for_function("document.querySelector('#redraw-map').innerText.includes('earlier one')")
+    redraw.click()
+    page.wait_for_function("!document.querySelector('#redraw-map').innerText.includes('earlier one')")
     page.wait_for_selector("#embedding-map .js-plotly-plot .scatterlayer")
     page.screenshot(path=str(SHOTS / f"explore-{page.size_name}-persona.png"), full_page=True)
 

@@ -152,6 +152,16 @@ def adding_button() -> gr.Button:
     return gr.Button("Adding the item…", variant="primary", size="sm", interactive=False)
 
 
+MAP_BUTTON = "↻ Draw the map for this history"
+
+
+def map_button(stale: bool = False) -> gr.Button:
+    """The map's redraw button; highlighted, saying so, once clicks have moved the history past the drawn map."""
+    if stale:
+        return gr.Button(MAP_BUTTON + " (it shows an earlier one)", variant="primary")
+    return gr.Button(MAP_BUTTON, variant="secondary")
+
+
 def esc(text: object) -> str:
     """Text escaped for HTML content and attribute values."""
     return html.escape(str(text), quote=True)
@@ -728,6 +738,31 @@ class ExploreTab:
             return gr.skip()
         return self._map(self.studio.run(run_key, session_of(request)), shown, space, method, lines)
 
+    def draw_map(
+        self,
+        run_key: str,
+        shown: Shown | None,
+        space: str,
+        method: str,
+        lines: bool = False,
+        request: gr.Request | None = None,
+    ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button]:
+        """The map for the shown history, and the redraw button back to its quiet state (the map is current)."""
+        return self.embedding_map(run_key, shown, space, method, lines, request), map_button()
+
+    def toggle_follow(
+        self,
+        run_key: str,
+        shown: Shown | None,
+        space: str,
+        method: str,
+        lines: bool,
+        follow: bool,
+        request: gr.Request | None = None,
+    ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button | dict[str, Any]]:
+        """Following turned on draws the map now; turned off leaves map and button as they are."""
+        return self.draw_map(run_key, shown, space, method, lines, request) if follow else (gr.skip(), gr.skip())
+
     def follow_map(
         self,
         run_key: str,
@@ -737,10 +772,12 @@ class ExploreTab:
         lines: bool,
         follow: bool,
         request: gr.Request | None = None,
-    ) -> go.Figure | PlotData | dict[str, Any]:
+    ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button]:
         """The map after a card click: redrawn only when the map follows every click (the plot is the page's
         heaviest update: ~140 KB and 2,000+ points to draw), else left as it is until asked."""
-        return self.embedding_map(run_key, shown, space, method, lines, request) if follow else gr.skip()
+        if follow:
+            return self.draw_map(run_key, shown, space, method, lines, request)
+        return gr.skip(), map_button(stale=True)  # left as drawn: the button says the map is behind
 
     def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure | PlotData:
         """The embedding map with the shown history, its recommendations, (in ID space) the user vector and, when
@@ -893,7 +930,7 @@ def render(studio: Studio, shell: Shell) -> None:
                             info="each pick to the watched item that drives it most",
                             elem_id="map-lines",
                         )
-                    redraw = gr.Button("↻ Draw the map for this history", size="sm", scale=0, min_width=220)
+                    redraw = gr.Button(MAP_BUTTON, size="sm", scale=0, min_width=220, elem_id="redraw-map")
                 emb = gr.Plot(label="Embedding map", show_label=False, elem_id="embedding-map")
             with gr.Column(scale=2):
                 gr.Markdown("### SICSRec vs SASRec on your history")
@@ -914,14 +951,14 @@ def render(studio: Studio, shell: Shell) -> None:
 
     def then_map(event: Any) -> None:
         """Redraw the map after an event that changed what is shown (a persona, clear, ids, run, page load)."""
-        event.then(tab.embedding_map, map_in, emb, show_progress="minimal", **UI)
+        event.then(tab.draw_map, map_in, [emb, redraw], show_progress="minimal", **UI)
 
     for grid in (catalogue, strip, recs):  # card clicks redraw the map only when it follows every click
         grid.click(tab.click, state, out, trigger_mode="always_last", **fast).then(
-            tab.follow_map, [*map_in, follow], emb, **fast
+            tab.follow_map, [*map_in, follow], [emb, redraw], **fast
         )
-    redraw.click(tab.embedding_map, map_in, emb, **UI)
-    follow.change(tab.follow_map, [*map_in, follow], emb, **UI)
+    redraw.click(tab.draw_map, map_in, [emb, redraw], **UI)
+    follow.change(tab.toggle_follow, [*map_in, follow], [emb, redraw], **UI)
     for button in personas:
         then_map(button.click(tab.persona, [button, run, k, last], out, **fast))
     then_map(clear.click(tab.clear, [run, k, last], out, **fast))
@@ -929,7 +966,7 @@ def render(studio: Studio, shell: Shell) -> None:
     then_map(watch_box.submit(tab.watch, [watch_box, *state], out, api_name="watch", show_progress="hidden", **UI))
     then_map(k.change(tab.refresh, state, out, trigger_mode="always_last", **fast))
     for control in (space, method, lines):
-        control.change(tab.embedding_map, map_in, emb, **UI)
+        control.change(tab.draw_map, map_in, [emb, redraw], **UI)
     search = dict(show_progress="hidden", **UI)  # the grid keeps its cards until the new ones arrive
     query.change(tab.first_page, [run, query, category], page_out, trigger_mode="always_last", **search)
     category.change(tab.first_page, [run, query, category], page_out, **search)
