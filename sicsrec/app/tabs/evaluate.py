@@ -123,7 +123,8 @@ def badge(verdict: str) -> str:
 
 
 def _pct(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:+.1%}"
+    """A relative gain as '+9.5%' or '−6.1%' (a true minus sign, as the other tabs write it)."""
+    return "n/a" if math.isnan(x) else f"{x:+.1%}".replace("-", "−")
 
 
 def _value(mean: float, std: float) -> str:
