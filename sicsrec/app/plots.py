@@ -328,9 +328,7 @@ def plot_data(spec: dict[str, Any]) -> PlotData:
 def training_figure(events: Sequence[object]) -> go.Figure:
     """Left: training loss per logged step; right: validation HR@10 (solid) / NDCG@10 (dotted) per epoch. One colour
     per model (MODEL_COLOURS, as in Evaluate), whatever order the stages ran in."""
-    fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("training loss", "validation"), horizontal_spacing=0.12
-    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", "validation"), horizontal_spacing=0.12)
     steps = [e for e in events if isinstance(e, StepEvent)]
     epochs = [e for e in events if isinstance(e, EpochEvent)]
     stages = list(dict.fromkeys([*(e.stage for e in steps), *(e.stage for e in epochs)]))

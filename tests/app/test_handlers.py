@@ -142,7 +142,7 @@ def test_attribution_has_every_part(explore: ExploreTab, studio: Studio, page_id
 
 def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Studio, page_ids: list[str]) -> None:
     out = refresh(explore, page_ids[:3])
-    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA"))
+    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA")[0])
     names = [t.name for t in fig.data]
     assert {"watched", "recommended"} <= set(names) and any(n.startswith("you (user vector") for n in names)
     you = fig.data[-1]
@@ -151,7 +151,7 @@ def test_embedding_map_highlights_and_is_cached(explore: ExploreTab, studio: Stu
     assert len([t for t in fig.data if t.legendgroup == "categories"]) <= 9  # eight colours and "other"
     run = studio.run("")
     assert run.projection("ID space") is run.projection("ID space")  # fitted once per run
-    content = as_figure(explore.embedding_map("", out["shown"], "content space", "PCA"))
+    content = as_figure(explore.embedding_map("", out["shown"], "content space", "PCA")[0])
     assert not any(t.name.startswith("you (user vector") for t in content.data)
 
 
@@ -237,15 +237,15 @@ def test_a_click_runs_the_served_model_once(
     assert calls == [(1, 3), (3, 2)]  # the history once, then its three leave-one-out histories in one batch
     calls.clear()
     for space in ("ID space", "content space"):
-        explore.embedding_map("", out["shown"], space, "PCA")
+        explore.embedding_map("", out["shown"], space, "PCA")[0]
     assert calls == []
     monkeypatch.undo()
     user = rec.recommend(page_ids[:3], 10).user
     assert np.allclose(out["shown"].user, user, atol=1e-6)
-    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA"))
+    fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA")[0])
     you = next(t for t in fig.data if t.name == "you (user vector)")
     assert np.allclose([you.x[0], you.y[0]], studio.run("").projection("ID space").place(user), atol=1e-5)
-    assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA") == gr.skip()  # its refresh redraws
+    assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA")[0] == gr.skip()  # its refresh redraws
 
 
 def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: ExploreTab, page_ids: list[str]) -> None:
@@ -715,8 +715,8 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
     recs = run.main.recommend(page_ids[:4], 10, influence=True)
     assert shown.drivers == [recs.used_history[int(i)] for i in np.argmax(recs.influence, axis=0)]
     for space in ("ID space", "content space"):
-        off = as_figure(explore.embedding_map("", shown, space, "PCA", False))
-        on = as_figure(explore.embedding_map("", shown, space, "PCA", True))
+        off = as_figure(explore.embedding_map("", shown, space, "PCA", False)[0])
+        on = as_figure(explore.embedding_map("", shown, space, "PCA", True)[0])
         assert LINKS_NAME not in [t.name for t in off.data]
         assert len(on.data) == len(off.data) + 1
         lines = [t for t in on.data if t.name == LINKS_NAME]
@@ -733,14 +733,13 @@ def test_map_lines_join_each_pick_to_its_strongest_watched_item(
     assert skipped == gr.skip() and behind.variant == "primary" and "it shows an earlier one" in behind.value
     drawn, current = explore.follow_map("", shown, "ID space", "PCA", True, True)
     assert as_figure(drawn).data and current.variant == "secondary" and "earlier" not in current.value
-    assert explore.toggle_follow("", shown, "ID space", "PCA", True, False) == (gr.skip(), gr.skip())
     assert "drawn for a history of 4 item(s)" in on.layout.title.text  # which history a map left as drawn shows
     # one note a line (a joined line ran off a phone's width): content space says where the user vector is
     assert "<sup>drawn for a history of 4 item(s)</sup><br><sup>your user vector: shown in ID space only</sup>" in (
         on.layout.title.text
     )
     empty = refresh(explore, [])["shown"]  # popular items: no personal list, no lines
-    unplaced = as_figure(explore.embedding_map("", empty, "ID space", "PCA", True))
+    unplaced = as_figure(explore.embedding_map("", empty, "ID space", "PCA", True)[0])
     assert (
         LINKS_NAME not in [t.name for t in unplaced.data] and "drawn with no history yet" in unplaced.layout.title.text
     )
@@ -759,7 +758,7 @@ def test_the_map_is_already_what_plotly_validation_would_make_it(
         shown = refresh(explore, history)["shown"]
         for space in run.spaces():
             for lines in (False, True):
-                sent = explore.embedding_map("", shown, space, "PCA", lines)
+                sent = explore.embedding_map("", shown, space, "PCA", lines)[0]
                 assert isinstance(sent, PlotData) and sent.type == "plotly"  # the spec's JSON, no Figure made
                 raw = json.loads(sent.plot)
                 validated = go.Figure(raw)  # raises on an unknown property or a bad value

@@ -188,7 +188,9 @@ def benchmark_summary(entry: BenchmarkEntry) -> str:
     others = [x for x in entry.lines if x.verdict != line.verdict]
     if others:
         by_verdict = {v: [metric_label(x.metric) for x in others if x.verdict == v] for v in BADGES}
-        text += " Other metrics: " + "; ".join(f"{', '.join(m)} {BADGES[v][0]}" for v, m in by_verdict.items() if m) + "."
+        text += (
+            " Other metrics: " + "; ".join(f"{', '.join(m)} {BADGES[v][0]}" for v, m in by_verdict.items() if m) + "."
+        )
     return f'<p class="sr-bench-summary">{text}</p>'
 
 

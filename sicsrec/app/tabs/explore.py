@@ -730,38 +730,13 @@ class ExploreTab:
         method: str,
         lines: bool = False,
         request: gr.Request | None = None,
-    ) -> go.Figure | PlotData | dict[str, Any]:
-        """Only the map (after the space, method or lines changed), from the last refresh: the model does not run.
-
-        Skipped while that refresh belongs to another run (the refresh of the new run redraws the map)."""
-        if shown is None or shown.run_key != (run_key or ""):
-            return gr.skip()
-        return self._map(self.studio.run(run_key, session_of(request)), shown, space, method, lines)
-
-    def draw_map(
-        self,
-        run_key: str,
-        shown: Shown | None,
-        space: str,
-        method: str,
-        lines: bool = False,
-        request: gr.Request | None = None,
     ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button]:
-        """The map for the shown history, and the redraw button back to its quiet state (the map is current)."""
-        return self.embedding_map(run_key, shown, space, method, lines, request), map_button()
+        """The map from the last refresh (the model does not run), and the redraw button back to its quiet state.
 
-    def toggle_follow(
-        self,
-        run_key: str,
-        shown: Shown | None,
-        space: str,
-        method: str,
-        lines: bool,
-        follow: bool,
-        request: gr.Request | None = None,
-    ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button | dict[str, Any]]:
-        """Following turned on draws the map now; turned off leaves map and button as they are."""
-        return self.draw_map(run_key, shown, space, method, lines, request) if follow else (gr.skip(), gr.skip())
+        The map is skipped while that refresh belongs to another run (the refresh of the new run redraws it)."""
+        if shown is None or shown.run_key != (run_key or ""):
+            return gr.skip(), map_button()
+        return self._map(self.studio.run(run_key, session_of(request)), shown, space, method, lines), map_button()
 
     def follow_map(
         self,
@@ -776,7 +751,7 @@ class ExploreTab:
         """The map after a card click: redrawn only when the map follows every click (the plot is the page's
         heaviest update: ~140 KB and 2,000+ points to draw), else left as it is until asked."""
         if follow:
-            return self.draw_map(run_key, shown, space, method, lines, request)
+            return self.embedding_map(run_key, shown, space, method, lines, request)
         return gr.skip(), map_button(stale=True)  # left as drawn: the button says the map is behind
 
     def _map(self, run: LoadedRun, shown: Shown, space: str, method: str, lines: bool = False) -> go.Figure | PlotData:
@@ -951,14 +926,14 @@ def render(studio: Studio, shell: Shell) -> None:
 
     def then_map(event: Any) -> None:
         """Redraw the map after an event that changed what is shown (a persona, clear, ids, run, page load)."""
-        event.then(tab.draw_map, map_in, [emb, redraw], show_progress="minimal", **UI)
+        event.then(tab.embedding_map, map_in, [emb, redraw], show_progress="minimal", **UI)
 
     for grid in (catalogue, strip, recs):  # card clicks redraw the map only when it follows every click
         grid.click(tab.click, state, out, trigger_mode="always_last", **fast).then(
             tab.follow_map, [*map_in, follow], [emb, redraw], **fast
         )
-    redraw.click(tab.draw_map, map_in, [emb, redraw], **UI)
-    follow.change(tab.toggle_follow, [*map_in, follow], [emb, redraw], **UI)
+    redraw.click(tab.embedding_map, map_in, [emb, redraw], **UI)
+    follow.change(tab.embedding_map, map_in, [emb, redraw], **UI)  # on: follows from now; off: left current
     for button in personas:
         then_map(button.click(tab.persona, [button, run, k, last], out, **fast))
     then_map(clear.click(tab.clear, [run, k, last], out, **fast))
@@ -966,7 +941,7 @@ def render(studio: Studio, shell: Shell) -> None:
     then_map(watch_box.submit(tab.watch, [watch_box, *state], out, api_name="watch", show_progress="hidden", **UI))
     then_map(k.change(tab.refresh, state, out, trigger_mode="always_last", **fast))
     for control in (space, method, lines):
-        control.change(tab.draw_map, map_in, [emb, redraw], **UI)
+        control.change(tab.embedding_map, map_in, [emb, redraw], **UI)
     search = dict(show_progress="hidden", **UI)  # the grid keeps its cards until the new ones arrive
     query.change(tab.first_page, [run, query, category], page_out, trigger_mode="always_last", **search)
     category.change(tab.first_page, [run, query, category], page_out, **search)
