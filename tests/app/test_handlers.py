@@ -237,7 +237,7 @@ def test_a_click_runs_the_served_model_once(
     assert calls == [(1, 3), (3, 2)]  # the history once, then its three leave-one-out histories in one batch
     calls.clear()
     for space in ("ID space", "content space"):
-        explore.embedding_map("", out["shown"], space, "PCA")[0]
+        explore.embedding_map("", out["shown"], space, "PCA")
     assert calls == []
     monkeypatch.undo()
     user = rec.recommend(page_ids[:3], 10).user
@@ -245,7 +245,10 @@ def test_a_click_runs_the_served_model_once(
     fig = as_figure(explore.embedding_map("", out["shown"], "ID space", "PCA")[0])
     you = next(t for t in fig.data if t.name == "you (user vector)")
     assert np.allclose([you.x[0], you.y[0]], studio.run("").projection("ID space").place(user), atol=1e-5)
-    assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA")[0] == gr.skip()  # its refresh redraws
+    assert explore.embedding_map("another-run", out["shown"], "ID space", "PCA") == (
+        gr.skip(),
+        gr.skip(),
+    )  # its refresh redraws
 
 
 def test_watch_reports_unknown_ids_and_follows_the_history_rule(explore: ExploreTab, page_ids: list[str]) -> None:

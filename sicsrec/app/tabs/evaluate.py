@@ -205,11 +205,12 @@ def benchmark_html(entries: list[BenchmarkEntry], dataset: str, created: str = "
             '<div class="sr-eval" id="eval-bench"><p><b>No multi-seed benchmark</b> is available '
             "(bench/results/quality.json, written by <code>bench/quality.py</code>).</p></div>"
         )
-    target = dataset if any(e.dataset == dataset for e in entries) else CLOSEST_BENCHMARK.get(dataset, "")
+    measured = {e.dataset for e in entries}
+    target = dataset if dataset in measured else CLOSEST_BENCHMARK.get(dataset, "")
     ordered = sorted(entries, key=lambda e: e.dataset != target)  # stable: the match first, the rest as measured
     if target == dataset:
         head = "this dataset first, then the others measured"
-    elif target and any(e.dataset == target for e in entries):
+    elif target in measured:
         head = (
             f"<code>{escape(dataset)}</code> has no multi-seed run of its own; first {_dataset_label(target)}, "
             "measured on the same ratings, then the others"

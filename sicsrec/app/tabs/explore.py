@@ -733,9 +733,9 @@ class ExploreTab:
     ) -> tuple[go.Figure | PlotData | dict[str, Any], gr.Button]:
         """The map from the last refresh (the model does not run), and the redraw button back to its quiet state.
 
-        The map is skipped while that refresh belongs to another run (the refresh of the new run redraws it)."""
+        Both are skipped while that refresh belongs to another run (the refresh of the new run redraws the map)."""
         if shown is None or shown.run_key != (run_key or ""):
-            return gr.skip(), map_button()
+            return gr.skip(), gr.skip()
         return self._map(self.studio.run(run_key, session_of(request)), shown, space, method, lines), map_button()
 
     def follow_map(
